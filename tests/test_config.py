@@ -1,0 +1,117 @@
+"""Settings: read once, validated, errors that name the variable."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from bot.config import SETTINGS, ConfigError, load_settings, missing_for_slack
+
+
+@pytest.fixture
+def base_env(tmp_path: Path, make_repo) -> dict[str, str]:
+    repo = make_repo("demo")
+    presets = tmp_path / "presets"
+    presets.mkdir()
+    return {
+        "SUPERSET_REPOS": f"demo={repo}",
+        "SUPERSET_DATA_DIR": str(tmp_path / "data"),
+        "SUPERSET_PRESETS_DIR": str(presets),
+    }
+
+
+def test_defaults_and_repos(base_env: dict[str, str]) -> None:
+    settings = load_settings(base_env, env_file=None)
+    assert list(settings.repos) == ["demo"]
+    assert settings.default_repo == "demo"
+    assert settings.max_concurrent == 4
+    assert settings.stale_after == 72 * 3600
+    assert settings.slack_api_url == "https://slack.com/api/"
+    assert settings.data_dir.is_dir()
+    with pytest.raises(AttributeError):
+        settings.max_concurrent = 5  # type: ignore[misc]
+
+
+def test_dotenv_file_is_read_and_environment_wins(base_env: dict[str, str], tmp_path: Path) -> None:
+    env_file = tmp_path / ".env"
+    env_file.write_text("SUPERSET_MAX_CONCURRENT=7\nSUPERSET_HTTP_PORT=4000\n")
+    settings = load_settings({**base_env, "SUPERSET_HTTP_PORT": "5000"}, env_file=env_file)
+    assert settings.max_concurrent == 7
+    assert settings.http_port == 5000
+    # .env values are settings, not part of what agents inherit
+    assert "SUPERSET_MAX_CONCURRENT" not in settings.process_env
+
+
+def test_repo_that_is_not_git(base_env: dict[str, str], tmp_path: Path) -> None:
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    with pytest.raises(ConfigError) as err:
+        load_settings({**base_env, "SUPERSET_REPOS": f"demo={plain}"}, env_file=None)
+    assert str(err.value) == f'SUPERSET_REPOS: "demo" points to {plain}, which is not a git repository'
+
+
+def test_all_problems_reported_at_once(base_env: dict[str, str], tmp_path: Path) -> None:
+    env = {
+        **base_env,
+        "SUPERSET_REPOS": f"demo={tmp_path / 'missing'},bad name=/x,nopath",
+        "SUPERSET_MAX_CONCURRENT": "lots",
+        "SUPERSET_STALE_AFTER": "soon",
+        "SUPERSET_TIMEZONE": "Mars/Olympus",
+        "SLACK_BOT_TOKEN": "xoxp-user-token",
+        "SUPERSET_ALLOWED_USERS": "U123ABC,alice",
+        "SUPERSET_LOG_LEVEL": "loud",
+        "SUPERSET_CHANNEL_DEFAULTS": "C123=repo:demo/colour:blue",
+    }
+    with pytest.raises(ConfigError) as err:
+        load_settings(env, env_file=None)
+    text = str(err.value)
+    for expected in (
+        "which does not exist",
+        'repo name "bad name"',
+        '"nopath" should be name=/path/to/repo',
+        'SUPERSET_MAX_CONCURRENT: expected a whole number, got "lots"',
+        "SUPERSET_STALE_AFTER: expected a duration",
+        "SUPERSET_TIMEZONE",
+        "SLACK_BOT_TOKEN: expected a bot token starting with xoxb-",
+        "SUPERSET_ALLOWED_USERS: alice",
+        "SUPERSET_LOG_LEVEL",
+        '"colour:blue" for C123',
+    ):
+        assert expected in text, expected
+
+
+def test_data_dir_not_writable(base_env: dict[str, str], tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("not a dir")
+    with pytest.raises(ConfigError, match="SUPERSET_DATA_DIR: .* is not writable"):
+        load_settings({**base_env, "SUPERSET_DATA_DIR": str(blocker / "data")}, env_file=None)
+
+
+def test_secrets_never_in_repr(base_env: dict[str, str]) -> None:
+    settings = load_settings({**base_env, "SLACK_BOT_TOKEN": "xoxb-very-secret-1"}, env_file=None)
+    assert "xoxb-very-secret-1" not in repr(settings)
+    assert settings.secrets() == ["xoxb-very-secret-1"]
+
+
+def test_missing_for_slack_says_what_to_set(base_env: dict[str, str]) -> None:
+    settings = load_settings(base_env, env_file=None)
+    socket = missing_for_slack(settings, http=False)
+    assert any(m.startswith("SLACK_BOT_TOKEN is not set") for m in socket)
+    assert any(m.startswith("SLACK_APP_TOKEN is not set") for m in socket)
+    http = missing_for_slack(settings, http=True)
+    assert any(m.startswith("SLACK_SIGNING_SECRET is not set") for m in http)
+
+
+def test_channel_defaults(base_env: dict[str, str]) -> None:
+    settings = load_settings({**base_env, "SUPERSET_CHANNEL_DEFAULTS": "C1AB=repo:demo/preset:codex;C2CD=base:dev"},
+                             env_file=None)
+    assert settings.channel_defaults["C1AB"].preset == "codex"
+    assert settings.channel_defaults["C2CD"].base == "dev"
+
+
+def test_env_example_lists_every_setting() -> None:
+    example = (Path(__file__).parent.parent / ".env.example").read_text()
+    names = {line.split("=", 1)[0] for line in example.splitlines() if line and not line.startswith("#")}
+    assert {s.name for s in SETTINGS} <= names
+    assert names <= {s.name for s in SETTINGS}, "unknown names in .env.example"

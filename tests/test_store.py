@@ -1,0 +1,93 @@
+"""The task store: real SQLite files, migrations, atomic transitions, append-only audit log."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from bot.store import FINISHED, MERGED, MERGING, QUEUED, RUNNING, Store, StoreError, Task, new_task_id
+
+
+async def test_create_get_update_and_events(tmp_path: Path) -> None:
+    store = await Store.open(tmp_path / "db.sqlite3")
+    try:
+        task = await store.create_task(Task(id=new_task_id(), repo="demo", prompt="fix it", preset="demo"), "U1")
+        assert task.state == QUEUED and task.created_at > 0
+        task = await store.update_task(task.id, branch="superset/x-fix-it", log_pos=42)
+        again = await store.get_task(task.id)
+        assert again == task and again.log_pos == 42
+        moved = await store.transition(task.id, RUNNING, "engine", detail={"pid": 5}, pid=5)
+        assert moved is not None and moved.state == RUNNING and moved.pid == 5
+        actions = [(e.actor, e.action, e.detail.get("from")) for e in await store.events(task.id)]
+        assert actions == [("U1", "created", None), ("engine", RUNNING, QUEUED)]
+        with pytest.raises(StoreError):
+            await store.update_task(task.id, state=FINISHED)
+        with pytest.raises(StoreError):
+            await store.update_task(task.id, colour="blue")
+    finally:
+        await store.close()
+
+
+async def test_transition_is_compare_and_swap(tmp_path: Path) -> None:
+    store = await Store.open(tmp_path / "db.sqlite3")
+    try:
+        task = await store.create_task(Task(id="abc234", repo="demo", prompt="p", preset="demo", state=FINISHED), "U1")
+        claims = await asyncio.gather(
+            *(store.transition(task.id, MERGING, f"U{i}", expect={FINISHED}) for i in range(10))
+        )
+        assert sum(c is not None for c in claims) == 1
+        assert await store.transition(task.id, MERGED, "U1", expect={MERGING}) is not None
+        assert await store.transition(task.id, MERGING, "U2", expect={FINISHED}) is None
+    finally:
+        await store.close()
+
+
+async def test_survives_reopen_and_migrations_are_idempotent(tmp_path: Path) -> None:
+    path = tmp_path / "db.sqlite3"
+    store = await Store.open(path)
+    await store.create_task(Task(id="abc234", repo="demo", prompt="p", preset="demo"), "U1")
+    await store.set_meta("last_digest", "123")
+    await store.close()
+    store = await Store.open(path)
+    try:
+        assert (await store.get_task("abc234")) is not None
+        assert await store.get_meta("last_digest") == "123"
+    finally:
+        await store.close()
+    with sqlite3.connect(path) as db:
+        assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert db.execute("PRAGMA user_version").fetchone()[0] == 2
+
+
+async def test_audit_log_is_append_only(tmp_path: Path) -> None:
+    path = tmp_path / "db.sqlite3"
+    store = await Store.open(path)
+    await store.add_event(None, "U1", "prune", {"dry_run": True})
+    await store.close()
+    with sqlite3.connect(path) as db, pytest.raises(sqlite3.IntegrityError, match="append-only"):
+        db.execute("DELETE FROM events")
+
+
+async def test_newer_schema_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "db.sqlite3"
+    with sqlite3.connect(path) as db:
+        db.execute("PRAGMA user_version = 99")
+    with pytest.raises(StoreError, match="newer superset-bot"):
+        await Store.open(path)
+
+
+async def test_list_filters(tmp_path: Path) -> None:
+    store = await Store.open(tmp_path / "db.sqlite3")
+    try:
+        for i, state in enumerate([QUEUED, RUNNING, FINISHED]):
+            await store.create_task(
+                Task(id=f"t{i}aaaa", repo="demo", prompt="p", preset="demo", state=state, requester=f"U{i % 2}"), "U"
+            )
+        assert [t.id for t in await store.list_tasks({RUNNING, QUEUED})] == ["t0aaaa", "t1aaaa"]
+        assert [t.id for t in await store.list_tasks(requester="U0")] == ["t0aaaa", "t2aaaa"]
+        assert [t.id for t in await store.list_tasks(newest_first=True, limit=1)] == ["t2aaaa"]
+    finally:
+        await store.close()
