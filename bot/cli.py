@@ -1,0 +1,125 @@
+"""`superset-bot run | console`: start the engine with a front end, or say exactly what is missing."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from bot import __version__
+from bot.config import ConfigError, Settings, load_settings, missing_for_slack
+from bot.engine import Engine
+from bot.gitcmd import GitError, require_git
+from bot.hooks import builtin_hooks
+from bot.presets import PresetError, load_presets
+from bot.redact import Redactor
+from bot.store import Store, StoreError
+
+log = logging.getLogger("bot")
+
+
+class RedactingFilter(logging.Filter):
+    """Tokens never reach a log line, whoever logs them."""
+
+    def __init__(self, redactor: Redactor) -> None:
+        super().__init__()
+        self.redactor = redactor
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        redacted = self.redactor.redact(message)
+        if redacted != message:
+            record.msg, record.args = redacted, None
+        return True
+
+
+def setup_logging(level: str, secrets: Sequence[str]) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.addFilter(RedactingFilter(Redactor(secrets)))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+
+
+@asynccontextmanager
+async def open_engine(settings: Settings) -> AsyncIterator[Engine]:
+    """Check git, open the store, load presets and plugins, recover tasks; always close the store."""
+    await require_git()
+    presets = load_presets(settings.presets_dir)
+    hooks = builtin_hooks()
+    loaded = hooks.load_entry_points()
+    if loaded:
+        log.info("plugins loaded: %s", ", ".join(loaded))
+    store = await Store.open(settings.db_path)
+    engine = Engine(settings, store, presets, hooks)
+    try:
+        await engine.start()
+        yield engine
+    finally:
+        await engine.stop()
+        await store.close()
+
+
+async def _console(settings: Settings) -> int:
+    from bot.console import run_console
+
+    async with open_engine(settings) as engine:
+        await run_console(engine)
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="superset-bot", description="Run many CLI coding agents from Slack.")
+    parser.add_argument("--version", action="version", version=f"superset-bot {__version__}")
+    parser.add_argument("--env-file", type=Path, default=Path(".env"), help="settings file (default: .env)")
+    parser.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"], help="overrides SUPERSET_LOG_LEVEL")
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="start the Slack bot (Socket Mode when SLACK_APP_TOKEN is set)")
+    run.add_argument("--http", action="store_true", help="serve Slack over HTTP on SUPERSET_HTTP_PORT instead")
+    sub.add_parser("console", help="the same engine in this terminal, no Slack needed")
+    args = parser.parse_args(argv)
+
+    try:
+        settings = load_settings(env_file=args.env_file)
+    except ConfigError as exc:
+        print(f"superset-bot: the configuration has problems ({args.env_file} and the environment):",
+              file=sys.stderr)
+        for problem in exc.problems:
+            print(f"  - {problem}", file=sys.stderr)
+        print("See .env.example for every setting.", file=sys.stderr)
+        return 2
+    setup_logging(args.log_level or settings.log_level, settings.secrets())
+
+    try:
+        if args.command == "console":
+            if not settings.repos:
+                print("superset-bot: SUPERSET_REPOS is not set: name at least one repository, e.g.\n"
+                      "  SUPERSET_REPOS=demo=/path/to/repo superset-bot console", file=sys.stderr)
+                return 2
+            return asyncio.run(_console(settings))
+        missing = missing_for_slack(settings, http=args.http)
+        if missing:
+            print("superset-bot cannot connect to Slack yet:", file=sys.stderr)
+            for item in missing:
+                print(f"  - {item}", file=sys.stderr)
+            print("Put these in .env (see .env.example and README.md). Meanwhile you can try every command\n"
+                  "without Slack in the console: `make console` or `.venv/bin/superset-bot console`.",
+                  file=sys.stderr)
+            return 2
+        print("superset-bot: the Slack front end is not part of this build yet; use `superset-bot console`.",
+              file=sys.stderr)
+        return 2
+    except (GitError, PresetError, StoreError) as exc:
+        print(f"superset-bot: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

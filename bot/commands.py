@@ -1,0 +1,150 @@
+"""The command grammar shared by every front end (`/superset ...` in Slack, the console).
+
+Parsing never raises anything but CommandError, whose message says what was wrong and
+shows the usage line of the command, so any input gets a readable answer.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+OPTION_NAMES = ("repo", "preset", "base")
+TASK_ID = re.compile(r"^[a-z0-9]{4,12}$")
+
+
+@dataclass(frozen=True)
+class CommandSpec:
+    name: str
+    args: str
+    help: str
+    needs_task: bool = False
+    admin_only: bool = False
+
+
+COMMANDS: tuple[CommandSpec, ...] = (
+    CommandSpec("spawn", "[--repo NAME] [--preset NAME] [--base BRANCH] PROMPT",
+                "start an agent on PROMPT in a new worktree"),
+    CommandSpec("list", "", "tasks that are running, queued or awaiting review"),
+    CommandSpec("status", "ID", "state, progress and branch of one task", needs_task=True),
+    CommandSpec("diff", "ID", "the full diff of a task's branch", needs_task=True),
+    CommandSpec("merge", "ID", "merge a task's branch into its base", needs_task=True),
+    CommandSpec("discard", "ID", "throw a task's work away (worktree and branch)", needs_task=True),
+    CommandSpec("cancel", "ID", "stop a task's agent", needs_task=True),
+    CommandSpec("followup", "ID TEXT", "send more instructions to a finished task's agent", needs_task=True),
+    CommandSpec("presets", "", "the presets you can spawn with"),
+    CommandSpec("repos", "", "the repositories agents work in"),
+    CommandSpec("prune", "[--dry-run]", "remove stale worktrees now", admin_only=True),
+    CommandSpec("digest", "", "post the status digest now", admin_only=True),
+    CommandSpec("help", "", "this list"),
+)
+SPECS = {spec.name: spec for spec in COMMANDS}
+
+
+def usage(name: str, prefix: str = "/superset") -> str:
+    spec = SPECS[name]
+    return f"`{prefix} {spec.name}{' ' + spec.args if spec.args else ''}`"
+
+
+def usage_all(prefix: str = "/superset", names: list[str] | None = None) -> str:
+    lines = [f"{usage(s.name, prefix)} - {s.help}" for s in COMMANDS if names is None or s.name in names]
+    return "\n".join(lines)
+
+
+class CommandError(ValueError):
+    """Bad command input; `str()` is a sentence plus the usage line to show the person."""
+
+    def __init__(self, problem: str, command: str | None = None, prefix: str = "/superset") -> None:
+        self.problem = problem
+        self.command = command
+        hint = f"Usage: {usage(command, prefix)}" if command in SPECS else f"Commands:\n{usage_all(prefix)}"
+        super().__init__(f"{problem}\n{hint}")
+
+
+@dataclass(frozen=True)
+class Command:
+    name: str
+    task_id: str | None = None
+    text: str = ""  # the prompt (spawn) or follow-up text
+    options: dict[str, str] = field(default_factory=dict)
+    dry_run: bool = False
+
+
+def parse(text: str, prefix: str = "/superset") -> Command:
+    """Parse `spawn --repo web fix it`, `status ab12cd`, `prune --dry-run`, ..."""
+    text = (text or "").strip()
+    if not text:
+        return Command("help")
+    head, _, rest = text.partition(" ")
+    name = head.lower()
+    rest = rest.strip()
+    if name.startswith("-") or name not in SPECS:
+        shown = head if len(head) <= 40 else head[:40] + "…"
+        raise CommandError(f'Unknown command "{shown}".', None, prefix)
+    spec = SPECS[name]
+    if name == "spawn":
+        options, prompt = _parse_options(rest, prefix)
+        return Command("spawn", text=prompt, options=options)
+    if name == "prune":
+        if rest and rest not in ("--dry-run", "dry-run", "dry_run=true"):
+            raise CommandError(f'Unexpected "{_clip(rest)}" after prune.', name, prefix)
+        return Command("prune", dry_run=bool(rest))
+    if spec.needs_task:
+        task_id, _, more = rest.partition(" ")
+        task_id = task_id.strip().lower()
+        if not task_id:
+            raise CommandError(f"`{name}` needs a task id (see `{prefix} list`).", name, prefix)
+        if not TASK_ID.match(task_id):
+            raise CommandError(f'"{_clip(task_id)}" is not a task id (ids look like `k3x9qa`).', name, prefix)
+        more = more.strip()
+        if name == "followup":
+            if not more:
+                raise CommandError("`followup` needs the instructions after the task id.", name, prefix)
+            return Command(name, task_id=task_id, text=more)
+        if more:
+            raise CommandError(f'Unexpected "{_clip(more)}" after the task id.', name, prefix)
+        return Command(name, task_id=task_id)
+    if rest:
+        raise CommandError(f'`{name}` takes no arguments, got "{_clip(rest)}".', name, prefix)
+    return Command(name)
+
+
+def _parse_options(rest: str, prefix: str) -> tuple[dict[str, str], str]:
+    """Leading `--repo NAME`, `--repo=NAME` or `repo=NAME` tokens; the rest is the prompt verbatim.
+
+    Options are only read before the prompt (and `--` ends them), so a prompt such as
+    "set base=10 in the config" keeps its words.
+    """
+    options: dict[str, str] = {}
+    remaining = rest
+    while remaining:
+        token, _, after = remaining.partition(" ")
+        after = after.lstrip()
+        if token == "--":
+            remaining = after
+            break
+        key, value = None, None
+        if token.startswith("--"):
+            key, eq, value = token[2:].partition("=")
+            if key not in OPTION_NAMES:
+                raise CommandError(f'Unknown option "{_clip(token)}" (options: --repo, --preset, --base).',
+                                   "spawn", prefix)
+            if not eq:
+                value, _, after = after.partition(" ")
+                after = after.lstrip()
+        elif "=" in token and token.split("=", 1)[0].lower() in OPTION_NAMES:
+            key, _, value = token.partition("=")
+            key = key.lower()
+        else:
+            break
+        if not value or value.startswith("--"):
+            raise CommandError(f"Option --{key} needs a value.", "spawn", prefix)
+        if key in options:
+            raise CommandError(f"Option --{key} is given twice.", "spawn", prefix)
+        options[key] = value
+        remaining = after
+    return options, remaining.strip()
+
+
+def _clip(text: str, limit: int = 40) -> str:
+    return text if len(text) <= limit else text[:limit] + "…"

@@ -1,0 +1,74 @@
+"""A scripted agent for engine tests; AGENT_MODE (from the preset's env) picks its behaviour.
+
+It is a real program run by the real runner in a real worktree, like any agent.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+
+def git(*args: str) -> None:
+    subprocess.run(["git", *args], check=True, capture_output=True)
+
+
+def main() -> int:
+    prompt = sys.argv[1] if len(sys.argv) > 1 else ""
+    mode = os.environ.get("AGENT_MODE", "edit")
+    print(f"agent: mode={mode} prompt_chars={len(prompt)}", flush=True)
+    if mode == "edit":
+        Path("src").mkdir(exist_ok=True)
+        Path("src/feature.py").write_text(f"# {prompt[:60]}\nVALUE = 1\n")
+        git("add", "src/feature.py")
+        git("commit", "-q", "-m", "agent: add feature")
+        print("Editing src/feature.py", flush=True)
+        Path("NOTES.md").write_text("left uncommitted by the agent\n")
+        print("agent: done", flush=True)
+        return 0
+    if mode == "followup":
+        # each run appends the instruction it got, so a test can see both runs in one worktree
+        with open("RUNS.md", "a") as fh:
+            fh.write(prompt.splitlines()[-1][:80] + "\n")
+        print("agent: recorded run", flush=True)
+        return 0
+    if mode == "conflict":
+        Path(os.environ["CONFLICT_FILE"]).write_text(f"agent version: {prompt[:40]}\n")
+        git("commit", "-qam", "agent: change shared file")
+        return 0
+    if mode == "sleep":
+        for i in range(100000):
+            print(f"tick {i}", flush=True)
+            time.sleep(0.1)
+        return 0
+    if mode == "fail":
+        print("agent: something went wrong", flush=True)
+        return 3
+    if mode == "secret":
+        print(f"the token is {os.environ.get('MY_API_TOKEN')} and the slack one is {os.environ.get('SLACK_BOT_TOKEN')}",
+              flush=True)
+        return 0
+    if mode == "memory":
+        blocks = []
+        for _ in range(64):
+            blocks.append(bytearray(16 * 1024 * 1024))  # touched: bytearray zero-fills
+            time.sleep(0.02)
+        return 0
+    if mode == "concurrency":
+        log = os.environ["CONCURRENCY_LOG"]
+        with open(log, "a") as fh:
+            fh.write(f"start {time.monotonic()}\n")
+        time.sleep(float(os.environ.get("AGENT_SLEEP", "0.3")))
+        with open(log, "a") as fh:
+            fh.write(f"end {time.monotonic()}\n")
+        Path("work.txt").write_text(prompt)
+        return 0
+    print(f"unknown mode {mode}", flush=True)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,93 @@
+"""The `superset-bot` command as a new user meets it: real processes, real repo, real stdin."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+from conftest import RepoFactory, git
+
+ROOT = Path(__file__).parent.parent
+
+
+def run_cli(args: list[str], env: dict[str, str], cwd: Path, stdin: str = "", timeout: float = 90) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "bot.cli", *args], input=stdin, capture_output=True, text=True,
+        env=env, cwd=cwd, timeout=timeout,
+    )
+
+
+def base_env(tmp_path: Path, repo: Path | None = None) -> dict[str, str]:
+    env = {
+        "PATH": os.environ["PATH"],
+        "HOME": str(tmp_path),
+        "GIT_CONFIG_GLOBAL": os.environ["GIT_CONFIG_GLOBAL"],
+        "GIT_CONFIG_NOSYSTEM": "1",
+        "SUPERSET_DATA_DIR": str(tmp_path / "data"),
+        "SUPERSET_PRESETS_DIR": str(ROOT / "presets"),
+        "SUPERSET_MIN_FREE_DISK": "1M",
+    }
+    if repo is not None:
+        env["SUPERSET_REPOS"] = f"demo={repo}"
+    return env
+
+
+def test_run_without_tokens_says_what_is_missing(tmp_path: Path, make_repo: RepoFactory) -> None:
+    result = run_cli(["run"], base_env(tmp_path, make_repo()), tmp_path)
+    assert result.returncode == 2
+    assert "SLACK_BOT_TOKEN is not set" in result.stderr
+    assert "SLACK_APP_TOKEN is not set" in result.stderr
+    assert "superset-bot console" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_run_http_without_signing_secret(tmp_path: Path, make_repo: RepoFactory) -> None:
+    env = {**base_env(tmp_path, make_repo()), "SLACK_BOT_TOKEN": "xoxb-1-2-3"}
+    result = run_cli(["run", "--http"], env, tmp_path)
+    assert result.returncode == 2
+    assert "SLACK_SIGNING_SECRET is not set" in result.stderr
+    assert "xoxb-1-2-3" not in result.stderr + result.stdout
+
+
+def test_bad_config_is_listed_not_raised(tmp_path: Path) -> None:
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    env = {**base_env(tmp_path), "SUPERSET_REPOS": f"demo={plain}", "SUPERSET_MAX_CONCURRENT": "many"}
+    result = run_cli(["console"], env, tmp_path)
+    assert result.returncode == 2
+    assert f'SUPERSET_REPOS: "demo" points to {plain}, which is not a git repository' in result.stderr
+    assert 'SUPERSET_MAX_CONCURRENT: expected a whole number, got "many"' in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_env_file_is_read(tmp_path: Path, make_repo: RepoFactory) -> None:
+    repo = make_repo()
+    (tmp_path / ".env").write_text("SUPERSET_MAX_CONCURRENT=zero\n")
+    result = run_cli(["console"], base_env(tmp_path, repo), tmp_path)
+    assert 'SUPERSET_MAX_CONCURRENT: expected a whole number, got "zero"' in result.stderr
+
+
+def test_console_first_run_with_demo_preset(tmp_path: Path, make_repo: RepoFactory) -> None:
+    """README's first run: spawn with the demo preset, review, then merge in a second session."""
+    repo = make_repo()
+    env = base_env(tmp_path, repo)
+    first = run_cli(["console"], env, tmp_path, stdin="spawn --preset demo add a greeting\nbogus\n")
+    out = first.stdout
+    assert first.returncode == 0, first.stderr
+    match = re.search(r"\[(\w+)\] spawned in demo with preset demo", out)
+    assert match, out
+    task_id = match.group(1)
+    assert 'Unknown command "bogus"' in out
+    assert f"[{task_id}] ready for review:" in out, out
+    assert "Merges cleanly into main." in out
+    assert "SUPERSET_DEMO.md" in out
+
+    second = run_cli(["console"], env, tmp_path, stdin=f"list\nmerge {task_id}\nmerge {task_id}\n")
+    assert second.returncode == 0, second.stderr
+    assert f"[{task_id}] merged into main" in second.stdout
+    assert "already merged by console" in second.stdout
+    assert "SUPERSET_DEMO.md" in git(repo, "show", "--stat", "main")
+    assert (repo / "SUPERSET_DEMO.md").exists()

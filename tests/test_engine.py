@@ -1,0 +1,348 @@
+"""The engine end to end: real repos, real presets, real agent subprocesses, a real SQLite file."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import AGENTS_DIR, RepoFactory, git
+
+from bot.config import Settings, load_settings
+from bot.engine import Engine, UserError
+from bot.events import EngineEvent, Milestone, OutputLines, ProgressChanged, ReviewReady, StateChanged
+from bot.hooks import HookEvent, builtin_hooks
+from bot.presets import load_presets
+from bot.store import CANCELLED, FAILED, FINISHED, MERGED, REVIEWABLE_STATES, RUNNING, TIMED_OUT, Store
+
+AGENT = str(AGENTS_DIR / "engine_agent.py")
+SECRET = "sk-test-9f8e7d6c5b4a"
+
+
+def agent_preset(mode: str, **extra: Any) -> dict[str, Any]:
+    env = {"AGENT_MODE": mode, **extra.pop("env", {})}
+    return {"description": f"test agent ({mode})", "agent": {"command": [sys.executable, AGENT, "{prompt}"]},
+            "env": env, **extra}
+
+
+@dataclass
+class Harness:
+    engine: Engine
+    store: Store
+    repo: Path
+    settings: Settings
+    events: list[EngineEvent] = field(default_factory=list)
+
+    def states(self, task_id: str) -> list[str]:
+        return [e.task.state for e in self.events if isinstance(e, StateChanged) and e.task.id == task_id]
+
+    async def settled(self, task_id: str, states: Any = REVIEWABLE_STATES, timeout: float = 60) -> Any:
+        """Wait for the state, then for the task's driver to finish (review posted)."""
+        task = await self.engine.wait_for(task_id, states, timeout=timeout)
+        driver = self.engine._drivers.get(task_id)
+        if driver is not None:
+            await asyncio.wait_for(asyncio.shield(driver), timeout)
+        return await self.engine.get(task.id)
+
+    def of(self, task_id: str, kind: type) -> list[Any]:
+        return [e for e in self.events if isinstance(e, kind) and e.task.id == task_id]
+
+
+MakeHarness = Callable[..., Any]
+
+
+@pytest.fixture
+async def harness(tmp_path: Path, make_repo: RepoFactory) -> AsyncIterator[MakeHarness]:
+    made: list[Harness] = []
+
+    async def make(presets: dict[str, dict[str, Any]] | None = None, *, max_concurrent: int = 4,
+                   env: dict[str, str] | None = None, hooks: Any = None, repo: Path | None = None) -> Harness:
+        if repo is None:
+            repo = make_repo("demo", {"README.md": "# demo\n", "shared.txt": "base version\n"})
+        presets_dir = tmp_path / "presets"
+        presets_dir.mkdir(exist_ok=True)
+        for name, body in (presets or {"edit": agent_preset("edit")}).items():
+            (presets_dir / f"{name}.json").write_text(json.dumps(body))
+        process_env = {
+            "PATH": "/usr/local/bin:/usr/bin:/bin",
+            "HOME": str(tmp_path),
+            "GIT_CONFIG_GLOBAL": str(Path(__import__("os").environ["GIT_CONFIG_GLOBAL"])),
+            "GIT_CONFIG_NOSYSTEM": "1",
+            "SUPERSET_REPOS": f"demo={repo}",
+            "SUPERSET_DATA_DIR": str(tmp_path / "data"),
+            "SUPERSET_PRESETS_DIR": str(presets_dir),
+            "SUPERSET_DEFAULT_PRESET": next(iter(presets or {"edit": None})),
+            "SUPERSET_MAX_CONCURRENT": str(max_concurrent),
+            "SUPERSET_MIN_FREE_DISK": "1M",
+            "SUPERSET_CANCEL_GRACE": "1s",
+            **(env or {}),
+        }
+        settings = load_settings(process_env, env_file=None)
+        store = await Store.open(settings.db_path)
+        engine = Engine(settings, store, load_presets(presets_dir), hooks or builtin_hooks())
+        h = Harness(engine, store, repo, settings)
+        engine.subscribe(h.events.append)
+        await engine.start()
+        made.append(h)
+        return h
+
+    yield make
+    for h in made:
+        for task in await h.store.list_tasks({RUNNING}):
+            if task.id in h.engine._runs:
+                await h.engine._runs[task.id].cancel(0.5)
+        await h.engine.stop()
+        await h.store.close()
+
+
+async def test_spawn_review_merge_lands_on_base(harness: MakeHarness) -> None:
+    h = await harness()
+    task = await h.engine.spawn("add the feature; rm -rf / `x`", requester="U1")
+    done = await h.settled(task.id, REVIEWABLE_STATES, timeout=60)
+    assert done.state == FINISHED, done.reason
+    assert h.states(task.id) == ["queued", "preparing", "running", "finished"]
+    assert done.branch and done.branch.startswith(f"superset/{task.id}-add-the-feature")
+    review = h.of(task.id, ReviewReady)[-1].review
+    files = {f["path"] for f in review["files"]}
+    # the agent committed one file and left one uncommitted: both are in the review
+    assert files == {"src/feature.py", "NOTES.md"}
+    assert review["commits"] == 2 and review["clean"] is True
+    milestones = [m.kind for m in h.of(task.id, Milestone)]
+    assert milestones[:3] == ["worktree_ready", "setup_done", "agent_started"] and "committed" in milestones
+    assert any("agent: done" in line for e in h.of(task.id, OutputLines) for line in e.lines)
+
+    merged = await h.engine.merge(task.id, "U1")
+    assert merged.state == MERGED and merged.closed_by == "U1"
+    assert git(h.repo, "rev-parse", "main") == merged.merge_commit
+    assert (h.repo / "src" / "feature.py").exists(), "the clean main checkout follows the merge"
+    assert not Path(done.worktree or "").exists()
+    assert git(h.repo, "branch", "--list", done.branch) == ""
+    with pytest.raises(UserError, match="already merged by U1"):
+        await h.engine.merge(task.id, "U2")
+    actions = [(e.actor, e.action) for e in await h.store.events(task.id)]
+    assert ("U1", "merged") in actions
+
+
+async def test_concurrent_merge_clicks_merge_once(harness: MakeHarness) -> None:
+    h = await harness()
+    task = await h.engine.spawn("feature", requester="U1")
+    await h.settled(task.id, {FINISHED})
+    results = await asyncio.gather(*(h.engine.merge(task.id, f"U{i}") for i in range(5)), return_exceptions=True)
+    merged = [r for r in results if not isinstance(r, BaseException)]
+    refused = [r for r in results if isinstance(r, UserError)]
+    assert len(merged) == 1 and len(refused) == 4
+    assert git(h.repo, "rev-list", "--count", "--merges", "main") == "1"
+
+
+async def test_cancel_mid_run(harness: MakeHarness) -> None:
+    h = await harness({"sleep": agent_preset("sleep")})
+    task = await h.engine.spawn("sleep a while", requester="U1")
+    await h.engine.wait_for(task.id, {RUNNING})
+    while not any(e.lines for e in h.of(task.id, OutputLines)):
+        await asyncio.sleep(0.05)
+    cancelled = await h.engine.cancel(task.id, "U7")
+    assert cancelled.state == CANCELLED
+    assert cancelled.reason == "cancelled by U7"
+    assert (await h.store.events(task.id))[-1].actor == "U7"
+
+
+async def test_cancel_while_queued(harness: MakeHarness) -> None:
+    h = await harness({"sleep": agent_preset("sleep")}, max_concurrent=1)
+    first = await h.engine.spawn("first", requester="U1")
+    second = await h.engine.spawn("second", requester="U1")
+    await h.engine.wait_for(first.id, {RUNNING})
+    assert h.engine.queue_position(second.id) == 1
+    cancelled = await h.engine.cancel(second.id, "U1")
+    assert cancelled.state == CANCELLED and "before the agent started" in (cancelled.reason or "")
+    assert cancelled.worktree is None
+    await h.engine.cancel(first.id, "U1")
+
+
+async def test_timeout_and_memory_limits(harness: MakeHarness) -> None:
+    h = await harness({
+        "slow": agent_preset("sleep", limits={"timeout": "1s"}),
+        "hungry": agent_preset("memory", limits={"memory": "100M"}),
+    })
+    slow = await h.engine.spawn("slow", requester="U1", preset="slow")
+    hungry = await h.engine.spawn("hungry", requester="U1", preset="hungry")
+    slow_done = await h.settled(slow.id, REVIEWABLE_STATES)
+    hungry_done = await h.settled(hungry.id, REVIEWABLE_STATES)
+    assert slow_done.state == TIMED_OUT and "1s" in (slow_done.reason or "").replace(".0", "")
+    assert hungry_done.state == FAILED and "memory" in (hungry_done.reason or "")
+
+
+async def test_agent_failure_and_setup_failure(harness: MakeHarness) -> None:
+    h = await harness({
+        "fails": agent_preset("fail"),
+        "badsetup": agent_preset("edit", setup=["echo preparing", "exit 4"]),
+    })
+    failing = await h.engine.spawn("fail please", requester="U1", preset="fails")
+    setup = await h.engine.spawn("never runs", requester="U1", preset="badsetup")
+    failing_done = await h.settled(failing.id, REVIEWABLE_STATES)
+    assert failing_done.state == FAILED and failing_done.reason == "the agent exited with code 3"
+    assert h.of(failing.id, ReviewReady), "a failed task still gets a review of what it left"
+    setup_done = await h.settled(setup.id, {FAILED})
+    assert "exit 4" in (setup_done.reason or "") and "kept" in (setup_done.reason or "")
+    assert setup_done.worktree and Path(setup_done.worktree).is_dir(), "kept for inspection"
+    assert "running" not in h.states(setup.id)
+    setup_lines = [line for e in h.of(setup.id, OutputLines) if e.source == "setup" for line in e.lines]
+    assert "preparing" in setup_lines
+
+
+async def test_hanging_plugin_does_not_delay_other_tasks(harness: MakeHarness) -> None:
+    hooks = builtin_hooks()
+
+    first_ids: list[str] = []
+
+    async def hang_on_first(event: HookEvent) -> None:
+        if event.task_id == first_ids[0]:
+            await asyncio.sleep(60)
+
+    hooks.register(hang_on_first, name="hangs", events=["worktree_ready"], timeout=3.0)
+    h = await harness(hooks=hooks)
+    slow = await h.engine.spawn("slow one", requester="U1")
+    first_ids.append(slow.id)
+    fast = await h.engine.spawn("fast one", requester="U1")
+    await h.settled(fast.id, REVIEWABLE_STATES)
+    await h.settled(slow.id, REVIEWABLE_STATES)
+    failed = [m for m in h.of(slow.id, Milestone) if m.kind == "plugin_failed"]
+    assert failed and "hangs" in failed[0].text and "timed out" in failed[0].text
+    assert any(e.action == "plugin_failed" for e in await h.store.events(slow.id))
+    setup_of_slow = next(i for i, e in enumerate(h.events)
+                         if isinstance(e, Milestone) and e.task.id == slow.id and e.kind == "setup_done")
+    review_of_fast = next(i for i, e in enumerate(h.events) if isinstance(e, ReviewReady) and e.task.id == fast.id)
+    assert review_of_fast < setup_of_slow, "the fast task was reviewed while the slow one's plugin hung"
+
+
+async def test_twenty_tasks_never_exceed_the_limit(harness: MakeHarness, tmp_path: Path) -> None:
+    log = tmp_path / "concurrency.log"
+    h = await harness({"conc": agent_preset("concurrency", env={"CONCURRENCY_LOG": str(log)})}, max_concurrent=4)
+    tasks = [await h.engine.spawn(f"task {i}", requester="U1") for i in range(20)]
+    for task in tasks:
+        done = await h.settled(task.id, REVIEWABLE_STATES, timeout=120)
+        assert done.state == FINISHED, done.reason
+    events = sorted(
+        (float(t), 1 if kind == "start" else -1)
+        for kind, t in (line.split() for line in log.read_text().splitlines())
+    )
+    running = peak = 0
+    for _, delta in events:
+        running += delta
+        peak = max(peak, running)
+    assert len(events) == 40
+    assert 1 < peak <= 4
+    assert any(e for e in h.events if type(e).__name__ == "QueuePosition")
+
+
+async def test_secrets_never_reach_events(harness: MakeHarness) -> None:
+    h = await harness({"secret": agent_preset("secret")},
+                      env={"MY_API_TOKEN": SECRET, "SLACK_BOT_TOKEN": "xoxb-bot-secret-123456"})
+    task = await h.engine.spawn("print secrets", requester="U1")
+    done = await h.settled(task.id, REVIEWABLE_STATES)
+    assert done.state == FINISHED
+    lines = [line for e in h.of(task.id, OutputLines) for line in e.lines]
+    assert any("the token is [redacted]" in line for line in lines), lines
+    # the bot's own token is not even in the agent's environment
+    assert any("the slack one is None" in line for line in lines), lines
+    dumped = repr(h.events) + repr(await h.store.events()) + repr(await h.store.list_tasks())
+    assert SECRET not in dumped and "xoxb-bot-secret-123456" not in dumped
+
+
+async def test_followup_reruns_in_same_worktree(harness: MakeHarness) -> None:
+    h = await harness({"followup": agent_preset("followup")})
+    task = await h.engine.spawn("first instruction", requester="U1")
+    first = await h.settled(task.id, REVIEWABLE_STATES)
+    assert first.state == FINISHED
+    await h.engine.followup(task.id, "second instruction", "U1")
+    second = await h.settled(task.id, {FINISHED}, timeout=60)
+    second = await h.engine.get(task.id)
+    assert second.runs == 2 and second.worktree == first.worktree
+    runs = (Path(second.worktree or "") / "RUNS.md").read_text().splitlines()
+    assert runs == ["first instruction", "second instruction"]
+    assert len(h.of(task.id, ReviewReady)) == 2
+
+
+async def test_restart_reattaches_running_agent(harness: MakeHarness, tmp_path: Path) -> None:
+    h = await harness({"sleep": agent_preset("sleep")})
+    task = await h.engine.spawn("long job", requester="U1")
+    await h.engine.wait_for(task.id, {RUNNING})
+    while not any(len(e.lines) for e in h.of(task.id, OutputLines)):
+        await asyncio.sleep(0.05)
+    await h.engine.stop()  # the bot goes away; the detached agent keeps running
+    engine2 = Engine(h.settings, h.store, h.engine.presets, builtin_hooks())
+    seen: list[EngineEvent] = []
+    engine2.subscribe(seen.append)
+    await engine2.start()
+    assert task.id in engine2._runs
+    while not any(isinstance(e, ProgressChanged) and e.task.id == task.id for e in seen):
+        await asyncio.sleep(0.05)
+    cancelled = await engine2.cancel(task.id, "U1")
+    assert cancelled.state == CANCELLED
+    assert any(e.action == "reattached" for e in await h.store.events(task.id))
+    await engine2.stop()
+
+
+@pytest.mark.parametrize("prompt, expected", [
+    ("", "The prompt is empty"),
+    ("x" * 60_000, "the limit is 50,000"),
+])
+async def test_bad_prompts(harness: MakeHarness, prompt: str, expected: str) -> None:
+    h = await harness()
+    with pytest.raises(UserError, match=expected):
+        await h.engine.spawn(prompt, requester="U1")
+
+
+async def test_long_prompt_works(harness: MakeHarness) -> None:
+    h = await harness()
+    task = await h.engine.spawn("y" * 40_000, requester="U1")
+    done = await h.settled(task.id, REVIEWABLE_STATES)
+    assert done.state == FINISHED
+    assert any("prompt_chars=40000" in line for e in h.of(task.id, OutputLines) for line in e.lines)
+
+
+async def test_unknown_preset_repo_and_missing_command(harness: MakeHarness) -> None:
+    h = await harness({"edit": agent_preset("edit"),
+                       "ghost": {"agent": {"command": ["no-such-agent-binary", "{prompt}"]}}})
+    with pytest.raises(UserError, match='Unknown preset "nope". Available presets: edit, ghost'):
+        await h.engine.spawn("x", requester="U1", preset="nope")
+    with pytest.raises(UserError, match='Unknown repo "elsewhere". Known repos: demo'):
+        await h.engine.spawn("x", requester="U1", repo="elsewhere")
+    with pytest.raises(UserError, match="`no-such-agent-binary`, which is not installed or not on PATH"):
+        await h.engine.spawn("x", requester="U1", preset="ghost")
+    with pytest.raises(UserError, match="not a valid branch name"):
+        await h.engine.spawn("x", requester="U1", base="--upload-pack=evil")
+    task = await h.engine.spawn("x", requester="U1", base="no-such-branch")
+    failed = await h.settled(task.id, {FAILED})
+    assert "no-such-branch" in (failed.reason or "") and "does not exist" in (failed.reason or "")
+
+
+async def test_conflicting_merge_is_refused_and_task_stays_reviewable(harness: MakeHarness) -> None:
+    h = await harness({"conflict": agent_preset("conflict", env={"CONFLICT_FILE": "shared.txt"})})
+    task = await h.engine.spawn("change shared", requester="U1")
+    await h.settled(task.id, {FINISHED})
+    (h.repo / "shared.txt").write_text("someone else's version\n")
+    git(h.repo, "commit", "-qam", "outside change")
+    before = git(h.repo, "rev-parse", "main")
+    with pytest.raises(UserError, match="conflicts with `main` in shared.txt"):
+        await h.engine.merge(task.id, "U1")
+    assert git(h.repo, "rev-parse", "main") == before
+    assert (await h.engine.get(task.id)).state == FINISHED
+    review = await h.engine.build_review(await h.engine.get(task.id))
+    assert review is not None and review.clean is False and review.conflicts == ["shared.txt"]
+
+
+async def test_discard_removes_worktree_and_branch(harness: MakeHarness) -> None:
+    h = await harness()
+    task = await h.engine.spawn("throwaway", requester="U1")
+    done = await h.settled(task.id, {FINISHED})
+    discarded = await h.engine.discard(task.id, "U1")
+    assert discarded.state == "discarded"
+    assert not Path(done.worktree or "").exists()
+    assert git(h.repo, "branch", "--list", "superset/*") == ""
+    with pytest.raises(UserError, match="already discarded by U1"):
+        await h.engine.merge(task.id, "U2")
