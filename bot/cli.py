@@ -10,6 +10,8 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 
+from slack_sdk.errors import SlackApiError
+
 from bot import __version__
 from bot.config import ConfigError, Settings, load_settings, missing_for_slack
 from bot.engine import Engine
@@ -65,6 +67,28 @@ async def open_engine(settings: Settings) -> AsyncIterator[Engine]:
         await store.close()
 
 
+async def _run_slack(settings: Settings, http: bool) -> int:
+    import signal
+
+    from bot.slack.runtime import SlackBot
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    async with open_engine(settings) as engine:
+        bot = SlackBot(settings, engine, http=http)
+        try:
+            await bot.start()
+            log.info("superset-bot is running (%s); Ctrl-C stops it, agents keep running",
+                     "HTTP" if http else "Socket Mode")
+            await stop.wait()
+            log.info("stopping; running agents stay alive and are picked up at the next start")
+        finally:
+            await bot.stop()
+    return 0
+
+
 async def _console(settings: Settings) -> int:
     from bot.console import run_console
 
@@ -111,8 +135,14 @@ def main(argv: Sequence[str] | None = None) -> int:
                   "without Slack in the console: `make console` or `.venv/bin/superset-bot console`.",
                   file=sys.stderr)
             return 2
-        print("superset-bot: the Slack front end is not part of this build yet; use `superset-bot console`.",
-              file=sys.stderr)
+        return asyncio.run(_run_slack(settings, http=args.http))
+    except SlackApiError as exc:
+        error = exc.response.get("error") if exc.response is not None else str(exc)
+        print(f"superset-bot: Slack refused to connect ({error}). Check SLACK_BOT_TOKEN / SLACK_APP_TOKEN "
+              "and that the app is installed in the workspace.", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(f"superset-bot: {exc}", file=sys.stderr)
         return 2
     except (GitError, PresetError, StoreError) as exc:
         print(f"superset-bot: {exc}", file=sys.stderr)

@@ -59,7 +59,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("SUPERSET_MAX_CONCURRENT", "4", "Agents running at once; further tasks wait in a FIFO queue."),
     Setting("SUPERSET_ALLOWED_USERS", "", "Slack user ids allowed to use the bot, comma-separated (empty: everyone)."),
     Setting("SUPERSET_ALLOWED_CHANNELS", "", "Channel ids where the bot takes commands, comma-separated (empty: all)."),
-    Setting("SUPERSET_ADMINS", "", "User ids who may act on anyone's task, comma-separated (empty: nobody extra)."),
+    Setting("SUPERSET_ADMINS", "", "User ids who may act on anyone's task and run prune/digest, comma-separated (empty: everyone)."),
     Setting("SUPERSET_TASK_ACTIONS_BY", "requester", "Who may merge/discard/cancel/follow up: requester (and admins) or anyone."),
     Setting("SUPERSET_DIGEST_CHANNEL", "", "Channel id for status digests (empty: no scheduled digest)."),
     Setting("SUPERSET_DIGEST_CRON", "0 9 * * mon-fri", "When digests are posted (crontab: minute hour day month weekday)."),

@@ -333,18 +333,10 @@ class Engine:
 
     # spawning
 
-    async def spawn(
-        self,
-        prompt: str,
-        *,
-        requester: str,
-        repo: str | None = None,
-        preset: str | None = None,
-        base: str | None = None,
-        channel: str | None = None,
-        thread_ts: str | None = None,
-    ) -> Task:
-        """Validate and queue a new task; it is driven in the background. Raises UserError."""
+    def validate_spawn(
+        self, prompt: str, *, repo: str | None = None, preset: str | None = None, base: str | None = None
+    ) -> tuple[str, str, str, str | None]:
+        """Check a spawn request before anything is created; returns (prompt, repo, preset, base)."""
         prompt = (prompt or "").strip()
         if not prompt:
             raise UserError("The prompt is empty: say what the agent should do, e.g. `spawn fix the flaky login test`.")
@@ -368,8 +360,24 @@ class Engine:
             if not base or base.startswith("-") or any(c.isspace() or ord(c) < 32 for c in base):
                 raise UserError(f'"{base}" is not a valid branch name for --base.')
         self._check_free_disk()
+        return prompt, repo_name, preset_name, base
+
+    async def spawn(
+        self,
+        prompt: str,
+        *,
+        requester: str,
+        repo: str | None = None,
+        preset: str | None = None,
+        base: str | None = None,
+        channel: str | None = None,
+        thread_ts: str | None = None,
+        task_id: str | None = None,
+    ) -> Task:
+        """Validate and queue a new task; it is driven in the background. Raises UserError."""
+        prompt, repo_name, preset_name, base = self.validate_spawn(prompt, repo=repo, preset=preset, base=base)
         task = Task(
-            id=new_task_id(),
+            id=task_id or new_task_id(),
             repo=repo_name,
             prompt=prompt,
             preset=preset_name,

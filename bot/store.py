@@ -50,7 +50,8 @@ class Task:
     worktree: str | None = None
     channel: str | None = None
     thread_ts: str | None = None
-    status_ts: str | None = None
+    status_ts: str | None = None  # the status card in the thread
+    review_ts: str | None = None  # the latest review message (its buttons are removed once closed)
     pid: int | None = None
     exit_code: int | None = None
     reason: str | None = None
@@ -99,6 +100,7 @@ _MIGRATIONS: tuple[str, ...] = (
         channel TEXT,
         thread_ts TEXT,
         status_ts TEXT,
+        review_ts TEXT,
         pid INTEGER,
         exit_code INTEGER,
         reason TEXT,

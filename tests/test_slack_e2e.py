@@ -1,0 +1,366 @@
+"""Slack end to end: signed requests over real HTTP into the bot, a fake Slack Web API that behaves
+like Slack (validates payloads, rate-limits), real repos, real agents, a real SQLite file."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import json
+import os
+import sys
+import time
+import urllib.parse
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from conftest import AGENTS_DIR, RepoFactory, git
+from fakeslack import FakeSlack
+
+from bot.config import Settings, load_settings
+from bot.engine import Engine
+from bot.hooks import builtin_hooks
+from bot.presets import load_presets
+from bot.slack.runtime import SlackBot
+from bot.store import FINISHED, MERGED, REVIEWABLE_STATES, Store
+
+AGENT = str(AGENTS_DIR / "engine_agent.py")
+SIGNING_SECRET = "test-signing-secret-0123456789"
+CHANNEL = "C0TASKS"
+OTHER_CHANNEL = "C0OTHER"
+OUTSIDE_CHANNEL = "C0NOTIN"
+
+
+def preset(mode: str, **env: str) -> dict[str, Any]:
+    return {"description": f"test agent ({mode})", "agent": {"command": [sys.executable, AGENT, "{prompt}"]},
+            "env": {"AGENT_MODE": mode, **env}}
+
+
+@dataclass
+class Bot:
+    fake: FakeSlack
+    slack: SlackBot
+    engine: Engine
+    store: Store
+    repo: Path
+    settings: Settings
+    http: aiohttp.ClientSession
+    counter: int = 0
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.slack.port}/slack/events"
+
+    async def post_signed(self, body: str, content_type: str, *, secret: str = SIGNING_SECRET,
+                          timestamp: int | None = None) -> aiohttp.ClientResponse:
+        ts = str(int(time.time()) if timestamp is None else timestamp)
+        signature = "v0=" + hmac.new(secret.encode(), f"v0:{ts}:{body}".encode(), hashlib.sha256).hexdigest()
+        headers = {"X-Slack-Request-Timestamp": ts, "X-Slack-Signature": signature, "Content-Type": content_type}
+        async with self.http.post(self.url, data=body.encode(), headers=headers) as resp:
+            await resp.read()
+            return resp
+
+    async def command(self, text: str, *, user: str = "U0ALICE", channel: str = CHANNEL) -> tuple[int, str]:
+        self.counter += 1
+        key = f"cmd{self.counter}"
+        form = {
+            "token": "x", "team_id": "T1", "channel_id": channel, "channel_name": "tasks", "user_id": user,
+            "user_name": user.lower(), "command": "/superset", "text": text, "api_app_id": "A1",
+            "response_url": self.fake.response_url(key), "trigger_id": f"trig{self.counter}",
+        }
+        resp = await self.post_signed(urllib.parse.urlencode(form), "application/x-www-form-urlencoded")
+        return resp.status, key
+
+    async def click(self, action_id: str, task_id: str, *, user: str = "U0ALICE", channel: str = CHANNEL,
+                    message_ts: str = "1.0") -> tuple[int, str]:
+        self.counter += 1
+        key = f"act{self.counter}"
+        payload = {
+            "type": "block_actions", "team": {"id": "T1"}, "user": {"id": user}, "api_app_id": "A1",
+            "trigger_id": f"trig{self.counter}", "container": {"type": "message", "channel_id": channel,
+                                                                "message_ts": message_ts},
+            "channel": {"id": channel}, "message": {"ts": message_ts},
+            "response_url": self.fake.response_url(key),
+            "actions": [{"action_id": action_id, "block_id": "review", "value": task_id, "type": "button",
+                         "action_ts": str(time.time())}],
+        }
+        resp = await self.post_signed(urllib.parse.urlencode({"payload": json.dumps(payload)}),
+                                      "application/x-www-form-urlencoded")
+        return resp.status, key
+
+    async def event(self, event: dict[str, Any], *, event_id: str | None = None) -> int:
+        self.counter += 1
+        body = {"token": "x", "team_id": "T1", "api_app_id": "A1", "type": "event_callback",
+                "event_id": event_id or f"Ev{self.counter}", "event_time": int(time.time()), "event": event}
+        resp = await self.post_signed(json.dumps(body), "application/json")
+        return resp.status
+
+    def answers(self, key: str) -> list[str]:
+        """Texts the bot sent to a response_url (ephemeral answers to commands and clicks)."""
+        return [json.dumps(r) for r in self.fake.responses_to_urls if r.get("key") == key]
+
+    async def settle(self) -> None:
+        assert self.slack.frontend and self.slack.outbox
+        await self.slack.frontend.wait_jobs()
+        await self.slack.outbox.flush(60)
+
+    async def task_for_thread(self, timeout: float = 30) -> Any:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            tasks = await self.store.list_tasks(newest_first=True)
+            if tasks:
+                return tasks[0]
+            await asyncio.sleep(0.05)
+        raise AssertionError("no task was created")
+
+    async def finished(self, task_id: str, states: Any = REVIEWABLE_STATES) -> Any:
+        await self.engine.wait_for(task_id, states, timeout=90)
+        driver = self.engine._drivers.get(task_id)
+        if driver is not None:
+            await asyncio.wait_for(asyncio.shield(driver), 90)
+        await self.settle()
+        return await self.engine.get(task_id)
+
+
+@pytest.fixture
+async def bot(tmp_path: Path, make_repo: RepoFactory) -> AsyncIterator[Callable[..., Any]]:
+    started: list[Bot] = []
+
+    async def make(presets: dict[str, dict[str, Any]] | None = None, env: dict[str, str] | None = None,
+                   rate_limits: bool = True, http: bool = True) -> Bot:
+        fake = FakeSlack(rate_limits=rate_limits)
+        await fake.start()
+        fake.add_channel(CHANNEL, "tasks", is_member=True)
+        fake.add_channel(OTHER_CHANNEL, "other", is_member=True)
+        fake.add_channel(OUTSIDE_CHANNEL, "outside", is_member=False)
+        repo = make_repo("demo", {"README.md": "# demo\n", "shared.txt": "base\n"})
+        presets_dir = tmp_path / "presets"
+        presets_dir.mkdir(exist_ok=True)
+        for name, body in (presets or {"edit": preset("edit")}).items():
+            (presets_dir / f"{name}.json").write_text(json.dumps(body))
+        process_env = {
+            "PATH": os.environ["PATH"], "HOME": str(tmp_path),
+            "GIT_CONFIG_GLOBAL": os.environ["GIT_CONFIG_GLOBAL"], "GIT_CONFIG_NOSYSTEM": "1",
+            "SLACK_BOT_TOKEN": fake.bot_token, "SLACK_APP_TOKEN": fake.app_token,
+            "SLACK_SIGNING_SECRET": SIGNING_SECRET, "SLACK_API_URL": fake.url,
+            "SUPERSET_REPOS": f"demo={repo}", "SUPERSET_DATA_DIR": str(tmp_path / "data"),
+            "SUPERSET_PRESETS_DIR": str(presets_dir), "SUPERSET_DEFAULT_PRESET": next(iter(presets or {"edit": 0})),
+            "SUPERSET_MIN_FREE_DISK": "1M", "SUPERSET_CANCEL_GRACE": "1s",
+            **(env or {}),
+        }
+        settings = load_settings(process_env, env_file=None)
+        store = await Store.open(settings.db_path)
+        engine = Engine(settings, store, load_presets(presets_dir), builtin_hooks())
+        await engine.start()
+        slack = SlackBot(settings, engine, http=http, host="127.0.0.1", port=0)
+        await slack.start()
+        b = Bot(fake, slack, engine, store, repo, settings, aiohttp.ClientSession())
+        started.append(b)
+        return b
+
+    yield make
+    for b in started:
+        for task_id, run in list(b.engine._runs.items()):
+            await run.cancel(0.5)
+        await b.slack.stop()
+        await b.engine.stop()
+        await b.store.close()
+        await b.http.close()
+        await b.fake.stop()
+
+
+def all_text(fake: FakeSlack) -> str:
+    return json.dumps([c.args for c in fake.calls], default=str)
+
+
+def buttons(message: Any) -> dict[str, dict[str, Any]]:
+    found = {}
+    for block in message.blocks or []:
+        if block.get("type") == "actions":
+            for element in block.get("elements", []):
+                found[element["action_id"]] = element
+    return found
+
+
+async def test_spawn_thread_review_merge(bot: Callable[..., Any]) -> None:
+    b: Bot = await bot()
+    status, key = await b.command("spawn --repo demo add the feature <!channel>")
+    assert status == 200
+    task = await b.task_for_thread()
+    done = await b.finished(task.id)
+    assert done.state == FINISHED, done.reason
+    thread = b.fake.thread(CHANNEL, done.thread_ts)
+    root, card = thread[0], thread[1]
+    assert task.id in root.text and "<!channel>" not in all_text(b.fake)
+    assert card.ts == done.status_ts and "finished" in json.dumps(card.blocks).lower()
+    review = b.fake.messages[(CHANNEL, done.review_ts)]
+    actions = buttons(review)
+    assert actions["task_merge"]["value"] == task.id and actions["task_merge"]["style"] == "primary"
+    assert "main" in json.dumps(actions["task_merge"]["confirm"])
+    assert actions["task_discard"]["style"] == "danger"
+    assert "src/feature.py" in json.dumps(review.blocks) and "NOTES.md" in json.dumps(review.blocks)
+    assert "white_check_mark" in b.fake.messages[(CHANNEL, done.thread_ts)].reactions
+
+    status, key = await b.click("task_merge", task.id, message_ts=done.review_ts)
+    assert status == 200
+    merged = await b.finished(task.id, {MERGED})
+    assert git(b.repo, "rev-parse", "main") == merged.merge_commit
+    review = b.fake.messages[(CHANNEL, done.review_ts)]
+    assert buttons(review) == {}, "the buttons are gone once merged"
+    assert "U0ALICE" in json.dumps(review.blocks)
+    assert any("Merged into" in m.text for m in b.fake.thread(CHANNEL, done.thread_ts))
+    assert b.fake.rejected == []
+
+
+async def test_discard_removes_worktree_and_branch(bot: Callable[..., Any]) -> None:
+    b: Bot = await bot()
+    await b.command("spawn throwaway")
+    task = await b.task_for_thread()
+    done = await b.finished(task.id)
+    await b.click("task_discard", task.id, message_ts=done.review_ts)
+    gone = await b.finished(task.id, {"discarded"})
+    assert not Path(done.worktree).exists()
+    assert git(b.repo, "branch", "--list", "superset/*") == ""
+    assert buttons(b.fake.messages[(CHANNEL, done.review_ts)]) == {}
+    assert gone.closed_by == "U0ALICE"
+
+
+async def test_double_and_concurrent_clicks_merge_once(bot: Callable[..., Any]) -> None:
+    b: Bot = await bot()
+    await b.command("spawn click me")
+    task = await b.task_for_thread()
+    done = await b.finished(task.id)
+    clicks = await asyncio.gather(*(b.click("task_merge", task.id, user="U0ALICE", message_ts=done.review_ts)
+                                     for _ in range(4)))
+    await b.finished(task.id, {MERGED})
+    await b.settle()
+    assert git(b.repo, "rev-list", "--count", "--merges", "main") == "1"
+    _, late = await b.click("task_merge", task.id, message_ts=done.review_ts)
+    await b.settle()
+    answers = [a for _, key in [*clicks, (0, late)] for a in b.answers(key)]
+    assert sum("already merged by U0ALICE" in a or "being merged" in a for a in answers) >= 4
+    assert git(b.repo, "rev-list", "--count", "--merges", "main") == "1"
+
+
+async def test_unauthorised_merge_is_refused(bot: Callable[..., Any]) -> None:
+    b: Bot = await bot(env={"SUPERSET_ADMINS": "U0ADMIN"})
+    await b.command("spawn mine only", user="U0ALICE")
+    task = await b.task_for_thread()
+    done = await b.finished(task.id)
+    _, key = await b.click("task_merge", task.id, user="U0MALLORY", message_ts=done.review_ts)
+    await b.settle()
+    assert any("Only <@U0ALICE>" in a for a in b.answers(key))
+    assert (await b.engine.get(task.id)).state == FINISHED
+    assert any(e.actor == "U0MALLORY" and e.action == "merge_refused" for e in await b.store.events(task.id))
+    _, key = await b.click("task_merge", task.id, user="U0ADMIN", message_ts=done.review_ts)
+    assert (await b.finished(task.id, {MERGED})).closed_by == "U0ADMIN"
+
+
+async def test_bad_signatures_are_rejected(bot: Callable[..., Any]) -> None:
+    b: Bot = await bot()
+    form = urllib.parse.urlencode({"command": "/superset", "text": "list", "user_id": "U1", "channel_id": CHANNEL})
+    forged = await b.post_signed(form, "application/x-www-form-urlencoded", secret="wrong-secret")
+    expired = await b.post_signed(form, "application/x-www-form-urlencoded", timestamp=int(time.time()) - 600)
+    assert forged.status == 401 and expired.status == 401
+    async with b.http.get(f"http://127.0.0.1:{b.slack.port}/healthz") as resp:
+        assert resp.status == 200 and (await resp.json())["ok"] is True
+
+
+async def test_follow_up_in_thread_reruns_agent(bot: Callable[..., Any]) -> None:
+    b: Bot = await bot({"followup": preset("followup")}, env={"SUPERSET_ADMINS": "U0ADMIN"})
+    await b.command("spawn first instruction")
+    task = await b.task_for_thread()
+    done = await b.finished(task.id)
+    mention = {"type": "app_mention", "user": "U0ALICE", "channel": CHANNEL, "ts": "9.1",
+               "thread_ts": done.thread_ts, "text": "<@UBOT> second instruction"}
+    assert await b.event(mention, event_id="EvFollow") == 200
+    assert await b.event(mention, event_id="EvFollow") == 200  # Slack's retry: deduplicated
+    await b.settle()
+    again = await b.finished(task.id)
+    assert again.runs == 2
+    assert (Path(again.worktree) / "RUNS.md").read_text().splitlines() == ["first instruction", "second instruction"]
+    texts = [m.text for m in b.fake.thread(CHANNEL, done.thread_ts)]
+    assert any("second instruction" in t for t in texts)
+    # chatter in the thread without a mention of a task thread is ignored; a stranger may not follow up
+    await b.event({**mention, "user": "U0MALLORY", "text": "<@UBOT> do something else"})
+    await b.settle()
+    assert (await b.engine.get(task.id)).runs == 2
+
+
+async def test_ten_tasks_streaming_under_rate_limits(bot: Callable[..., Any]) -> None:
+    b: Bot = await bot({"conc": preset("concurrency", CONCURRENCY_LOG="/dev/null", AGENT_SLEEP="0.5"),
+                        "chatty": preset("sleep")}, env={"SUPERSET_MAX_CONCURRENT": "10"})
+    for i in range(10):
+        await b.command(f"spawn task number {i}")
+    deadline = time.monotonic() + 30
+    while len(await b.store.list_tasks()) < 10 and time.monotonic() < deadline:
+        await asyncio.sleep(0.1)
+    tasks = await b.store.list_tasks()
+    assert len(tasks) == 10
+    for task in tasks:
+        done = await b.finished(task.id)
+        assert done.state == FINISHED
+    await b.settle()
+    for task in await b.store.list_tasks():
+        card = b.fake.messages[(CHANNEL, task.status_ts)]
+        assert "finished" in json.dumps(card.blocks).lower(), "each status card ends in the final state"
+        assert task.review_ts and buttons(b.fake.messages[(CHANNEL, task.review_ts)])
+    assert b.fake.rejected == []
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("deploy now", 'Unknown command \\"deploy\\"'),
+    ("status", "needs a task id"),
+    ("status zzzzzz", "There is no task"),
+    ("spawn --repo", "Option --repo needs a value"),
+    ("spawn " + "x" * 60_000, "the limit is 50,000"),
+    ("spawn --preset nope fix", 'Unknown preset \\"nope\\"'),
+])
+async def test_bad_input_gets_an_ephemeral_answer(bot: Callable[..., Any], text: str, expected: str) -> None:
+    b: Bot = await bot()
+    status, key = await b.command(text)
+    assert status == 200
+    await b.settle()
+    answers = b.answers(key)
+    assert answers and expected in answers[0], answers
+    assert '"response_type": "ephemeral"' in answers[0]
+    assert await b.store.list_tasks() == []
+
+
+async def test_long_prompt_starts_a_task(bot: Callable[..., Any]) -> None:
+    b: Bot = await bot()
+    _, key = await b.command("spawn " + "y" * 40_000)
+    task = await b.task_for_thread()
+    assert len(task.prompt) == 40_000
+    done = await b.finished(task.id)
+    assert done.state == FINISHED
+    assert "Started task" in b.answers(key)[0]
+    assert b.fake.rejected == []
+
+
+async def test_task_of_another_channel_and_not_in_channel(bot: Callable[..., Any]) -> None:
+    b: Bot = await bot()
+    await b.command("spawn over here")
+    task = await b.task_for_thread()
+    await b.finished(task.id)
+    _, key = await b.command(f"merge {task.id}", channel=OTHER_CHANNEL)
+    _, outside = await b.command("spawn somewhere", channel=OUTSIDE_CHANNEL)
+    await b.settle()
+    assert "belongs to <#C0TASKS>" in b.answers(key)[0]
+    assert "/invite" in b.answers(outside)[0]
+    assert len(await b.store.list_tasks()) == 1
+
+
+async def test_spawn_over_socket_mode(bot: Callable[..., Any]) -> None:
+    b: Bot = await bot(http=False)
+    await asyncio.wait_for(b.fake.socket_connected.wait(), 10)
+    payload = {"token": "x", "team_id": "T1", "channel_id": CHANNEL, "user_id": "U0ALICE", "command": "/superset",
+               "text": "spawn via socket", "response_url": b.fake.response_url("sock"), "trigger_id": "t"}
+    await b.fake.socket_send("slash_commands", payload)
+    task = await b.task_for_thread()
+    done = await b.finished(task.id)
+    assert done.state == FINISHED and done.review_ts
