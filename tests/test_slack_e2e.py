@@ -1,189 +1,31 @@
 """Slack end to end: signed requests over real HTTP into the bot, a fake Slack Web API that behaves
 like Slack (validates payloads, rate-limits), real repos, real agents, a real SQLite file."""
+# ruff: noqa: F811 - pytest fixtures are parameters named like the imported fixture
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import hmac
 import json
-import os
-import sys
 import time
 import urllib.parse
-from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import pytest
-from conftest import AGENTS_DIR, RepoFactory, git
-from fakeslack import FakeSlack
+from conftest import git
+from slackharness import (  # noqa: F401 - `bot` is the fixture
+    CHANNEL,
+    OTHER_CHANNEL,
+    OUTSIDE_CHANNEL,
+    Bot,
+    all_text,
+    bot,
+    buttons,
+    preset,
+)
 
-from bot.config import Settings, load_settings
-from bot.engine import Engine
-from bot.hooks import builtin_hooks
-from bot.presets import load_presets
-from bot.slack.runtime import SlackBot
-from bot.store import FINISHED, MERGED, REVIEWABLE_STATES, Store
-
-AGENT = str(AGENTS_DIR / "engine_agent.py")
-SIGNING_SECRET = "test-signing-secret-0123456789"
-CHANNEL = "C0TASKS"
-OTHER_CHANNEL = "C0OTHER"
-OUTSIDE_CHANNEL = "C0NOTIN"
-
-
-def preset(mode: str, **env: str) -> dict[str, Any]:
-    return {"description": f"test agent ({mode})", "agent": {"command": [sys.executable, AGENT, "{prompt}"]},
-            "env": {"AGENT_MODE": mode, **env}}
-
-
-@dataclass
-class Bot:
-    fake: FakeSlack
-    slack: SlackBot
-    engine: Engine
-    store: Store
-    repo: Path
-    settings: Settings
-    http: aiohttp.ClientSession
-    counter: int = 0
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.slack.port}/slack/events"
-
-    async def post_signed(self, body: str, content_type: str, *, secret: str = SIGNING_SECRET,
-                          timestamp: int | None = None) -> aiohttp.ClientResponse:
-        ts = str(int(time.time()) if timestamp is None else timestamp)
-        signature = "v0=" + hmac.new(secret.encode(), f"v0:{ts}:{body}".encode(), hashlib.sha256).hexdigest()
-        headers = {"X-Slack-Request-Timestamp": ts, "X-Slack-Signature": signature, "Content-Type": content_type}
-        async with self.http.post(self.url, data=body.encode(), headers=headers) as resp:
-            await resp.read()
-            return resp
-
-    async def command(self, text: str, *, user: str = "U0ALICE", channel: str = CHANNEL) -> tuple[int, str]:
-        self.counter += 1
-        key = f"cmd{self.counter}"
-        form = {
-            "token": "x", "team_id": "T1", "channel_id": channel, "channel_name": "tasks", "user_id": user,
-            "user_name": user.lower(), "command": "/superset", "text": text, "api_app_id": "A1",
-            "response_url": self.fake.response_url(key), "trigger_id": f"trig{self.counter}",
-        }
-        resp = await self.post_signed(urllib.parse.urlencode(form), "application/x-www-form-urlencoded")
-        return resp.status, key
-
-    async def click(self, action_id: str, task_id: str, *, user: str = "U0ALICE", channel: str = CHANNEL,
-                    message_ts: str = "1.0") -> tuple[int, str]:
-        self.counter += 1
-        key = f"act{self.counter}"
-        payload = {
-            "type": "block_actions", "team": {"id": "T1"}, "user": {"id": user}, "api_app_id": "A1",
-            "trigger_id": f"trig{self.counter}", "container": {"type": "message", "channel_id": channel,
-                                                                "message_ts": message_ts},
-            "channel": {"id": channel}, "message": {"ts": message_ts},
-            "response_url": self.fake.response_url(key),
-            "actions": [{"action_id": action_id, "block_id": "review", "value": task_id, "type": "button",
-                         "action_ts": str(time.time())}],
-        }
-        resp = await self.post_signed(urllib.parse.urlencode({"payload": json.dumps(payload)}),
-                                      "application/x-www-form-urlencoded")
-        return resp.status, key
-
-    async def event(self, event: dict[str, Any], *, event_id: str | None = None) -> int:
-        self.counter += 1
-        body = {"token": "x", "team_id": "T1", "api_app_id": "A1", "type": "event_callback",
-                "event_id": event_id or f"Ev{self.counter}", "event_time": int(time.time()), "event": event}
-        resp = await self.post_signed(json.dumps(body), "application/json")
-        return resp.status
-
-    def answers(self, key: str) -> list[str]:
-        """Texts the bot sent to a response_url (ephemeral answers to commands and clicks)."""
-        return [json.dumps(r) for r in self.fake.responses_to_urls if r.get("key") == key]
-
-    async def settle(self) -> None:
-        assert self.slack.frontend and self.slack.outbox
-        await self.slack.frontend.wait_jobs()
-        await self.slack.outbox.flush(60)
-
-    async def task_for_thread(self, timeout: float = 30) -> Any:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            tasks = await self.store.list_tasks(newest_first=True)
-            if tasks:
-                return tasks[0]
-            await asyncio.sleep(0.05)
-        raise AssertionError("no task was created")
-
-    async def finished(self, task_id: str, states: Any = REVIEWABLE_STATES) -> Any:
-        await self.engine.wait_for(task_id, states, timeout=90)
-        driver = self.engine._drivers.get(task_id)
-        if driver is not None:
-            await asyncio.wait_for(asyncio.shield(driver), 90)
-        await self.settle()
-        return await self.engine.get(task_id)
-
-
-@pytest.fixture
-async def bot(tmp_path: Path, make_repo: RepoFactory) -> AsyncIterator[Callable[..., Any]]:
-    started: list[Bot] = []
-
-    async def make(presets: dict[str, dict[str, Any]] | None = None, env: dict[str, str] | None = None,
-                   rate_limits: bool = True, http: bool = True) -> Bot:
-        fake = FakeSlack(rate_limits=rate_limits)
-        await fake.start()
-        fake.add_channel(CHANNEL, "tasks", is_member=True)
-        fake.add_channel(OTHER_CHANNEL, "other", is_member=True)
-        fake.add_channel(OUTSIDE_CHANNEL, "outside", is_member=False)
-        repo = make_repo("demo", {"README.md": "# demo\n", "shared.txt": "base\n"})
-        presets_dir = tmp_path / "presets"
-        presets_dir.mkdir(exist_ok=True)
-        for name, body in (presets or {"edit": preset("edit")}).items():
-            (presets_dir / f"{name}.json").write_text(json.dumps(body))
-        process_env = {
-            "PATH": os.environ["PATH"], "HOME": str(tmp_path),
-            "GIT_CONFIG_GLOBAL": os.environ["GIT_CONFIG_GLOBAL"], "GIT_CONFIG_NOSYSTEM": "1",
-            "SLACK_BOT_TOKEN": fake.bot_token, "SLACK_APP_TOKEN": fake.app_token,
-            "SLACK_SIGNING_SECRET": SIGNING_SECRET, "SLACK_API_URL": fake.url,
-            "SUPERSET_REPOS": f"demo={repo}", "SUPERSET_DATA_DIR": str(tmp_path / "data"),
-            "SUPERSET_PRESETS_DIR": str(presets_dir), "SUPERSET_DEFAULT_PRESET": next(iter(presets or {"edit": 0})),
-            "SUPERSET_MIN_FREE_DISK": "1M", "SUPERSET_CANCEL_GRACE": "1s",
-            **(env or {}),
-        }
-        settings = load_settings(process_env, env_file=None)
-        store = await Store.open(settings.db_path)
-        engine = Engine(settings, store, load_presets(presets_dir), builtin_hooks())
-        await engine.start()
-        slack = SlackBot(settings, engine, http=http, host="127.0.0.1", port=0)
-        await slack.start()
-        b = Bot(fake, slack, engine, store, repo, settings, aiohttp.ClientSession())
-        started.append(b)
-        return b
-
-    yield make
-    for b in started:
-        for task_id, run in list(b.engine._runs.items()):
-            await run.cancel(0.5)
-        await b.slack.stop()
-        await b.engine.stop()
-        await b.store.close()
-        await b.http.close()
-        await b.fake.stop()
-
-
-def all_text(fake: FakeSlack) -> str:
-    return json.dumps([c.args for c in fake.calls], default=str)
-
-
-def buttons(message: Any) -> dict[str, dict[str, Any]]:
-    found = {}
-    for block in message.blocks or []:
-        if block.get("type") == "actions":
-            for element in block.get("elements", []):
-                found[element["action_id"]] = element
-    return found
+from bot.store import FINISHED, MERGED
 
 
 async def test_spawn_thread_review_merge(bot: Callable[..., Any]) -> None:
