@@ -302,6 +302,13 @@ def load_settings(
     cron = get("SUPERSET_DIGEST_CRON")
     if len(cron.split()) != 5:
         problems.append(f'SUPERSET_DIGEST_CRON: expected 5 crontab fields "minute hour day month weekday", got "{cron}"')
+    else:
+        from apscheduler.triggers.cron import CronTrigger
+
+        try:
+            CronTrigger.from_crontab(cron)
+        except ValueError as exc:
+            problems.append(f'SUPERSET_DIGEST_CRON: "{cron}" is not a valid schedule ({exc})')
 
     log_level = get("SUPERSET_LOG_LEVEL").upper()
     if log_level not in LOG_LEVELS:

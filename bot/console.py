@@ -22,8 +22,9 @@ from bot.events import (
     ReviewReady,
     StateChanged,
 )
+from bot.housekeeping import Digest, Housekeeper
 from bot.store import ACTIVE_STATES, REVIEWABLE_STATES
-from bot.units import format_duration
+from bot.units import format_duration, format_size
 
 PREFIX = ""
 CONSOLE_USER = "console"
@@ -64,11 +65,24 @@ def format_review(review: dict[str, Any], top: int = 10) -> list[str]:
     return lines
 
 
+def format_digest(digest: Digest) -> list[str]:
+    lines = []
+    for title, tasks in (("Running", digest.running), ("Awaiting review (oldest first)", digest.awaiting),
+                         ("Closed since the last digest", digest.closed), ("About to be pruned", digest.to_prune)):
+        if tasks:
+            lines.append(f"{title}:")
+            lines.extend(f"  {describe(t)}" for t in tasks)
+    usage = ", ".join(f"{name} {format_size(size)}" for name, size in sorted(digest.disk.items()))
+    lines.append(f"Worktrees: {usage or 'none'}; free disk {format_size(digest.free_disk)}")
+    return lines
+
+
 class Console:
     """Parses console commands into engine calls and prints the engine's events."""
 
     def __init__(self, engine: Engine, out: TextIO = sys.stdout, show_output: bool = True) -> None:
         self.engine = engine
+        self.housekeeper = Housekeeper(engine)
         self.out = out
         self.show_output = show_output
         self._actions: dict[str, str | None] = {}
@@ -142,7 +156,13 @@ class Console:
             if command.name == "repos":
                 return "\n".join(f"{name}: {path}" for name, path in engine.settings.repos.items()) \
                     or "No repos configured (SUPERSET_REPOS)."
-            return f"`{command.name}` is not available in the console yet."
+            if command.name == "prune":
+                report = await self.housekeeper.prune(dry_run=command.dry_run, actor=CONSOLE_USER)
+                return "\n".join(report.lines())
+            if command.name == "digest":
+                digest = await self.housekeeper.digest(force=True)
+                return "\n".join(format_digest(digest)) if digest else "Nothing to report."
+            return f"`{command.name}` is not available in the console."
         except UserError as exc:
             return str(exc)
 

@@ -29,6 +29,7 @@ from bot.events import (
     Milestone,
     OutputLines,
     ProgressChanged,
+    PruneWarning,
     QueuePosition,
     ReviewReady,
     StateChanged,
@@ -49,6 +50,7 @@ from bot.store import (
     MERGED,
     MERGING,
     PREPARING,
+    PRUNED,
     QUEUED,
     REVIEWABLE_STATES,
     RUNNING,
@@ -183,6 +185,7 @@ class Engine:
         self._drivers: dict[str, asyncio.Task[None]] = {}
         self._runs: dict[str, AgentRun] = {}
         self._cancel_requests: dict[str, str] = {}  # task id -> who asked
+        self._cancel_reasons: dict[str, str] = {}  # task id -> limit it broke (disk guard)
         self._background: set[asyncio.Task[Any]] = set()
         self._stopping = False
         self.slots = Slots(settings.max_concurrent, self._queue_changed)
@@ -273,6 +276,21 @@ class Engine:
             await self._settle_merge_claim(task)
         elif task.state == DISCARDING:
             await self._finish_discard(task, task.closed_by or BOT_ACTOR)
+
+    def is_driven(self, task_id: str) -> bool:
+        return task_id in self._drivers
+
+    async def recover(self, task: Task) -> None:
+        """Pick up a task nobody drives (reconcile): re-attach, re-queue or settle it."""
+        if not self.is_driven(task.id):
+            await self._recover(task)
+
+    async def mark_pruned(self, task: Task, reason: str) -> None:
+        """The worktree went away behind the bot's back: record it, and drop the branch too."""
+        moved = await self._transition(task.id, PRUNED, BOT_ACTOR, expect=REVIEWABLE_STATES, reason=reason,
+                                       closed_by=BOT_ACTOR)
+        if moved is not None:
+            await self._remove_worktree(moved, keep_branch=True)
 
     def _drive(self, task_id: str, coro: Any) -> None:
         driver = asyncio.create_task(coro, name=f"task-{task_id}")
@@ -625,6 +643,8 @@ class Engine:
             state, reason = FAILED, f"the agent exited with code {info.code}"
         elif info.reason == "timeout":
             state, reason = TIMED_OUT, info.detail
+        elif info.reason == "cancelled" and task.id in self._cancel_reasons:
+            state, reason = FAILED, self._cancel_reasons.pop(task.id)
         elif info.reason == "cancelled":
             state, reason = CANCELLED, f"cancelled by {requested_by or 'request'}"
         else:
@@ -872,6 +892,47 @@ class Engine:
         else:
             await self._transition(task.id, FINISHED, BOT_ACTOR, expect={MERGING},
                                    reason="merge was interrupted by a restart; nothing was merged")
+
+    async def prune(self, task_id: str, actor: str, reason: str) -> Task | None:
+        """Remove an idle task's worktree (and branch, unless its preset keeps branches)."""
+        task = await self.get(task_id)
+        claimed = await self._transition(task.id, PRUNED, actor, expect=REVIEWABLE_STATES, reason=reason,
+                                         closed_by=actor)
+        if claimed is None:
+            return None
+        preset = self.presets.get(task.preset)
+        if preset and task.worktree and Path(task.worktree).is_dir():
+            try:
+                await run_teardown(self.repo_path(task.repo), Path(task.worktree),
+                                   self._agent_env(task, preset), timeout=preset.setup_timeout)
+            except Exception as exc:  # a broken teardown must not keep a worktree alive forever
+                await self.store.add_event(task.id, actor, "teardown_failed", {"error": str(exc)})
+        await self._remove_worktree(claimed, keep_branch=bool(preset and preset.keep_branch))
+        await self.hooks_dispatch("pruned", claimed, {"reason": reason})
+        return claimed
+
+    async def keep(self, task_id: str, actor: str) -> Task:
+        """Reset a task's idle clock (the Keep button on a prune warning)."""
+        task = await self.get(task_id)
+        if task.state not in REVIEWABLE_STATES:
+            raise UserError(f"Task {task.id} is {task.state}; only tasks awaiting review can be kept.")
+        kept = await self.store.update_task(task.id, last_activity=self.clock(), prune_warned_at=None)
+        await self.store.add_event(task.id, actor, "kept", {})
+        return kept
+
+    async def warn_prune(self, task: Task, grace_s: float) -> None:
+        warned = await self.store.update_task(task.id, prune_warned_at=self.clock(), last_activity=task.last_activity)
+        await self.store.add_event(task.id, "scheduler", "prune_warning", {"grace_s": grace_s})
+        self.publish(PruneWarning(warned, grace_s))
+
+    async def stop_for_limit(self, task_id: str, reason: str) -> None:
+        """End a running agent that broke a limit the bot watches (disk), stating the reason."""
+        run = self._runs.get(task_id)
+        if run is None:
+            return
+        self._cancel_reasons[task_id] = reason
+        self._cancel_requests[task_id] = "disk guard"
+        await run.cancel(self.settings.cancel_grace)
 
     async def diff(self, task_id: str) -> str:
         task = await self.get(task_id)

@@ -62,3 +62,10 @@ class ReviewReady(EngineEvent):
     """The agent's work is ready to review: a JSON-able review (see engine.Review.to_dict)."""
 
     review: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class PruneWarning(EngineEvent):
+    """The task's worktree will be pruned after `grace_s` unless someone keeps it."""
+
+    grace_s: float = 0.0

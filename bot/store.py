@@ -69,6 +69,7 @@ class Task:
     started_at: float | None = None
     finished_at: float | None = None
     last_activity: float = 0.0
+    prune_warned_at: float | None = None  # when the thread was told this worktree will be pruned
 
 
 @dataclass(frozen=True)
@@ -138,6 +139,10 @@ _MIGRATIONS: tuple[str, ...] = (
     # 2: key/value state for jobs (e.g. when the last digest was posted)
     """
     CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+    """,
+    # 3: prune warnings ("will be pruned in 24h unless kept")
+    """
+    ALTER TABLE tasks ADD COLUMN prune_warned_at REAL;
     """,
 )
 

@@ -85,9 +85,12 @@ def test_console_first_run_with_demo_preset(tmp_path: Path, make_repo: RepoFacto
     assert "Merges cleanly into main." in out
     assert "SUPERSET_DEMO.md" in out
 
-    second = run_cli(["console"], env, tmp_path, stdin=f"list\nmerge {task_id}\nmerge {task_id}\n")
+    second = run_cli(["console"], env, tmp_path,
+                     stdin=f"list\nmerge {task_id}\nmerge {task_id}\nprune --dry-run\ndigest\n")
     assert second.returncode == 0, second.stderr
     assert f"[{task_id}] merged into main" in second.stdout
     assert "already merged by console" in second.stdout
+    assert "Nothing to prune." in second.stdout
+    assert "Closed since the last digest:" in second.stdout and "Worktrees: demo" in second.stdout
     assert "SUPERSET_DEMO.md" in git(repo, "show", "--stat", "main")
     assert (repo / "SUPERSET_DEMO.md").exists()

@@ -59,7 +59,7 @@ async def test_survives_reopen_and_migrations_are_idempotent(tmp_path: Path) -> 
         await store.close()
     with sqlite3.connect(path) as db:
         assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-        assert db.execute("PRAGMA user_version").fetchone()[0] == 2
+        assert db.execute("PRAGMA user_version").fetchone()[0] == 3
 
 
 async def test_audit_log_is_append_only(tmp_path: Path) -> None:

@@ -1,0 +1,117 @@
+"""An engine over real repos, presets, agents and SQLite, for tests: `harness(presets, ...)`."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import AGENTS_DIR, RepoFactory
+
+from bot.config import Settings, load_settings
+from bot.engine import Engine
+from bot.events import EngineEvent, StateChanged
+from bot.hooks import builtin_hooks
+from bot.presets import load_presets
+from bot.store import REVIEWABLE_STATES, RUNNING, Store
+
+
+class FakeClock:
+    """A wall clock tests move by hand: hours pass in no time."""
+
+    def __init__(self, start: float | None = None) -> None:
+        self.now = time.time() if start is None else start
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+AGENT = str(AGENTS_DIR / "engine_agent.py")
+SECRET = "sk-test-9f8e7d6c5b4a"
+
+
+def agent_preset(mode: str, **extra: Any) -> dict[str, Any]:
+    env = {"AGENT_MODE": mode, **extra.pop("env", {})}
+    return {"description": f"test agent ({mode})", "agent": {"command": [sys.executable, AGENT, "{prompt}"]},
+            "env": env, **extra}
+
+
+@dataclass
+class Harness:
+    engine: Engine
+    store: Store
+    repo: Path
+    settings: Settings
+    events: list[EngineEvent] = field(default_factory=list)
+
+    def states(self, task_id: str) -> list[str]:
+        return [e.task.state for e in self.events if isinstance(e, StateChanged) and e.task.id == task_id]
+
+    async def settled(self, task_id: str, states: Any = REVIEWABLE_STATES, timeout: float = 60) -> Any:
+        """Wait for the state, then for the task's driver to finish (review posted)."""
+        task = await self.engine.wait_for(task_id, states, timeout=timeout)
+        driver = self.engine._drivers.get(task_id)
+        if driver is not None:
+            await asyncio.wait_for(asyncio.shield(driver), timeout)
+        return await self.engine.get(task.id)
+
+    def of(self, task_id: str, kind: type) -> list[Any]:
+        return [e for e in self.events if isinstance(e, kind) and e.task.id == task_id]
+
+
+MakeHarness = Callable[..., Any]
+
+
+@pytest.fixture
+async def harness(tmp_path: Path, make_repo: RepoFactory) -> AsyncIterator[MakeHarness]:
+    made: list[Harness] = []
+
+    async def make(presets: dict[str, dict[str, Any]] | None = None, *, max_concurrent: int = 4,
+                   env: dict[str, str] | None = None, hooks: Any = None, repo: Path | None = None,
+                   clock: Callable[[], float] = time.time) -> Harness:
+        if repo is None:
+            repo = make_repo("demo", {"README.md": "# demo\n", "shared.txt": "base version\n"})
+        presets_dir = tmp_path / "presets"
+        presets_dir.mkdir(exist_ok=True)
+        for name, body in (presets or {"edit": agent_preset("edit")}).items():
+            (presets_dir / f"{name}.json").write_text(json.dumps(body))
+        process_env = {
+            "PATH": "/usr/local/bin:/usr/bin:/bin",
+            "HOME": str(tmp_path),
+            "GIT_CONFIG_GLOBAL": os.environ["GIT_CONFIG_GLOBAL"],
+            "GIT_CONFIG_NOSYSTEM": "1",
+            "SUPERSET_REPOS": f"demo={repo}",
+            "SUPERSET_DATA_DIR": str(tmp_path / "data"),
+            "SUPERSET_PRESETS_DIR": str(presets_dir),
+            "SUPERSET_DEFAULT_PRESET": next(iter(presets or {"edit": None})),
+            "SUPERSET_MAX_CONCURRENT": str(max_concurrent),
+            "SUPERSET_MIN_FREE_DISK": "1M",
+            "SUPERSET_CANCEL_GRACE": "1s",
+            **(env or {}),
+        }
+        settings = load_settings(process_env, env_file=None)
+        store = await Store.open(settings.db_path, clock=clock)
+        engine = Engine(settings, store, load_presets(presets_dir), hooks or builtin_hooks(), clock=clock)
+        h = Harness(engine, store, repo, settings)
+        engine.subscribe(h.events.append)
+        await engine.start()
+        made.append(h)
+        return h
+
+    yield make
+    for h in made:
+        for task in await h.store.list_tasks({RUNNING}):
+            if task.id in h.engine._runs:
+                await h.engine._runs[task.id].cancel(0.5)
+        await h.engine.stop()
+        await h.store.close()

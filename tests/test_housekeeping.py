@@ -1,0 +1,173 @@
+"""Prune, reconcile, digest and maintenance with a clock the tests move: hours pass in no time."""
+# ruff: noqa: F811 - pytest fixtures are parameters named like the imported fixture
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from conftest import git
+from engineharness import FakeClock, MakeHarness, agent_preset, harness  # noqa: F401 - fixture
+
+from bot.events import PruneWarning
+from bot.housekeeping import Housekeeper
+from bot.scheduler import build_scheduler
+from bot.store import FINISHED, MERGED, PRUNED, RUNNING, Task
+
+HOUR = 3600.0
+
+
+async def finished_task(h: MakeHarness | object, prompt: str = "work") -> Task:
+    task = await h.engine.spawn(prompt, requester="U1")  # type: ignore[attr-defined]
+    return await h.settled(task.id, {FINISHED})  # type: ignore[attr-defined]
+
+
+async def test_stale_task_is_warned_then_pruned_and_keep_resets(harness: MakeHarness) -> None:
+    clock = FakeClock()
+    h = await harness(clock=clock, env={"SUPERSET_STALE_AFTER": "72h", "SUPERSET_PRUNE_WARNING": "24h"})
+    keeper = Housekeeper(h.engine)
+    task = await finished_task(h)
+    assert (await keeper.prune()).empty, "a fresh task is left alone"
+
+    clock.advance(50 * HOUR)
+    report = await keeper.prune()
+    assert len(report.warned) == 1 and task.id in report.warned[0] and not report.pruned
+    warnings = h.of(task.id, PruneWarning)
+    assert warnings and warnings[0].grace_s == 24 * HOUR
+    clock.advance(10 * HOUR)
+    assert (await keeper.prune()).empty, "warned once, and the grace period is not over"
+
+    await h.engine.keep(task.id, "U1")  # the Keep button
+    clock.advance(30 * HOUR)
+    assert (await keeper.prune()).empty, "keep reset the idle clock"
+
+    clock.advance(25 * HOUR)  # idle 55h: warned again
+    assert len((await keeper.prune()).warned) == 1
+    clock.advance(24 * HOUR)  # idle 79h, warned 24h ago
+    report = await keeper.prune()
+    assert len(report.pruned) == 1
+    pruned = await h.engine.get(task.id)
+    assert pruned.state == PRUNED and "idle for" in (pruned.reason or "")
+    assert not Path(task.worktree or "").exists()
+    assert git(h.repo, "branch", "--list", task.branch or "") == ""
+    assert any(e.action == "prune_warning" for e in await h.store.events(task.id))
+
+
+async def test_dry_run_changes_nothing(harness: MakeHarness) -> None:
+    clock = FakeClock()
+    h = await harness(clock=clock)
+    keeper = Housekeeper(h.engine)
+    task = await finished_task(h)
+    orphan = h.settings.worktrees_dir / "demo" / "zzzzzz"
+    git(h.repo, "worktree", "add", "-q", "-b", "superset/zzzzzz-orphan", str(orphan))
+    clock.advance(100 * HOUR)
+    events_before = len(await h.store.events())
+    report = await keeper.prune(dry_run=True)
+    assert any("would warn" in line for line in report.lines())
+    assert any("orphan worktree" in line for line in report.lines())
+    assert orphan.exists() and (await h.engine.get(task.id)).prune_warned_at is None
+    assert len(await h.store.events()) == events_before
+
+
+async def test_orphans_and_leftovers_are_cleaned(harness: MakeHarness) -> None:
+    h = await harness()
+    keeper = Housekeeper(h.engine)
+    task = await finished_task(h)
+    await h.engine.merge(task.id, "U1")
+    # a leftover: the merged task's branch came back (e.g. a failed cleanup), and an orphan branch
+    git(h.repo, "branch", task.branch or "", "main")
+    git(h.repo, "branch", "superset/qqqqqq-nobody-knows", "main")
+    orphan = h.settings.worktrees_dir / "demo" / "zzzzzz"
+    git(h.repo, "worktree", "add", "-q", "-b", "superset/zzzzzz-orphan", str(orphan))
+    report = await keeper.prune()
+    text = "\n".join(report.lines())
+    assert "leftovers of merged task" in text and "orphan worktree" in text and "orphan branch" in text
+    assert git(h.repo, "branch", "--list", "superset/*") == ""
+    assert not orphan.exists()
+    assert (await h.engine.get(task.id)).state == MERGED
+
+
+async def test_disk_budget_prunes_oldest_idle_first_never_running(harness: MakeHarness) -> None:
+    clock = FakeClock()
+    h = await harness({"edit": agent_preset("edit"), "sleep": agent_preset("sleep")}, clock=clock,
+                      env={"SUPERSET_DISK_BUDGET": "10"})
+    keeper = Housekeeper(h.engine)
+    old = await finished_task(h, "old one")
+    clock.advance(HOUR)
+    new = await finished_task(h, "new one")
+    running = await h.engine.spawn("still going", requester="U1", preset="sleep")
+    await h.engine.wait_for(running.id, {RUNNING})
+    report = await keeper.prune()
+    order = [line.split()[1] for line in report.pruned]
+    assert order[:2] == [old.id, new.id], report.lines()
+    assert running.id not in " ".join(report.lines())
+    assert (await h.engine.get(running.id)).state == RUNNING
+    await h.engine.cancel(running.id, "U1")
+
+
+async def test_reconcile_marks_vanished_worktree_and_stops_disk_hog(harness: MakeHarness) -> None:
+    h = await harness({"edit": agent_preset("edit"),
+                       "hog": {**agent_preset("sleep"), "limits": {"disk": "1K"}}})
+    keeper = Housekeeper(h.engine)
+    task = await finished_task(h)
+    git(h.repo, "worktree", "remove", "--force", task.worktree or "")
+    hog = await h.engine.spawn("fill the disk", requester="U1", preset="hog")
+    await h.engine.wait_for(hog.id, {RUNNING})
+    (Path((await h.engine.get(hog.id)).worktree or "") / "big.bin").write_bytes(b"x" * 4096)
+    fixed = await keeper.reconcile()
+    assert any("worktree vanished" in f for f in fixed)
+    assert (await h.engine.get(task.id)).state == PRUNED
+    stopped = await h.settled(hog.id)
+    assert stopped.state == "failed" and "disk limit" in (stopped.reason or "")
+
+
+async def test_digest_content_and_skip_when_empty(harness: MakeHarness) -> None:
+    clock = FakeClock()
+    h = await harness(clock=clock)
+    keeper = Housekeeper(h.engine)
+    posted: list[object] = []
+
+    async def sink(digest: object) -> None:
+        posted.append(digest)
+
+    keeper.digest_sinks.append(sink)
+    assert await keeper.digest() is None and posted == [], "nothing to say: nothing posted"
+    waiting = await finished_task(h, "awaiting review")
+    merged = await finished_task(h, "to merge")
+    await h.engine.merge(merged.id, "U1")
+    digest = await keeper.digest()
+    assert digest is not None and posted == [digest]
+    assert [t.id for t in digest.awaiting] == [waiting.id]
+    assert [t.id for t in digest.closed] == [merged.id]
+    assert digest.disk["demo"] > 0 and digest.free_disk > 0
+    clock.advance(60)
+    again = await keeper.build_digest()
+    assert again.closed == [], "closed tasks are reported once"
+
+    from bot.slack.blocks import validate_blocks
+    from bot.slack.digest import digest_message
+
+    rendered = digest_message(digest, lambda t: f"https://x.slack.com/archives/C1/p{t.id}")
+    assert validate_blocks(rendered.blocks) == []
+    assert waiting.id in json.dumps(rendered.blocks) and "Awaiting review" in json.dumps(rendered.blocks)
+
+
+async def test_maintenance_skips_busy_repos(harness: MakeHarness) -> None:
+    h = await harness({"sleep": agent_preset("sleep")})
+    keeper = Housekeeper(h.engine)
+    assert await keeper.maintenance() == ["demo: maintained"]
+    task = await h.engine.spawn("busy", requester="U1")
+    await h.engine.wait_for(task.id, {RUNNING})
+    assert await keeper.maintenance() == ["demo: skipped, an agent is running"]
+    await h.engine.cancel(task.id, "U1")
+
+
+async def test_scheduler_jobs_built_from_settings(harness: MakeHarness) -> None:
+    h = await harness(env={"SUPERSET_DIGEST_CHANNEL": "C0DIGEST", "SUPERSET_DIGEST_CRON": "0 9 * * mon-fri",
+                           "SUPERSET_TIMEZONE": "Europe/Berlin"})
+    scheduler = build_scheduler(Housekeeper(h.engine))
+    assert {job.id for job in scheduler.get_jobs()} == {"prune", "reconcile", "git-maintenance", "digest"}
+    digest_job = scheduler.get_job("digest")
+    assert "mon-fri" in repr(digest_job.trigger) and "Europe/Berlin" in repr(digest_job.trigger)
+    h2 = await harness(repo=h.repo)
+    assert "digest" not in {job.id for job in build_scheduler(Housekeeper(h2.engine)).get_jobs()}
