@@ -117,7 +117,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"  - {problem}", file=sys.stderr)
         print("See .env.example for every setting.", file=sys.stderr)
         return 2
-    setup_logging(args.log_level or settings.log_level, settings.secrets())
+    # the console prints progress itself; its log only shows problems unless --log-level says otherwise
+    default_level = "WARNING" if args.command == "console" else settings.log_level
+    setup_logging(args.log_level or default_level, settings.secrets())
 
     try:
         if args.command == "console":

@@ -574,7 +574,8 @@ class Engine:
         if task.id in self._cancel_requests:
             self._spawn_background(run.cancel())
         what = "Follow-up sent to the agent" if followup else "Agent started"
-        self.publish(Milestone(moved, "agent_started", f"{what}: `{' '.join(argv[:1])}` (pid {run.pid})."))
+        program = Path(argv[0]).name
+        self.publish(Milestone(moved, "agent_started", f"{what} (preset `{preset.name}`, `{program}`, pid {run.pid})."))
         await self.hooks_dispatch("agent_started", moved)
         await self._follow_and_finish(moved, run, progress=progress)
 
