@@ -44,6 +44,13 @@ def main() -> int:
             print(f"tick {i}", flush=True)
             time.sleep(0.1)
         return 0
+    if mode == "count":
+        total = int(os.environ.get("AGENT_LINES", "300"))
+        for i in range(1, total + 1):
+            print(f"line {i} of {total}", flush=True)
+            time.sleep(float(os.environ.get("AGENT_DELAY", "0.01")))
+        Path("counted.txt").write_text(str(total))
+        return 0
     if mode == "fail":
         print("agent: something went wrong", flush=True)
         return 3
