@@ -106,7 +106,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     run = sub.add_parser("run", help="start the Slack bot (Socket Mode when SLACK_APP_TOKEN is set)")
     run.add_argument("--http", action="store_true", help="serve Slack over HTTP on SUPERSET_HTTP_PORT instead")
     sub.add_parser("console", help="the same engine in this terminal, no Slack needed")
+    doctor = sub.add_parser("doctor", help="check tokens, scopes, git, repos, presets and disk; print what to fix")
+    doctor.add_argument("--http", action="store_true", help="check HTTP mode (signing secret) instead of Socket Mode")
     args = parser.parse_args(argv)
+
+    if args.command == "doctor":  # before loading settings: a broken config is one of its checks
+        from bot.doctor import run_doctor
+
+        return asyncio.run(run_doctor(lambda: load_settings(env_file=args.env_file),
+                                      http=True if args.http else None))
 
     try:
         settings = load_settings(env_file=args.env_file)

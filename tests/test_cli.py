@@ -94,3 +94,12 @@ def test_console_first_run_with_demo_preset(tmp_path: Path, make_repo: RepoFacto
     assert "Closed since the last digest:" in second.stdout and "Worktrees: demo" in second.stdout
     assert "SUPERSET_DEMO.md" in git(repo, "show", "--stat", "main")
     assert (repo / "SUPERSET_DEMO.md").exists()
+
+
+def test_doctor_lists_what_blocks_running(tmp_path: Path, make_repo: RepoFactory) -> None:
+    env = {**base_env(tmp_path, make_repo()), "SUPERSET_DEFAULT_PRESET": "demo"}
+    result = run_cli(["doctor"], env, tmp_path)
+    assert result.returncode == 1
+    assert "✗ Slack: SLACK_BOT_TOKEN is not set" in result.stdout
+    assert "✓ preset demo" in result.stdout and "✓ git" in result.stdout
+    assert "Traceback" not in result.stderr
