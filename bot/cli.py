@@ -70,6 +70,8 @@ async def open_engine(settings: Settings) -> AsyncIterator[Engine]:
 async def _run_slack(settings: Settings, http: bool) -> int:
     import signal
 
+    from bot.housekeeping import Housekeeper
+    from bot.scheduler import build_scheduler
     from bot.slack.runtime import SlackBot
 
     stop = asyncio.Event()
@@ -77,14 +79,19 @@ async def _run_slack(settings: Settings, http: bool) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     async with open_engine(settings) as engine:
-        bot = SlackBot(settings, engine, http=http)
+        housekeeper = Housekeeper(engine)
+        bot = SlackBot(settings, engine, http=http, housekeeper=housekeeper)
+        scheduler = build_scheduler(housekeeper)
         try:
             await bot.start()
+            scheduler.start()
             log.info("superset-bot is running (%s); Ctrl-C stops it, agents keep running",
                      "HTTP" if http else "Socket Mode")
             await stop.wait()
             log.info("stopping; running agents stay alive and are picked up at the next start")
         finally:
+            if scheduler.running:
+                scheduler.shutdown(wait=False)
             await bot.stop()
     return 0
 

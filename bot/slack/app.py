@@ -32,11 +32,15 @@ from bot.events import (
     Milestone,
     OutputLines,
     ProgressChanged,
+    PruneWarning,
     QueuePosition,
     ReviewReady,
     StateChanged,
 )
+from bot.gitcmd import GitError
+from bot.housekeeping import Digest, Housekeeper
 from bot.slack import blocks as ui
+from bot.slack.digest import digest_message
 from bot.slack.outbox import Outbox
 from bot.store import (
     ACTIVE_STATES,
@@ -45,6 +49,7 @@ from bot.store import (
     FAILED,
     FINISHED,
     MERGED,
+    PRUNED,
     QUEUED,
     REVIEWABLE_STATES,
     RUNNING,
@@ -58,6 +63,7 @@ MENTION = re.compile(r"<@[A-Z0-9]+(?:\|[^>]*)?>")
 HOME_REFRESH_EVERY = 10.0  # seconds between App Home refreshes per user
 MAX_DIFF_BYTES = 5 * 1024 * 1024
 DEDUPE_KEEP = 5000
+_SAVED_REVIEW: Any = object()
 
 Reply = Callable[[ui.Rendered], Awaitable[None]]
 
@@ -71,6 +77,7 @@ class _Thread:
     setup_tail: deque[str] = field(default_factory=lambda: deque(maxlen=20))
     queue_position: int | None = None
     refresh_pending: bool = False
+    review: dict[str, Any] | None = None  # what the current review message shows
     worker: asyncio.Task[None] | None = None
 
 
@@ -86,9 +93,11 @@ class SlackFrontend:
         *,
         http: bool,
         clock: Callable[[], float] = time.time,
+        housekeeper: Housekeeper | None = None,
     ) -> None:
         self.settings = settings
         self.engine = engine
+        self.housekeeper = housekeeper  # prune/digest (the scheduler's work); runtime.py passes it
         self.client = client
         self.outbox = outbox
         self.clock = clock
@@ -100,6 +109,7 @@ class SlackFrontend:
         self._seen_events: OrderedDict[str, None] = OrderedDict()
         self._home_viewers: dict[str, float] = {}
         self._home_scheduled: set[str] = set()
+        self.home_refresh_every = HOME_REFRESH_EVERY
         self._unsubscribe: Callable[[], None] | None = None
         self.app = AsyncApp(
             client=client,
@@ -119,9 +129,22 @@ class SlackFrontend:
         if not self.workspace_url.endswith("/"):
             self.workspace_url += "/"
         self._unsubscribe = self.engine.subscribe(self.on_engine_event)
+        if self.settings.digest_channel:
+            self._housekeeper().digest_sinks.append(self.post_digest)
         for task in await self.engine.store.list_tasks(ACTIVE_STATES):
             if task.channel and task.thread_ts:
                 self._thread(task.id)  # resume rendering for tasks re-attached after a restart
+
+    def _housekeeper(self) -> Housekeeper:
+        if self.housekeeper is None:
+            self.housekeeper = Housekeeper(self.engine)
+        return self.housekeeper
+
+    async def post_digest(self, digest: Digest) -> None:
+        """The scheduled digest goes to SUPERSET_DIGEST_CHANNEL."""
+        assert self.settings.digest_channel
+        rendered = digest_message(digest, lambda t: self.permalink(t.channel, t.thread_ts))
+        await self.outbox.post(self.settings.digest_channel, rendered.text, rendered.blocks)
 
     async def stop(self) -> None:
         if self._unsubscribe:
@@ -223,6 +246,11 @@ class SlackFrontend:
         except UserError as exc:
             usage = f"\nUsage: `/superset {command.name} {_args_of(command.name)}`".rstrip()
             await reply(ui.error_message(f"{exc}{usage if command.name != 'spawn' else ''}"))
+        except GitError as exc:
+            await reply(ui.error_message(f"`{command.name}` failed in git: {exc}"))
+        except Exception:
+            log.exception("command %r by %s failed", command.name, user)
+            await reply(ui.error_message(f"`{command.name}` failed unexpectedly; the bot's log has the details."))
 
     async def _run_command(self, command: Any, user: str, channel: str, body: Mapping[str, Any],
                            reply: Reply) -> None:
@@ -232,7 +260,7 @@ class SlackFrontend:
             await reply(ui.help_message(self.access.allowed_commands(user)))
         elif name == "spawn":
             if not command.text:
-                await self._open_spawn_modal(body, channel, command.options)
+                await self._open_spawn_modal(body, channel, command.options, reply)
                 return
             await self.start_task(channel, user, command.text, command.options, reply)
         elif name == "list":
@@ -246,8 +274,19 @@ class SlackFrontend:
             lines = [f"*{name}*{' (default)' if name == self.settings.default_repo else ''}"
                      for name in self.settings.repos]
             await reply(ui.Rendered("Repos", [_section("\n".join(lines) or "No repos are configured.")]))
-        elif name in ("prune", "digest"):
-            await reply(ui.error_message(f"`{name}` needs the scheduler, which is not part of this build yet."))
+        elif name == "prune":
+            report = await self._housekeeper().prune(dry_run=command.dry_run, actor=user)
+            title = "Prune (dry run): nothing was changed" if command.dry_run else "Prune"
+            await reply(ui.Rendered(title, [_section(f"*{title}*"),
+                                            *_text_sections([ui.escape(line) for line in report.lines()])]))
+        elif name == "digest":
+            digest = await self._housekeeper().build_digest()
+            if digest.empty:
+                await reply(ui.Rendered("Nothing to report", [_section("Nothing to report: no tasks running, "
+                                                                       "awaiting review or closed lately.")]))
+                return
+            rendered = digest_message(digest, lambda t: self.permalink(t.channel, t.thread_ts))
+            await self.outbox.post(channel, rendered.text, rendered.blocks)
         else:
             task = await self._task_in_channel(command.task_id, channel)
             if name == "status":
@@ -322,12 +361,14 @@ class SlackFrontend:
                 f"Started task `{task.id}` in `{task.repo}` with preset `{task.preset}`; follow it in {where}.")]))
             return task
         except UserError as exc:
-            await self.outbox.call("chat.update", channel=channel, ts=root_ts,
-                                   text=f"Task not started: {exc}")
+            # blocks must be replaced too: chat.update keeps the old ones (the "queued" card) otherwise
+            failed = ui.error_message(f"Task {task_id} was not started: {exc}")
+            await self.outbox.call("chat.update", channel=channel, ts=root_ts, text=failed.text, blocks=failed.blocks)
             await reply(ui.error_message(str(exc)))
             return None
 
-    async def _open_spawn_modal(self, body: Mapping[str, Any], channel: str, options: Mapping[str, str]) -> None:
+    async def _open_spawn_modal(self, body: Mapping[str, Any], channel: str, options: Mapping[str, str],
+                                reply: Reply) -> None:
         defaults = self.settings.channel_defaults.get(channel)
         view = ui.spawn_modal(
             list(self.settings.repos),
@@ -337,7 +378,13 @@ class SlackFrontend:
             base=options.get("base") or (defaults.base if defaults else None),
             channel=channel,
         )
-        await self.outbox.call("views.open", trigger_id=body.get("trigger_id"), view=view)
+        try:
+            await self.outbox.call("views.open", trigger_id=body.get("trigger_id"), view=view)
+        except SlackApiError as exc:
+            error = exc.response.get("error") if exc.response is not None else exc
+            await reply(ui.error_message(
+                f"I could not open the spawn form ({error}). Run `/superset spawn` again, or give the prompt "
+                "inline: `/superset spawn [--repo NAME] [--preset NAME] PROMPT`."))
 
     async def _on_spawn_submit(self, ack: Callable[..., Awaitable[None]], body: dict[str, Any]) -> None:
         view = body.get("view", {})
@@ -370,7 +417,7 @@ class SlackFrontend:
     async def handle_mention(self, event: Mapping[str, Any]) -> None:
         user = str(event.get("user", ""))
         channel = str(event.get("channel", ""))
-        text = MENTION.sub("", str(event.get("text", ""))).strip()
+        text = self._without_bot_mention(str(event.get("text", "")))
 
         async def reply(rendered: ui.Rendered) -> None:
             await self.ephemeral(channel, user, rendered, thread_ts=event.get("thread_ts"))
@@ -406,15 +453,29 @@ class SlackFrontend:
             return
         await self.start_task(channel, user, command.text, command.options, reply)
 
+    def _without_bot_mention(self, text: str) -> str:
+        """Drop the mention that addressed the bot; other people's mentions are part of the prompt."""
+        if not self.bot_user_id:
+            return MENTION.sub("", text, count=1).strip()
+        return re.sub(rf"<@{re.escape(self.bot_user_id)}(?:\|[^>]*)?>", "", text).strip()
+
     # buttons
 
     async def _on_action(self, ack: Callable[..., Awaitable[None]], body: dict[str, Any],
                          respond: Callable[..., Awaitable[Any]]) -> None:
         await ack()
+        user = str((body.get("user") or {}).get("id", ""))
 
         async def reply(rendered: ui.Rendered) -> None:
-            await respond(text=rendered.text, blocks=rendered.blocks, response_type="ephemeral",
-                          replace_original=False)
+            if body.get("response_url"):
+                await respond(text=rendered.text, blocks=rendered.blocks, response_type="ephemeral",
+                              replace_original=False)
+                return
+            # a click in App Home (a view, not a message) has no response_url: answer in the app's DM
+            try:
+                await self.outbox.post(user, rendered.text, rendered.blocks)
+            except SlackApiError as exc:
+                log.warning("could not tell %s: %s", user, exc.response.get("error") if exc.response else exc)
 
         self.spawn_job(self.handle_action(body, reply), "action")
 
@@ -458,14 +519,18 @@ class SlackFrontend:
                 await self.start_task(task.channel, user, task.prompt,
                                       {"repo": task.repo, "preset": task.preset, "base": task.base_branch}, reply)
             elif action_id == ui.ACTION_KEEP:
-                await self.engine.store.update_task(task.id, last_activity=self.clock())
-                await self.engine.store.add_event(task.id, user, "kept", {})
+                await self.engine.keep(task.id, user)
                 await reply(ui.Rendered("Kept", [_section(f"Task `{task.id}` is kept; its idle clock starts again.")]))
         except AlreadyClosed as exc:
             self._close_review(exc.task)
             await reply(ui.error_message(str(exc)))
         except UserError as exc:
             await reply(ui.error_message(str(exc)))
+        except GitError as exc:
+            await reply(ui.error_message(f"Task `{task.id}`: git refused: {exc}"))
+        except Exception:
+            log.exception("action %s on task %s by %s failed", action_id, task.id, user)
+            await reply(ui.error_message(f"That did not work on task `{task.id}`; the bot's log has the details."))
 
     async def post_diff(self, task: Task, user: str) -> None:
         if not task.channel or not task.thread_ts:
@@ -506,7 +571,7 @@ class SlackFrontend:
         if user not in self._home_viewers or user in self._home_scheduled:
             return
         self._home_scheduled.add(user)
-        delay = max(0.0, self._home_viewers[user] + HOME_REFRESH_EVERY - self.clock())
+        delay = max(0.0, self._home_viewers[user] + self.home_refresh_every - self.clock())
 
         async def later() -> None:
             try:
@@ -592,8 +657,14 @@ class SlackFrontend:
                 self._close_review(changed)
                 reply = ui.milestone(changed, "Discarded by {actor}: worktree and branch removed.",
                                      actor=changed.closed_by)
+            elif changed.state == PRUNED:
+                self._close_review(changed)
+                reply = ui.milestone(changed, f"Worktree pruned: {changed.reason or 'idle too long'}.")
             if reply is not None:
                 await self.outbox.post(task.channel, reply.text, reply.blocks, thread_ts=task.thread_ts)
+        elif isinstance(event, PruneWarning):
+            warning = ui.prune_warning(task, event.grace_s / 3600)
+            await self.outbox.post(task.channel, warning.text, warning.blocks, thread_ts=task.thread_ts)
         elif isinstance(event, Milestone):
             if event.kind in ("worktree_ready", "committed"):
                 return  # shown on the status card; keep the thread for what matters
@@ -601,7 +672,9 @@ class SlackFrontend:
             await self.outbox.post(task.channel, rendered.text, rendered.blocks, thread_ts=task.thread_ts)
         elif isinstance(event, ReviewReady):
             if task.review_ts:
-                self._close_review(task, outcome="superseded")
+                # the store already holds the new review; the old message keeps showing what it said
+                self._close_review(task, outcome="superseded", review=thread.review)
+            thread.review = dict(event.review)
             rendered = ui.review_message(task, event.review)
             ts = await self.outbox.post(task.channel, rendered.text, rendered.blocks, thread_ts=task.thread_ts)
             await self.engine.store.update_task(task.id, review_ts=ts, last_activity=task.last_activity)
@@ -621,11 +694,16 @@ class SlackFrontend:
             ts = await self.outbox.post(task.channel, card.text, card.blocks, thread_ts=task.thread_ts)
             await self.engine.store.update_task(task.id, status_ts=ts, last_activity=task.last_activity)
 
-    def _close_review(self, task: Task, outcome: str | None = None) -> None:
-        """Replace the review's buttons with the outcome, so nobody clicks a stale Merge."""
+    def _close_review(self, task: Task, outcome: str | None = None, review: Any = _SAVED_REVIEW) -> None:
+        """Replace the review's buttons with the outcome, so nobody clicks a stale Merge.
+
+        `review` is what the message showed (None: unknown, render the task only); by default the
+        task's saved review, which is the one on the message unless a newer review is being posted.
+        """
         if not (task.channel and task.review_ts):
             return
-        review = json.loads(task.review) if task.review else None
+        if review is _SAVED_REVIEW:
+            review = json.loads(task.review) if task.review else None
         rendered = ui.closed_review(task, review, outcome=outcome or task.state, actor=task.closed_by or "",
                                     when=task.updated_at or self.clock())
         self.outbox.update(task.channel, task.review_ts, rendered.text, rendered.blocks)
@@ -646,6 +724,20 @@ class _Refusal(UserError):
 
 def _trusted_error(text: str) -> ui.Rendered:
     return ui.Rendered(text[:3000], [_section(f":warning: {text}")])
+
+
+def _text_sections(lines: list[str]) -> list[dict[str, Any]]:
+    """Lines packed into sections under Slack's 3000-character limit (at most 40 sections)."""
+    sections: list[dict[str, Any]] = []
+    chunk = ""
+    for line in lines:
+        if len(chunk) + len(line) + 1 > 2900 and chunk:
+            sections.append(_section(chunk))
+            chunk = ""
+        chunk += ("\n" if chunk else "") + line[:2900]
+    if chunk:
+        sections.append(_section(chunk))
+    return sections[:40]
 
 
 def _section(text: str) -> dict[str, Any]:

@@ -26,12 +26,11 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 log = logging.getLogger(__name__)
 
-# errors that will not go away by retrying: report them instead
-PERMANENT_ERRORS = frozenset({
-    "not_in_channel", "channel_not_found", "is_archived", "message_not_found", "cant_update_message",
-    "invalid_blocks", "msg_too_long", "no_text", "invalid_auth", "not_authed", "account_inactive",
-    "token_revoked", "missing_scope", "edit_window_closed", "invalid_arguments", "restricted_action",
-    "already_reacted", "no_reaction", "too_many_reactions", "msg_blocks_too_long", "invalid_blocks_format",
+# Slack's ok:false answers are refusals (a spent trigger, a missing message, bad arguments) that no
+# retry can fix; only these error codes, HTTP 429/5xx and transport errors are worth another try.
+TRANSIENT_ERRORS = frozenset({
+    "ratelimited", "rate_limited", "internal_error", "fatal_error", "service_unavailable", "request_timeout",
+    "team_added_to_org",
 })
 
 
@@ -153,7 +152,7 @@ class Outbox:
 
     async def call(self, method: str, **args: Any) -> dict[str, Any]:
         """Any other call (ephemeral, views, permalinks), retried on 429 and server errors."""
-        self._put_blocks(args, args.pop("blocks", None))
+        self._put_blocks(args, args.pop("blocks", None), replacing=method == "chat.update")
         bucket = self.tier3 if method in ("chat.update", "chat.delete", "reactions.add", "reactions.remove") else None
         return await self._call_with_retries(method, args, bucket)
 
@@ -169,8 +168,7 @@ class Outbox:
                     else await self.client.api_call(method, params=args)
                 return dict(response.data) if isinstance(response.data, dict) else {}
             except SlackApiError as exc:
-                error = _error_of(exc)
-                if error in PERMANENT_ERRORS or attempt == attempts - 1:
+                if not _retryable(exc) or attempt == attempts - 1:
                     raise
                 retry_after = _retry_after(exc)
                 if retry_after is not None:
@@ -235,14 +233,13 @@ class Outbox:
                 raise
             except SlackApiError as exc:
                 retry_after = _retry_after(exc)
-                error = _error_of(exc)
                 if retry_after is not None:
                     self.stats["429"] += 1
                     self.tier3.pause(retry_after)
                     self._requeue(item, 0.0)
-                elif error in PERMANENT_ERRORS:
+                elif not _retryable(exc):
                     self.stats["dropped"] += 1
-                    log.warning("slack %s on %s/%s refused: %s", item.method, item.channel, item.ts, error)
+                    log.warning("slack %s on %s/%s refused: %s", item.method, item.channel, item.ts, _error_of(exc))
                 else:
                     self._requeue(item, min(60.0, 2.0 ** item.attempts))
             except Exception as exc:
@@ -265,7 +262,7 @@ class Outbox:
     async def _deliver(self, item: _Pending) -> None:
         if item.method == "chat.update":
             args = dict(item.args)
-            self._put_blocks(args, args.pop("blocks", None))
+            self._put_blocks(args, args.pop("blocks", None), replacing=True)
             self.tier3.take()
             self.stats["chat.update"] += 1
             await self.client.api_call("chat.update", json=args)
@@ -300,8 +297,13 @@ class Outbox:
                     raise
             self._reactions[key] = wanted
 
-    def _put_blocks(self, args: dict[str, Any], blocks: Sequence[dict[str, Any]] | None) -> None:
-        """Blocks Slack would reject are left out (the text fallback still goes out) rather than lost."""
+    def _put_blocks(self, args: dict[str, Any], blocks: Sequence[dict[str, Any]] | None,
+                    replacing: bool = False) -> None:
+        """Blocks Slack would reject are left out (the text fallback still goes out) rather than lost.
+
+        chat.update keeps a message's old blocks when none are given, and Slack shows blocks over
+        text, so an update (`replacing`) sends an empty list instead: the new text is what people see.
+        """
         if blocks is None:
             return
         if self.validate is not None:
@@ -309,6 +311,8 @@ class Outbox:
             if problems:
                 self.stats["invalid_blocks"] += 1
                 log.error("leaving out blocks Slack would reject: %s", "; ".join(problems[:5]))
+                if replacing:
+                    args["blocks"] = []
                 return
         args["blocks"] = list(blocks)
 
@@ -320,6 +324,16 @@ def _json_method(method: str) -> bool:
 def _error_of(exc: SlackApiError) -> str:
     data = getattr(exc.response, "data", None)
     return str(data.get("error", "")) if isinstance(data, dict) else ""
+
+
+def _retryable(exc: SlackApiError) -> bool:
+    """HTTP 429 or 5xx, one of Slack's transient error codes, or an answer without an error code."""
+    response = exc.response
+    status = getattr(response, "status_code", None) or getattr(response, "status", None)
+    if isinstance(status, int) and (status == 429 or status >= 500):
+        return True
+    error = _error_of(exc)
+    return not error or error in TRANSIENT_ERRORS
 
 
 def _retry_after(exc: SlackApiError) -> float | None:

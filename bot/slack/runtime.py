@@ -19,6 +19,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.config import Settings
 from bot.engine import Engine
+from bot.housekeeping import Housekeeper
 from bot.slack.app import SlackFrontend
 from bot.slack.blocks import validate_blocks
 from bot.slack.outbox import Outbox
@@ -30,9 +31,10 @@ class SlackBot:
     """Everything Slack needs, started and stopped as one: `await start()`, `await stop()`."""
 
     def __init__(self, settings: Settings, engine: Engine, *, http: bool, host: str = "0.0.0.0",
-                 port: int | None = None) -> None:
+                 port: int | None = None, housekeeper: Housekeeper | None = None) -> None:
         self.settings = settings
         self.engine = engine
+        self.housekeeper = housekeeper or Housekeeper(engine)
         self.http = http
         self.host = host
         self.port = settings.http_port if port is None else port
@@ -52,7 +54,8 @@ class SlackBot:
         )
         self.outbox = Outbox(client, validate=validate_blocks)
         self.outbox.start()
-        self.frontend = SlackFrontend(self.settings, self.engine, client, self.outbox, http=self.http)
+        self.frontend = SlackFrontend(self.settings, self.engine, client, self.outbox, http=self.http,
+                                      housekeeper=self.housekeeper)
         await self.frontend.start()
         if self.http:
             web_app = self.frontend.app.web_app(path="/slack/events")
