@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from conftest import RepoFactory, git
 
 ROOT = Path(__file__).parent.parent
@@ -103,3 +104,20 @@ def test_doctor_lists_what_blocks_running(tmp_path: Path, make_repo: RepoFactory
     assert "✗ Slack: SLACK_BOT_TOKEN is not set" in result.stdout
     assert "✓ preset demo" in result.stdout and "✓ git" in result.stdout
     assert "Traceback" not in result.stderr
+
+
+def test_tokens_never_reach_the_log(capfd: pytest.CaptureFixture[str]) -> None:
+    import logging
+
+    from bot.cli import setup_logging
+
+    token = "xoxb-1111-2222-abcdefSECRET"
+    setup_logging("DEBUG", [token])
+    try:
+        logging.getLogger("slack_sdk.web").debug("Sending a request - headers: {'Authorization': 'Bearer %s'}", token)
+        logging.getLogger("bot.engine").info("task k3x9qa: running (%s)", "superset-bot")
+    finally:
+        logging.getLogger().handlers.clear()
+    err = capfd.readouterr().err
+    assert token not in err and "Bearer [redacted]" in err
+    assert "task k3x9qa: running" in err
