@@ -194,6 +194,11 @@ async def test_list_status_and_app_home_show_the_task_with_thread_links(bot: Cal
     assert answer["response_type"] == "ephemeral"
     assert task.id in json.dumps(answer["blocks"]) and "finished" in json.dumps(answer["blocks"])
     assert f"<{link}|thread>" in json.dumps(answer["blocks"])
+    # someone else, in another channel, does not see this channel's prompts
+    _, elsewhere = await b.command("list", user=MALLORY, channel=OTHER_CHANNEL)
+    await b.settle()
+    (answer,) = answer_payloads(b, elsewhere)
+    assert task.id not in json.dumps(answer["blocks"])
     (answer,) = answer_payloads(b, status)
     assert answer["response_type"] == "ephemeral"
     blocks = json.dumps(answer["blocks"])

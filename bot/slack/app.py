@@ -264,9 +264,12 @@ class SlackFrontend:
                 return
             await self.start_task(channel, user, command.text, command.options, reply)
         elif name == "list":
-            tasks = await engine.store.list_tasks(ACTIVE_STATES | REVIEWABLE_STATES)
+            # this channel's tasks and your own: prompts from other (maybe private) channels stay there
+            tasks = [t for t in await engine.store.list_tasks(ACTIVE_STATES | REVIEWABLE_STATES)
+                     if t.channel == channel or t.requester == user]
             links = {t.id: link for t in tasks if (link := self.permalink(t.channel, t.thread_ts))}
-            await reply(ui.task_list(tasks, links, title="Tasks running or awaiting review", now=self.clock()))
+            await reply(ui.task_list(tasks, links, title="Tasks here and yours, running or awaiting review",
+                                     now=self.clock()))
         elif name == "presets":
             lines = [f"*{name}*: {ui.escape(p.description)}" for name, p in sorted(engine.presets.items())]
             await reply(ui.Rendered("Presets", [_section("\n".join(lines) or "No presets are loaded.")]))
