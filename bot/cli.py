@@ -50,7 +50,11 @@ def setup_logging(level: str, secrets: Sequence[str]) -> None:
 
 @asynccontextmanager
 async def open_engine(settings: Settings) -> AsyncIterator[Engine]:
-    """Check git, open the store, load presets and plugins, recover tasks; always close the store."""
+    """Check git, open the store, load presets and plugins; always close the store.
+
+    The caller starts the engine (`await engine.start()`) once its front end has subscribed, so
+    what happens while tasks are recovered (a review of an agent that ended meanwhile) is seen.
+    """
     await require_git()
     presets = load_presets(settings.presets_dir)
     hooks = builtin_hooks()
@@ -60,7 +64,6 @@ async def open_engine(settings: Settings) -> AsyncIterator[Engine]:
     store = await Store.open(settings.db_path)
     engine = Engine(settings, store, presets, hooks)
     try:
-        await engine.start()
         yield engine
     finally:
         await engine.stop()
@@ -84,6 +87,7 @@ async def _run_slack(settings: Settings, http: bool) -> int:
         scheduler = build_scheduler(housekeeper)
         try:
             await bot.start()
+            await engine.start()  # after the front end subscribed: recovery's events reach Slack
             scheduler.start()
             log.info("superset-bot is running (%s); Ctrl-C stops it, agents keep running",
                      "HTTP" if http else "Socket Mode")

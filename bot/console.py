@@ -186,6 +186,7 @@ async def run_console(engine: Engine, stdin: TextIO = sys.stdin, out: TextIO = s
     unsubscribe = engine.subscribe(console.on_event)
     reader = read_line or stdin.readline
     console.print("superset-bot console. Type `help` for commands, `quit` to leave.")
+    await engine.start()  # subscribed first: tasks recovered from a previous run are shown too
     try:
         while True:
             line = await asyncio.to_thread(reader)

@@ -265,10 +265,10 @@ class Engine:
             self.slots.take(task.id)
             self._runs[task.id] = run  # cancel works at once, before the driver has started
             await self.store.add_event(task.id, BOT_ACTOR, "reattached", {"pid": run.pid, "log_pos": task.log_pos})
-            self._drive(task.id, self._follow_and_finish(task, run, resumed=True))
+            self._drive(task.id, self._resume(task, run))
         elif task.state == RUNNING or task.state == PREPARING:
             what = "preparing the worktree" if task.state == PREPARING else "starting the agent"
-            await self._transition(task.id, FAILED, BOT_ACTOR,
+            await self._transition(task.id, FAILED, BOT_ACTOR, expect={task.state},
                                    reason=f"the bot restarted while {what}; spawn the task again")
         elif task.state == QUEUED:
             self._drive(task.id, self._lifecycle(task.id))
@@ -277,13 +277,27 @@ class Engine:
         elif task.state == DISCARDING:
             await self._finish_discard(task, task.closed_by or BOT_ACTOR)
 
+    async def _resume(self, task: Task, run: AgentRun) -> None:
+        """Follow a re-attached agent; if that breaks, stop the agent and say why instead of hanging."""
+        try:
+            await self._follow_and_finish(task, run, resumed=True)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.exception("task %s: could not follow the re-attached agent", task.id)
+            with contextlib.suppress(Exception):
+                await run.cancel(self.settings.cancel_grace)
+            await self._transition(task.id, FAILED, BOT_ACTOR, expect={RUNNING},
+                                   reason=f"could not follow the agent after a restart: {exc}")
+
     def is_driven(self, task_id: str) -> bool:
         return task_id in self._drivers
 
     async def recover(self, task: Task) -> None:
         """Pick up a task nobody drives (reconcile): re-attach, re-queue or settle it."""
-        if not self.is_driven(task.id):
-            await self._recover(task)
+        current = await self.store.get_task(task.id)
+        if current is not None and current.state == task.state and not self.is_driven(task.id):
+            await self._recover(current)
 
     async def mark_pruned(self, task: Task, reason: str) -> None:
         """The worktree went away behind the bot's back: record it, and drop the branch too."""
@@ -670,9 +684,10 @@ class Engine:
             self.publish(Milestone(moved, "committed", f"Committed work the agent left uncommitted ({committed[:8]})."))
         outcomes = await self.hooks_dispatch("agent_finished", moved, {"state": state, "exit": asdict(info)})
         checks = next((o.result for o in outcomes if o.plugin == "checks" and o.ok and o.result is not None), None)
-        if checks is not None:
-            self.publish(Milestone(moved, "checks", checks.summary, ok=checks.passed))
-        await self._post_review(moved, progress, checks)
+        checks_view = _checks_dict(checks, self._redactor_for(self.preset_for(moved))) if checks else None
+        if checks_view is not None:
+            self.publish(Milestone(moved, "checks", checks_view["summary"], ok=checks_view["passed"]))
+        await self._post_review(moved, progress, checks_view)
 
     async def _post_review(self, task: Task, progress: Progress | None = None, checks: Any = None) -> Review | None:
         review = await self.build_review(task, progress, checks)
@@ -712,7 +727,7 @@ class Engine:
             deletions=summary.deletions,
             clean=preview.clean,
             conflicts=list(preview.conflicts),
-            checks=_checks_dict(checks),
+            checks=checks if isinstance(checks, dict) else None,
             duration_s=(finished - started) if (started and finished) else None,
             cost_usd=progress.cost_usd if progress else None,
             tokens_in=progress.tokens_in if progress else None,
@@ -750,6 +765,12 @@ class Engine:
             raise UserError(f"Task {task.id} is {task.state}, not running or queued; there is nothing to cancel.")
         self._cancel_requests[task.id] = actor
         run = self._runs.get(task.id)
+        if run is None and task.state == RUNNING and task.run_dir and not self.is_driven(task.id):
+            run = AgentRun.attach(Path(task.run_dir), redactor=self.redactor)  # nobody follows it: stop it
+            info = await run.cancel(self.settings.cancel_grace)
+            await self._transition(task.id, CANCELLED, actor, expect={RUNNING}, reason=f"cancelled by {actor}",
+                                   exit_code=info.code, pid=None, finished_at=self.clock())
+            return await self.get(task.id)
         if task.state == RUNNING and run is not None:
             await run.cancel(self.settings.cancel_grace)
             return await self.wait_for(task.id, REVIEWABLE_STATES | CLOSED_STATES, timeout=60)
@@ -788,10 +809,14 @@ class Engine:
     async def merge(self, task_id: str, actor: str) -> Task:
         """Merge the task's branch into its base, once, however many times it is asked."""
         task = await self.get(task_id)
+        if task.state in CLOSED_STATES:
+            raise AlreadyClosed(task)
+        preset = self.preset_for(task)
+        repo = self.repo_path(task.repo)
+        if not (task.branch and task.base_branch):
+            raise UserError(f"Task {task.id} has no branch to merge ({task.reason or task.state}).")
         claimed = await self._claim(task, MERGING, actor)
         previous = task.state
-        preset = self.preset_for(claimed)
-        repo = self.repo_path(claimed.repo)
         assert claimed.branch and claimed.base_branch
         try:
             if claimed.worktree and Path(claimed.worktree).is_dir():
@@ -826,8 +851,12 @@ class Engine:
             raise UserError(f"Nothing was merged: {exc}") from exc
         except asyncio.CancelledError:
             if not self._stopping:  # when stopping, the next start settles the claim from git
-                await self._release_claim(claimed, previous, actor, "merge interrupted")
+                await self._settle_merge_claim(await self.get(claimed.id), previous)
             raise
+        except Exception as exc:
+            log.exception("task %s: merge failed", claimed.id)
+            await self._settle_merge_claim(await self.get(claimed.id), previous)
+            raise UserError(f"The merge failed unexpectedly ({exc}); the task is back to {previous}.") from exc
         merged = await self._transition(
             claimed.id, MERGED, actor, expect={MERGING}, closed_by=actor, merge_commit=result.new_commit,
         )
@@ -847,8 +876,11 @@ class Engine:
     async def _finish_discard(self, task: Task, actor: str) -> Task:
         preset = self.presets.get(task.preset)
         if preset and task.worktree and Path(task.worktree).is_dir():
-            await run_teardown(self.repo_path(task.repo), Path(task.worktree),
-                               self._agent_env(task, preset), timeout=preset.setup_timeout)
+            try:
+                await run_teardown(self.repo_path(task.repo), Path(task.worktree),
+                                   self._agent_env(task, preset), timeout=preset.setup_timeout)
+            except Exception as exc:  # a broken teardown must not keep the task from being discarded
+                await self.store.add_event(task.id, actor, "teardown_failed", {"error": str(exc)})
         await self._remove_worktree(task, keep_branch=False)
         done = await self._transition(task.id, DISCARDED, actor, expect={DISCARDING}, closed_by=actor)
         assert done is not None
@@ -859,7 +891,7 @@ class Engine:
         try:
             await gw.discard(self.repo_path(task.repo), Path(task.worktree) if task.worktree else None,
                              None if keep_branch else task.branch)
-        except GitError as exc:
+        except (GitError, OSError) as exc:  # housekeeping retries leftovers later
             await self.store.add_event(task.id, BOT_ACTOR, "cleanup_failed", {"error": str(exc)})
             log.warning("task %s: cleanup failed: %s", task.id, exc)
 
@@ -880,8 +912,8 @@ class Engine:
         await self._transition(task.id, previous, BOT_ACTOR, expect={MERGING}, reason=task.reason,
                                merge_commit=None)
 
-    async def _settle_merge_claim(self, task: Task) -> None:
-        """A merge was interrupted by a restart: the base ref moved fully or not at all; find out which."""
+    async def _settle_merge_claim(self, task: Task, previous: str = FINISHED) -> None:
+        """A merge was interrupted: the base ref moved fully or not at all; find out which."""
         repo = self.repo_path(task.repo)
         landed = False
         if task.merge_commit and task.base_branch:
@@ -891,8 +923,8 @@ class Engine:
                                    reason="merge completed before the bot restarted")
             await self._remove_worktree(task, keep_branch=False)
         else:
-            await self._transition(task.id, FINISHED, BOT_ACTOR, expect={MERGING},
-                                   reason="merge was interrupted by a restart; nothing was merged")
+            await self._transition(task.id, previous, BOT_ACTOR, expect={MERGING}, merge_commit=None,
+                                   reason="the merge was interrupted; nothing was merged")
 
     async def prune(self, task_id: str, actor: str, reason: str) -> Task | None:
         """Remove an idle task's worktree (and branch, unless its preset keeps branches)."""
@@ -922,7 +954,11 @@ class Engine:
         return kept
 
     async def warn_prune(self, task: Task, grace_s: float) -> None:
-        warned = await self.store.update_task(task.id, prune_warned_at=self.clock(), last_activity=task.last_activity)
+        current = await self.get(task.id)  # keep the idle clock as it is now (a Keep may just have reset it)
+        if current.state not in REVIEWABLE_STATES or current.last_activity > task.last_activity:
+            return
+        warned = await self.store.update_task(task.id, prune_warned_at=self.clock(),
+                                              last_activity=current.last_activity)
         await self.store.add_event(task.id, "scheduler", "prune_warning", {"grace_s": grace_s})
         self.publish(PruneWarning(warned, grace_s))
 
@@ -964,6 +1000,8 @@ class _OutputBatcher:
 
     def __init__(self, engine: Engine, task: Task, source: str) -> None:
         self.engine = engine
+        preset = engine.presets.get(task.preset)
+        self.redactor = engine._redactor_for(preset) if preset else engine.redactor
         self.task = task
         self.source = source
         self.lines: deque[str] = deque(maxlen=OUTPUT_BATCH_MAX)
@@ -972,7 +1010,7 @@ class _OutputBatcher:
     def add(self, line: str) -> None:
         if len(self.lines) == OUTPUT_BATCH_MAX:
             self.dropped += 1
-        self.lines.append(self.engine.redactor.redact(line) if self.source == "setup" else line)
+        self.lines.append(self.redactor.redact(line) if self.source == "setup" else line)
 
     def flush(self) -> None:
         if self.lines or self.dropped:
@@ -994,13 +1032,12 @@ def _followup_prompt(original: str, followup: str) -> str:
     )
 
 
-def _checks_dict(checks: Any) -> dict[str, Any] | None:
-    if checks is None:
-        return None
+def _checks_dict(checks: Any, redactor: Redactor) -> dict[str, Any]:
+    """The checks result as the review shows it; command output may print secrets, so redact it."""
     return {
         "passed": bool(checks.passed),
-        "summary": str(checks.summary),
-        "failing_tail": str(getattr(checks, "failing_tail", "") or ""),
+        "summary": redactor.redact(str(checks.summary)),
+        "failing_tail": redactor.redact(str(getattr(checks, "failing_tail", "") or "")),
     }
 
 

@@ -100,7 +100,7 @@ class Housekeeper:
             tasks = await self.store.list_tasks()
             await self._prune_stale(tasks, report, actor)
             await self._clean_leftovers(tasks, report)
-            await self._clean_orphans(tasks, report)
+            await self._clean_orphans(report)
             await self._prune_to_budget(report, actor)
             if not dry_run and not report.empty:
                 await self.store.add_event(None, actor, "prune", {"lines": report.lines()[:200]})
@@ -123,6 +123,9 @@ class Housekeeper:
                 continue
             assert task.prune_warned_at is not None
             if idle >= stale and now - task.prune_warned_at >= grace:
+                current = await self.store.get_task(task.id)  # a Keep or a follow-up may have just happened
+                if current is None or current.last_activity != task.last_activity or current.state != task.state:
+                    continue
                 report.pruned.append(label)
                 if not report.dry_run:
                     await self.engine.prune(task.id, actor, f"idle for {format_duration(idle)}")
@@ -142,16 +145,14 @@ class Housekeeper:
                 continue
             report.cleaned.append(f"leftovers of {task.state} task {task.id}")
             if not report.dry_run:
-                try:
-                    await gw.discard(repo, Path(task.worktree) if has_dir and task.worktree else None,
-                                     task.branch if has_branch else None)
-                except GitError as exc:
-                    report.errors.append(f"task {task.id}: {exc}")
+                await self._discard(repo, Path(task.worktree) if has_dir and task.worktree else None,
+                                    task.branch if has_branch else None, report)
 
-    async def _clean_orphans(self, tasks: list[Task], report: PruneReport) -> None:
-        known = {t.id: Path(t.worktree) if t.worktree else self.settings.worktrees_dir / t.repo / t.id
-                 for t in tasks}
+    async def _clean_orphans(self, report: PruneReport) -> None:
         for name, repo in self.settings.repos.items():
+            # read the tasks now, not at the start of the run: a task spawned meanwhile is not an orphan
+            known = {t.id: Path(t.worktree) if t.worktree else self.settings.worktrees_dir / t.repo / t.id
+                     for t in await self.store.list_tasks()}
             root = self.settings.worktrees_dir / name
             try:
                 orphans = await gw.find_orphans(repo, root, known)
@@ -159,18 +160,26 @@ class Housekeeper:
                 report.errors.append(f"repo {name}: {exc}")
                 continue
             for path in orphans.worktrees:
+                if await self._has_task(path.name):
+                    continue
                 report.cleaned.append(f"orphan worktree {path} in {name}")
                 if not report.dry_run:
                     await self._discard(repo, path, None, report)
             for branch in orphans.branches:
+                if await self._has_task(gw.task_id_from_branch(branch)):
+                    continue
                 report.cleaned.append(f"orphan branch {branch} in {name}")
                 if not report.dry_run:
                     await self._discard(repo, None, branch, report)
 
+    async def _has_task(self, task_id: str | None) -> bool:
+        """Checked right before deleting: the task may have been created since the scan began."""
+        return bool(task_id) and await self.store.get_task(task_id or "") is not None
+
     async def _discard(self, repo: Path, path: Path | None, branch: str | None, report: PruneReport) -> None:
         try:
             await gw.discard(repo, path, branch)
-        except GitError as exc:
+        except (GitError, OSError) as exc:
             report.errors.append(str(exc))
 
     async def _prune_to_budget(self, report: PruneReport, actor: str) -> None:
@@ -234,8 +243,11 @@ class Housekeeper:
                 await self.store.add_event(task.id, SCHEDULER, "reconciled", {"fix": note})
         return fixed
 
-    async def _reconcile_one(self, task: Task) -> str | None:
+    async def _reconcile_one(self, listed: Task) -> str | None:
         engine = self.engine
+        task = await self.store.get_task(listed.id)  # the list is a snapshot; act on the task as it is now
+        if task is None or task.state != listed.state:
+            return None
         if task.state in (QUEUED, RUNNING, PREPARING) and not engine.is_driven(task.id):
             await engine.recover(task)
             return f"was {task.state} with nobody driving it; picked up again"

@@ -147,16 +147,16 @@ async def bot(tmp_path: Path, make_repo: RepoFactory) -> AsyncIterator[Callable[
             "SLACK_BOT_TOKEN": fake.bot_token, "SLACK_APP_TOKEN": fake.app_token,
             "SLACK_SIGNING_SECRET": SIGNING_SECRET, "SLACK_API_URL": fake.url,
             "SUPERSET_REPOS": f"demo={repo}", "SUPERSET_DATA_DIR": str(tmp_path / "data"),
-            "SUPERSET_PRESETS_DIR": str(presets_dir), "SUPERSET_DEFAULT_PRESET": next(iter(presets or {"edit": 0})),
+            "SUPERSET_PRESETS_DIR": str(presets_dir), "SUPERSET_DEFAULT_PRESET": next(iter(presets)) if presets else "edit",
             "SUPERSET_MIN_FREE_DISK": "1M", "SUPERSET_CANCEL_GRACE": "1s",
             **(env or {}),
         }
         settings = load_settings(process_env, env_file=None)
         store = await Store.open(settings.db_path)
         engine = Engine(settings, store, load_presets(presets_dir), builtin_hooks())
-        await engine.start()
         slack = SlackBot(settings, engine, http=http, host="127.0.0.1", port=0)
         await slack.start()
+        await engine.start()  # as superset-bot run does: the front end subscribes first
         b = Bot(fake, slack, engine, store, repo, settings, aiohttp.ClientSession())
         started.append(b)
         return b

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from typing import Any
 
 import pytest
 from conftest import git
@@ -262,3 +263,34 @@ async def test_discard_removes_worktree_and_branch(harness: MakeHarness) -> None
     assert git(h.repo, "branch", "--list", "superset/*") == ""
     with pytest.raises(UserError, match="already discarded by U1"):
         await h.engine.merge(task.id, "U2")
+
+
+async def test_discard_survives_a_broken_teardown(harness: MakeHarness, make_repo: Any) -> None:
+    repo = make_repo("broken", {"README.md": "x\n", ".superset/config.json": "{not json"})
+    h = await harness(repo=repo)
+    task = await h.engine.spawn("anything", requester="U1")
+    failed = await h.settled(task.id, {FAILED})
+    assert "config" in (failed.reason or "").lower()
+    discarded = await h.engine.discard(task.id, "U1")
+    assert discarded.state == "discarded"
+    assert not Path(failed.worktree or "").exists()
+
+
+async def test_merge_of_a_task_without_branch_is_refused_not_stuck(harness: MakeHarness) -> None:
+    h = await harness()
+    task = await h.engine.spawn("x", requester="U1", base="no-such-branch")
+    failed = await h.settled(task.id, {FAILED})
+    with pytest.raises(UserError, match="has no branch to merge"):
+        await h.engine.merge(task.id, "U1")
+    assert (await h.engine.get(task.id)).state == FAILED == failed.state
+
+
+async def test_checks_output_is_redacted_in_the_review(harness: MakeHarness) -> None:
+    h = await harness({"checked": agent_preset("edit", env={"DEPLOY_API_KEY": SECRET},
+                                               checks=['echo "key=$DEPLOY_API_KEY"; exit 1'])})
+    task = await h.engine.spawn("with checks", requester="U1")
+    await h.settled(task.id)
+    review = h.of(task.id, ReviewReady)[-1].review
+    assert review["checks"]["passed"] is False
+    assert "key=[redacted]" in review["checks"]["failing_tail"]
+    assert SECRET not in repr(h.events) + repr(await h.store.list_tasks())

@@ -171,3 +171,15 @@ async def test_scheduler_jobs_built_from_settings(harness: MakeHarness) -> None:
     assert "mon-fri" in repr(digest_job.trigger) and "Europe/Berlin" in repr(digest_job.trigger)
     h2 = await harness(repo=h.repo)
     assert "digest" not in {job.id for job in build_scheduler(Housekeeper(h2.engine)).get_jobs()}
+
+
+async def test_a_task_being_prepared_is_not_an_orphan(harness: MakeHarness) -> None:
+    """Its worktree exists before the store knows its path: prune must not take it for an orphan."""
+    h = await harness()
+    keeper = Housekeeper(h.engine)
+    await h.store.create_task(Task(id="prep42", repo="demo", prompt="p", preset="edit", state="preparing"), "U1")
+    path = h.settings.worktrees_dir / "demo" / "prep42"
+    git(h.repo, "worktree", "add", "-q", "-b", "superset/prep42-p", str(path))
+    report = await keeper.prune()
+    assert "prep42" not in "\n".join(report.lines())
+    assert path.exists() and git(h.repo, "branch", "--list", "superset/prep42-p")
