@@ -535,6 +535,11 @@ class Engine:
         }
         return agent_environment(self.settings.process_env, extra)
 
+    def _copied(self, task: Task) -> tuple[str, ...]:
+        """Files the preset copied in from the main checkout: never committed (a .env holds secrets)."""
+        preset = self.presets.get(task.preset)
+        return preset.copy if preset else ()
+
     def _redactor_for(self, preset: Preset) -> Redactor:
         preset_secrets = secret_values(preset.env)
         if not preset_secrets:
@@ -670,7 +675,8 @@ class Engine:
         if task.worktree and Path(task.worktree).is_dir():
             try:
                 committed = await gw.commit_pending(
-                    Path(task.worktree), f"superset-bot: work left uncommitted by the agent (task {task.id})"
+                    Path(task.worktree), f"superset-bot: work left uncommitted by the agent (task {task.id})",
+                    exclude=self._copied(task),
                 )
             except GitError as exc:
                 await self.store.add_event(task.id, BOT_ACTOR, "commit_pending_failed", {"error": str(exc)})
@@ -821,7 +827,8 @@ class Engine:
         try:
             if claimed.worktree and Path(claimed.worktree).is_dir():
                 await gw.commit_pending(Path(claimed.worktree),
-                                        f"superset-bot: uncommitted work before merge (task {claimed.id})")
+                                        f"superset-bot: uncommitted work before merge (task {claimed.id})",
+                                        exclude=self._copied(claimed))
 
 
             async def remember(old: str, new: str) -> None:

@@ -17,7 +17,7 @@ import shutil
 import stat
 import tempfile
 import unicodedata
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -314,10 +314,16 @@ async def _undo_create(repo: Path, path: Path, branch: str) -> None:
 # --------------------------------------------------------------------------- commit
 
 
-async def commit_pending(worktree: Path, message: str, author: str = BOT_AUTHOR) -> str | None:
-    """Commit everything not yet committed (untracked too, .gitignore respected); None when clean."""
+async def commit_pending(
+    worktree: Path, message: str, author: str = BOT_AUTHOR, exclude: Iterable[str] = ()
+) -> str | None:
+    """Commit everything not yet committed (untracked too, .gitignore respected); None when clean.
+
+    `exclude` names paths never to commit, such as files a preset copied in (a `.env` with secrets).
+    """
     env = _identity_env(author)
-    await run_git(worktree, "add", "-A", bot_write=True)
+    excluded = [f":(exclude,literal){path.strip('/')}" for path in exclude if path.strip("/")]
+    await run_git(worktree, "add", "-A", "--", ".", *excluded, bot_write=True)
     staged = await run_git(worktree, "diff", "--cached", "--quiet", check=False)
     merging = await run_git(worktree, "rev-parse", "--verify", "--quiet", "MERGE_HEAD", check=False)
     if staged.returncode == 0 and merging.returncode != 0:

@@ -294,3 +294,15 @@ async def test_checks_output_is_redacted_in_the_review(harness: MakeHarness) -> 
     assert review["checks"]["passed"] is False
     assert "key=[redacted]" in review["checks"]["failing_tail"]
     assert SECRET not in repr(h.events) + repr(await h.store.list_tasks())
+
+
+async def test_files_copied_by_the_preset_are_never_committed(harness: MakeHarness, make_repo: Any) -> None:
+    repo = make_repo("withenv", {"README.md": "x\n", "shared.txt": "base\n"})
+    (repo / ".env").write_text(f"API_KEY={SECRET}\n")  # untracked, and not ignored
+    h = await harness({"edit": agent_preset("edit", copy=[".env"])}, repo=repo)
+    task = await h.engine.spawn("uses the env", requester="U1")
+    done = await h.settled(task.id, {FINISHED})
+    assert (Path(done.worktree or "") / ".env").exists(), "copied for the agent"
+    review = h.of(task.id, ReviewReady)[-1].review
+    assert ".env" not in {f["path"] for f in review["files"]}
+    assert ".env" not in git(h.repo, "show", "--stat", "--format=", done.branch or "")
