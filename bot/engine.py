@@ -34,7 +34,7 @@ from bot.events import (
     ReviewReady,
     StateChanged,
 )
-from bot.gitcmd import GitError
+from bot.gitcmd import GitError, branch_exists
 from bot.hooks import HookEvent, Hooks
 from bot.presets import Preset, agent_argv, prepare_worktree, run_teardown
 from bot.redact import Redactor, agent_environment, secret_values
@@ -408,6 +408,9 @@ class Engine:
     ) -> Task:
         """Validate and queue a new task; it is driven in the background. Raises UserError."""
         prompt, repo_name, preset_name, base = self.validate_spawn(prompt, repo=repo, preset=preset, base=base)
+        if base is not None and not await branch_exists(self.repo_path(repo_name), base):
+            raise UserError(f'"{base}" is not a local branch of {repo_name}; --base takes a branch name '
+                            "(a task merges back into it), e.g. `--base main`.")
         task = Task(
             id=task_id or new_task_id(),
             repo=repo_name,
@@ -868,6 +871,7 @@ class Engine:
             claimed.id, MERGED, actor, expect={MERGING}, closed_by=actor, merge_commit=result.new_commit,
         )
         assert merged is not None
+        await self._teardown(merged, actor)
         await self._remove_worktree(merged, keep_branch=preset.keep_branch)
         await self.hooks_dispatch("merged", merged, {"commit": result.new_commit, "strategy": result.strategy})
         return merged
@@ -881,18 +885,23 @@ class Engine:
         return await self._finish_discard(claimed, actor)
 
     async def _finish_discard(self, task: Task, actor: str) -> Task:
-        preset = self.presets.get(task.preset)
-        if preset and task.worktree and Path(task.worktree).is_dir():
-            try:
-                await run_teardown(self.repo_path(task.repo), Path(task.worktree),
-                                   self._agent_env(task, preset), timeout=preset.setup_timeout)
-            except Exception as exc:  # a broken teardown must not keep the task from being discarded
-                await self.store.add_event(task.id, actor, "teardown_failed", {"error": str(exc)})
+        await self._teardown(task, actor)
         await self._remove_worktree(task, keep_branch=False)
         done = await self._transition(task.id, DISCARDED, actor, expect={DISCARDING}, closed_by=actor)
         assert done is not None
         await self.hooks_dispatch("discarded", done)
         return done
+
+    async def _teardown(self, task: Task, actor: str) -> None:
+        """The repo's Superset teardown before a worktree goes; a broken one is recorded, never blocking."""
+        preset = self.presets.get(task.preset)
+        if not (preset and task.worktree and Path(task.worktree).is_dir()):
+            return
+        try:
+            await run_teardown(self.repo_path(task.repo), Path(task.worktree),
+                               self._agent_env(task, preset), timeout=preset.setup_timeout)
+        except Exception as exc:
+            await self.store.add_event(task.id, actor, "teardown_failed", {"error": str(exc)})
 
     async def _remove_worktree(self, task: Task, keep_branch: bool) -> None:
         try:
@@ -941,12 +950,7 @@ class Engine:
         if claimed is None:
             return None
         preset = self.presets.get(task.preset)
-        if preset and task.worktree and Path(task.worktree).is_dir():
-            try:
-                await run_teardown(self.repo_path(task.repo), Path(task.worktree),
-                                   self._agent_env(task, preset), timeout=preset.setup_timeout)
-            except Exception as exc:  # a broken teardown must not keep a worktree alive forever
-                await self.store.add_event(task.id, actor, "teardown_failed", {"error": str(exc)})
+        await self._teardown(claimed, actor)
         await self._remove_worktree(claimed, keep_branch=bool(preset and preset.keep_branch))
         await self.hooks_dispatch("pruned", claimed, {"reason": reason})
         return claimed

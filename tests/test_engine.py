@@ -14,7 +14,7 @@ from engineharness import SECRET, Harness, MakeHarness, agent_preset, harness  #
 from bot.engine import Engine, UserError
 from bot.events import EngineEvent, Milestone, OutputLines, ProgressChanged, ReviewReady
 from bot.hooks import HookEvent, builtin_hooks
-from bot.store import CANCELLED, FAILED, FINISHED, MERGED, REVIEWABLE_STATES, RUNNING, TIMED_OUT
+from bot.store import CANCELLED, FAILED, FINISHED, MERGED, REVIEWABLE_STATES, RUNNING, TIMED_OUT, Task
 
 
 async def test_spawn_review_merge_lands_on_base(harness: MakeHarness) -> None:
@@ -233,9 +233,11 @@ async def test_unknown_preset_repo_and_missing_command(harness: MakeHarness) -> 
         await h.engine.spawn("x", requester="U1", preset="ghost")
     with pytest.raises(UserError, match="not a valid branch name"):
         await h.engine.spawn("x", requester="U1", base="--upload-pack=evil")
-    task = await h.engine.spawn("x", requester="U1", base="no-such-branch")
-    failed = await h.settled(task.id, {FAILED})
-    assert "no-such-branch" in (failed.reason or "") and "does not exist" in (failed.reason or "")
+    with pytest.raises(UserError, match='"no-such-branch" is not a local branch of demo'):
+        await h.engine.spawn("x", requester="U1", base="no-such-branch")
+    git(h.repo, "tag", "v1")
+    with pytest.raises(UserError, match="--base takes a branch name"):
+        await h.engine.spawn("x", requester="U1", base="v1")
 
 
 async def test_conflicting_merge_is_refused_and_task_stays_reviewable(harness: MakeHarness) -> None:
@@ -278,11 +280,11 @@ async def test_discard_survives_a_broken_teardown(harness: MakeHarness, make_rep
 
 async def test_merge_of_a_task_without_branch_is_refused_not_stuck(harness: MakeHarness) -> None:
     h = await harness()
-    task = await h.engine.spawn("x", requester="U1", base="no-such-branch")
-    failed = await h.settled(task.id, {FAILED})
+    failed = await h.store.create_task(Task(id="nobrch", repo="demo", prompt="x", preset="edit", state=FAILED,
+                                            reason="could not create the worktree"), "U1")
     with pytest.raises(UserError, match="has no branch to merge"):
-        await h.engine.merge(task.id, "U1")
-    assert (await h.engine.get(task.id)).state == FAILED == failed.state
+        await h.engine.merge(failed.id, "U1")
+    assert (await h.engine.get(failed.id)).state == FAILED
 
 
 async def test_checks_output_is_redacted_in_the_review(harness: MakeHarness) -> None:

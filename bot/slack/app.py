@@ -445,6 +445,10 @@ class SlackFrontend:
                 await self.engine.followup(task.id, text, user)
             except UserError as exc:
                 await reply(ui.error_message(str(exc)))
+            except Exception:
+                log.exception("task %s: follow-up failed", task.id)
+                await reply(ui.error_message("The follow-up could not be sent because of an internal error; "
+                                             "it is in the bot's log. Try again, or spawn a new task."))
             return
         try:
             command = parse(f"spawn {text}")
@@ -674,6 +678,8 @@ class SlackFrontend:
             rendered = ui.milestone(task, event.text, ok=event.ok)
             await self.outbox.post(task.channel, rendered.text, rendered.blocks, thread_ts=task.thread_ts)
         elif isinstance(event, ReviewReady):
+            if task.state in CLOSED_STATES:
+                return  # merged or discarded before this review got its turn: no live buttons on a closed task
             if task.review_ts:
                 # the store already holds the new review; the old message keeps showing what it said
                 self._close_review(task, outcome="superseded", review=thread.review)
