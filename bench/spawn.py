@@ -1,0 +1,91 @@
+"""a. Spawn latency: engine.spawn -> RUNNING event and -> the agent's first instruction, on a big repo,
+next to plain `git worktree add` of the same repo."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import time
+from pathlib import Path
+
+from bench.common import (
+    Table,
+    chatty_preset,
+    git_sync,
+    make_rig,
+    ms,
+    percentile,
+    secs,
+    settled,
+    synthetic_repo,
+)
+from bot.events import EngineEvent, StateChanged
+from bot.store import REVIEWABLE_STATES, RUNNING
+
+TARGET_P50 = 0.3
+
+
+def plain_worktree_add(repo: Path, root: Path, times: int) -> list[float]:
+    """`git worktree add -b` of main, timed, then removed again (removal not timed)."""
+    took = []
+    for i in range(times):
+        path = root / f"plain{i}"
+        start = time.monotonic()
+        git_sync(repo, "worktree", "add", "-q", "-b", f"plain{i}", str(path), "main")
+        took.append(time.monotonic() - start)
+        shutil.rmtree(path)
+        git_sync(repo, "worktree", "prune")
+        git_sync(repo, "branch", "-D", f"plain{i}")
+    return took
+
+
+async def run(tmp: Path, *, files: int, spawns: int) -> Table:
+    repo = tmp / "repo"
+    print(f"spawn: generating a repo of {files:,} files with git fast-import ...", flush=True)
+    made = synthetic_repo(repo, files)
+    print(f"spawn: repo ready in {made:.1f} s; timing {spawns} x plain `git worktree add` ...", flush=True)
+    plain = plain_worktree_add(repo, tmp / "plain", spawns)
+    print(f"spawn: plain worktree add p50 {ms(percentile(plain, 50))}; now {spawns} spawns ...", flush=True)
+
+    stamps = tmp / "stamps"
+    stamps.mkdir()
+    rig = await make_rig(tmp / "bot", repo, {"chatty": chatty_preset(BENCH_STAMP_DIR=str(stamps))},
+                         max_concurrent=2)
+    running_at: dict[str, float] = {}
+
+    def watch(event: EngineEvent) -> None:
+        if isinstance(event, StateChanged) and event.task.state == RUNNING:
+            running_at.setdefault(event.task.id, time.time())
+
+    rig.engine.subscribe(watch)
+    to_running: list[float] = []
+    to_agent: list[float] = []
+    try:
+        for i in range(spawns):
+            start = time.time()
+            task = await rig.engine.spawn(f"bench spawn {i}", requester="bench")
+            await rig.engine.wait_for(task.id, {RUNNING, *REVIEWABLE_STATES}, timeout=120)
+            stamp = stamps / task.id
+            deadline = time.monotonic() + 60
+            while not stamp.exists() or not stamp.read_text():
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"the agent of task {task.id} never started")
+                await asyncio.sleep(0.005)
+            to_agent.append(float(stamp.read_text()) - start)
+            to_running.append(running_at.get(task.id, float("nan")) - start)
+            await settled(rig.engine, task.id, REVIEWABLE_STATES)
+            await rig.engine.discard(task.id, "bench")  # keeps the disk and the next spawn fair
+    finally:
+        await rig.close()
+
+    table = Table(f"a. Spawn latency ({files:,}-file repo, {spawns} spawns, one at a time)",
+                  ["measure", "p50", "p95", "max"])
+    for name, values in (("plain `git worktree add`", plain), ("spawn -> RUNNING event", to_running),
+                         ("spawn -> agent process running (its first line)", to_agent)):
+        table.rows.append([name, ms(percentile(values, 50)), ms(percentile(values, 95)), ms(max(values))])
+    p50 = percentile(to_agent, 50)
+    ratio = p50 / percentile(plain, 50)
+    table.notes.append(f"repo generated in {secs(made)}; spawn p50 is {ratio:.2f} x plain worktree add")
+    label = f"spawn p50 < 0.3 s on {files:,} files" + ("" if files >= 100_000 else " (reduced repo: --files)")
+    table.targets.append((label, ms(p50), p50 < TARGET_P50 if files >= 100_000 else None))
+    return table
