@@ -20,6 +20,7 @@ from bot.engine import Engine
 from bot.events import EngineEvent, StateChanged
 from bot.hooks import builtin_hooks
 from bot.presets import load_presets
+from bot.runner import AgentRun
 from bot.store import REVIEWABLE_STATES, RUNNING, Store
 
 
@@ -110,8 +111,9 @@ async def harness(tmp_path: Path, make_repo: RepoFactory) -> AsyncIterator[MakeH
 
     yield make
     for h in made:
-        for task in await h.store.list_tasks({RUNNING}):
-            if task.id in h.engine._runs:
-                await h.engine._runs[task.id].cancel(0.5)
         await h.engine.stop()
+        # agents are detached: stop every one still running, whoever started it, so none outlives the test
+        for task in await h.store.list_tasks({RUNNING}):
+            if task.run_dir:
+                await AgentRun.attach(Path(task.run_dir)).cancel(0.5)
         await h.store.close()
