@@ -184,3 +184,17 @@ async def test_a_refusal_is_not_retried(slack: Make) -> None:
     fake.fail_next("chat.postMessage", status=500)
     assert await outbox.post(CHANNEL, "after a server error")  # retried
     assert [c.status for c in fake.calls_to("chat.postMessage")] == [500, 200]
+
+
+async def test_urgent_updates_go_ahead_of_pending_progress(slack: Make) -> None:
+    """A task's final state is not stuck behind every busy task's progress in the shared budget."""
+    fake, outbox = await slack(limits={"tier3": (100, 50.0), "chat.postMessage": (10, 10.0)},
+                               post_burst=10, tier3_per_minute=60, tier3_burst=1)
+    messages = await post_messages(outbox, 6)
+    for i, ts in enumerate(messages[:5]):
+        outbox.update(CHANNEL, ts, f"progress {i}", section(f"progress {i}"))
+    outbox.update(CHANNEL, messages[5], "finished", section("*finished*"), urgent=True)
+    await outbox.flush(30)
+    order = [c.args.get("ts") for c in fake.calls_to("chat.update")]
+    assert order.index(messages[5]) <= 1, order  # at most the one already in flight went first
+    assert fake.messages[(CHANNEL, messages[5])].text == "finished"

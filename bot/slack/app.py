@@ -648,9 +648,9 @@ class SlackFrontend:
         elif isinstance(event, StateChanged):
             # root, reaction and card show the latest state; the reply is about this transition
             root = ui.root_message(task)
-            self.outbox.update(task.channel, task.thread_ts, root.text, root.blocks)
+            self.outbox.update(task.channel, task.thread_ts, root.text, root.blocks, urgent=True)
             self.outbox.set_reaction(task.channel, task.thread_ts, ui.STATE_EMOJI.get(task.state))
-            await self._refresh_card(task, thread)
+            await self._refresh_card(task, thread, urgent=True)
             changed = event.task
             reply: ui.Rendered | None = None
             if event.previous is not None and changed.state in REVIEWABLE_STATES - {FINISHED} and changed.reason:
@@ -688,7 +688,7 @@ class SlackFrontend:
             ts = await self.outbox.post(task.channel, rendered.text, rendered.blocks, thread_ts=task.thread_ts)
             await self.engine.store.update_task(task.id, review_ts=ts, last_activity=task.last_activity)
 
-    async def _refresh_card(self, task: Task, thread: _Thread) -> None:
+    async def _refresh_card(self, task: Task, thread: _Thread, urgent: bool = False) -> None:
         assert task.channel and task.thread_ts
         progress = thread.progress
         if progress is None and task.progress:
@@ -698,7 +698,7 @@ class SlackFrontend:
         card = ui.status_card(task, progress, now=self.clock(),
                               queue_position=thread.queue_position if task.state == QUEUED else None)
         if task.status_ts:
-            self.outbox.update(task.channel, task.status_ts, card.text, card.blocks)
+            self.outbox.update(task.channel, task.status_ts, card.text, card.blocks, urgent=urgent)
         else:
             ts = await self.outbox.post(task.channel, card.text, card.blocks, thread_ts=task.thread_ts)
             await self.engine.store.update_task(task.id, status_ts=ts, last_activity=task.last_activity)
@@ -715,7 +715,7 @@ class SlackFrontend:
             review = json.loads(task.review) if task.review else None
         rendered = ui.closed_review(task, review, outcome=outcome or task.state, actor=task.closed_by or "",
                                     when=task.updated_at or self.clock())
-        self.outbox.update(task.channel, task.review_ts, rendered.text, rendered.blocks)
+        self.outbox.update(task.channel, task.review_ts, rendered.text, rendered.blocks, urgent=True)
 
     async def ephemeral(self, channel: str, user: str, rendered: ui.Rendered, thread_ts: Any = None) -> None:
         args: dict[str, Any] = {"channel": channel, "user": user, "text": rendered.text, "blocks": rendered.blocks}

@@ -80,6 +80,7 @@ class _Pending:
     args: dict[str, Any]
     attempts: int = 0
     not_before: float = 0.0
+    urgent: bool = False
 
 
 class Outbox:
@@ -188,12 +189,17 @@ class Outbox:
 
     # coalesced: fire and forget
 
-    def update(self, channel: str, ts: str, text: str, blocks: Sequence[dict[str, Any]] | None = None) -> None:
-        """Make the message show this content soon; newer content replaces older not yet sent."""
+    def update(self, channel: str, ts: str, text: str, blocks: Sequence[dict[str, Any]] | None = None,
+               *, urgent: bool = False) -> None:
+        """Make the message show this content soon; newer content replaces older not yet sent.
+
+        `urgent` (a state change, a closed review) goes ahead of pending progress updates, so a
+        task's final state shows without waiting for every busy task's card in the shared budget.
+        """
         args: dict[str, Any] = {"channel": channel, "ts": ts, "text": text}
         if blocks is not None:
             args["blocks"] = list(blocks)
-        self._enqueue(_Pending("chat.update", channel, ts, args))
+        self._enqueue(_Pending("chat.update", channel, ts, args, urgent=urgent))
 
     def set_reaction(self, channel: str, ts: str, name: str | None) -> None:
         """Keep exactly one status reaction (`name`) on a message."""
@@ -205,7 +211,10 @@ class Outbox:
         if previous is not None:
             self.stats["coalesced"] += 1
             item.attempts, item.not_before = previous.attempts, previous.not_before
+            item.urgent = item.urgent or previous.urgent
         self._pending[key] = item  # to the back: every message gets its turn
+        if item.urgent:
+            self._pending.move_to_end(key, last=False)
         self._idle.clear()
         self._wakeup.set()
 
