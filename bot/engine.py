@@ -59,7 +59,7 @@ from bot.store import (
     Task,
     new_task_id,
 )
-from bot.units import format_duration
+from bot.units import format_duration, format_size
 
 log = logging.getLogger(__name__)
 
@@ -441,8 +441,6 @@ class Engine:
             return
         free = shutil.disk_usage(self.settings.data_dir).free
         if free < self.settings.min_free_disk:
-            from bot.units import format_size
-
             raise UserError(
                 f"Only {format_size(free)} of disk is free in {self.settings.data_dir} "
                 f"(SUPERSET_MIN_FREE_DISK is {format_size(self.settings.min_free_disk)}). "
@@ -714,15 +712,12 @@ class Engine:
         repo = self.repo_path(task.repo)
         if progress is None and task.progress:
             progress = Progress.from_snapshot(json.loads(task.progress))
-        notes: list[str] = []
         try:
             summary = await gw.summarize(repo, task.branch, task.base_branch)
             preview = await gw.preview_merge(repo, task.branch, task.base_branch)
         except GitError as exc:
             log.warning("task %s: no review: %s", task.id, exc)
             return None
-        if checks is None and task.review:
-            checks = None  # a re-review after "update from base" keeps no stale checks
         started, finished = task.started_at, task.finished_at
         return Review(
             task_id=task.id,
@@ -742,7 +737,6 @@ class Engine:
             tokens_in=progress.tokens_in if progress else None,
             tokens_out=progress.tokens_out if progress else None,
             final_text=progress.final_text if progress else None,
-            notes=notes,
         )
 
     async def hooks_dispatch(self, name: str, task: Task, data: Mapping[str, Any] | None = None) -> list[Any]:

@@ -25,6 +25,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.access import Access
 from bot.commands import CommandError, parse
+from bot.commands import usage as usage_line
 from bot.config import Settings
 from bot.engine import AlreadyClosed, Engine, UserError
 from bot.events import (
@@ -244,7 +245,7 @@ class SlackFrontend:
         except _Refusal as exc:
             await reply(_trusted_error(str(exc)))
         except UserError as exc:
-            usage = f"\nUsage: `/superset {command.name} {_args_of(command.name)}`".rstrip()
+            usage = f"\nUsage: {usage_line(command.name)}"
             await reply(ui.error_message(f"{exc}{usage if command.name != 'spawn' else ''}"))
         except GitError as exc:
             await reply(ui.error_message(f"`{command.name}` failed in git: {exc}"))
@@ -752,8 +753,3 @@ def _text_sections(lines: list[str]) -> list[dict[str, Any]]:
 def _section(text: str) -> dict[str, Any]:
     return {"type": "section", "text": {"type": "mrkdwn", "text": text[:3000]}}
 
-
-def _args_of(name: str) -> str:
-    from bot.commands import SPECS
-
-    return SPECS[name].args if name in SPECS else ""
