@@ -47,10 +47,36 @@ async def run(tmp: Path, *, files: int, spawns: int) -> Table:
     plain = plain_worktree_add(repo, tmp / "plain", spawns)
     print(f"spawn: plain worktree add p50 {ms(percentile(plain, 50))}; now {spawns} spawns ...", flush=True)
 
+    warm = await timed_spawns(tmp / "warm", repo, spawns, pool=2)
+    print(f"spawn: warm p50 {ms(percentile(warm[1], 50))}; now {spawns} spawns with the pool off ...", flush=True)
+    cold = await timed_spawns(tmp / "cold", repo, spawns, pool=0)
+
+    table = Table(f"a. Spawn latency ({files:,}-file repo, {spawns} spawns, one at a time)",
+                  ["measure", "p50", "p95", "max"])
+    rows = (("plain `git worktree add`", plain),
+            ("warm pool: spawn -> RUNNING event", warm[0]),
+            ("warm pool: spawn -> agent process running (its first line)", warm[1]),
+            ("pool off: spawn -> RUNNING event", cold[0]),
+            ("pool off: spawn -> agent process running", cold[1]),
+            ("warm pool: refill after a take (background)", warm[2]))
+    for name, values in rows:
+        table.rows.append([name, ms(percentile(values, 50)), ms(percentile(values, 95)), ms(max(values))])
+    p50 = percentile(warm[1], 50)
+    table.notes.append(f"repo generated in {secs(made)}; warm spawn p50 is {p50 / percentile(plain, 50):.2f} x plain "
+                       f"worktree add, pool-off spawn p50 {percentile(cold[1], 50) / percentile(plain, 50):.2f} x")
+    table.notes.append("warm: each spawn waits until the pool (SUPERSET_POOL_SIZE=2) is full again, as when people "
+                       "spawn a few seconds apart; a burst larger than the pool gets the pool-off figures")
+    label = f"spawn p50 < 0.3 s on {files:,} files" + ("" if files >= 100_000 else " (reduced repo: --files)")
+    table.targets.append((label, ms(p50), p50 < TARGET_P50 if files >= 100_000 else None))
+    return table
+
+
+async def timed_spawns(tmp: Path, repo: Path, spawns: int, *, pool: int) -> tuple[list[float], list[float], list[float]]:
+    """Spawn one task at a time: seconds to RUNNING, to the agent's first instruction, to a full pool."""
     stamps = tmp / "stamps"
-    stamps.mkdir()
+    stamps.mkdir(parents=True)
     rig = await make_rig(tmp / "bot", repo, {"chatty": chatty_preset(BENCH_STAMP_DIR=str(stamps))},
-                         max_concurrent=2)
+                         max_concurrent=2, extra_env={"SUPERSET_POOL_SIZE": str(pool)})
     running_at: dict[str, float] = {}
 
     def watch(event: EngineEvent) -> None:
@@ -60,8 +86,14 @@ async def run(tmp: Path, *, files: int, spawns: int) -> Table:
     rig.engine.subscribe(watch)
     to_running: list[float] = []
     to_agent: list[float] = []
+    refill: list[float] = []
     try:
         for i in range(spawns):
+            if pool:
+                waited = time.monotonic()
+                await rig.engine.pool.wait_ready("demo", timeout=300)
+                if i:
+                    refill.append(time.monotonic() - waited)
             start = time.time()
             task = await rig.engine.spawn(f"bench spawn {i}", requester="bench")
             await rig.engine.wait_for(task.id, {RUNNING, *REVIEWABLE_STATES}, timeout=120)
@@ -77,15 +109,4 @@ async def run(tmp: Path, *, files: int, spawns: int) -> Table:
             await rig.engine.discard(task.id, "bench")  # keeps the disk and the next spawn fair
     finally:
         await rig.close()
-
-    table = Table(f"a. Spawn latency ({files:,}-file repo, {spawns} spawns, one at a time)",
-                  ["measure", "p50", "p95", "max"])
-    for name, values in (("plain `git worktree add`", plain), ("spawn -> RUNNING event", to_running),
-                         ("spawn -> agent process running (its first line)", to_agent)):
-        table.rows.append([name, ms(percentile(values, 50)), ms(percentile(values, 95)), ms(max(values))])
-    p50 = percentile(to_agent, 50)
-    ratio = p50 / percentile(plain, 50)
-    table.notes.append(f"repo generated in {secs(made)}; spawn p50 is {ratio:.2f} x plain worktree add")
-    label = f"spawn p50 < 0.3 s on {files:,} files" + ("" if files >= 100_000 else " (reduced repo: --files)")
-    table.targets.append((label, ms(p50), p50 < TARGET_P50 if files >= 100_000 else None))
-    return table
+    return to_running, to_agent, refill or [0.0]

@@ -68,7 +68,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("SUPERSET_PRUNE_WARNING", "24h", "How long before pruning a task awaiting review is warned in its thread."),
     Setting("SUPERSET_DISK_BUDGET", "", "Total size the bot's worktrees may use, e.g. 50G (empty: no budget)."),
     Setting("SUPERSET_MIN_FREE_DISK", "1G", "Spawning is refused when free disk in the data dir is below this."),
-    Setting("SUPERSET_POOL_SIZE", "0", "Warm worktrees kept ready per repo for instant spawns (0: off)."),
+    Setting("SUPERSET_POOL_SIZE", "2", "Warm worktrees kept ready per repo (and per prewarm preset) for instant spawns; 0: off."),
     Setting("SUPERSET_CANCEL_GRACE", "5s", "Time an agent gets between SIGTERM and SIGKILL when cancelled."),
     Setting("SUPERSET_LOG_LEVEL", "INFO", "DEBUG, INFO, WARNING or ERROR."),
 )

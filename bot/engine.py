@@ -36,6 +36,7 @@ from bot.events import (
 )
 from bot.gitcmd import GitError, branch_exists
 from bot.hooks import HookEvent, Hooks
+from bot.pool import Taken, WorktreePool
 from bot.presets import Preset, agent_argv, prepare_worktree, run_teardown
 from bot.redact import Redactor, agent_environment, secret_values
 from bot.runner import AgentRun, ExitInfo, RunLimits, RunnerError
@@ -190,6 +191,7 @@ class Engine:
         self._stopping = False
         self.slots = Slots(settings.max_concurrent, self._queue_changed)
         self.redactor = Redactor([*settings.secrets(), *secret_values(settings.process_env)])
+        self.pool = WorktreePool(settings, self.presets, self._prewarm_env, self.redactor)
 
     # subscribers and publishing
 
@@ -221,6 +223,8 @@ class Engine:
         changes.setdefault("reason", reason)
         task = await self.store.transition(task_id, state, actor, expect=expect, detail=detail, **changes)
         if task is not None:
+            if state == MERGED:
+                self.pool.poke(task.repo)  # the base moved: warm worktrees follow it
             log.info("task %s: %s -> %s (%s)%s", task.id, task_before.state if task_before else None, state, actor,
                      f": {reason}" if reason else "")
             self.publish(StateChanged(task, task_before.state if task_before else None, actor, reason))
@@ -250,10 +254,12 @@ class Engine:
             except Exception as exc:  # one broken task must not stop the bot from starting
                 log.exception("task %s: could not be recovered", task.id)
                 await self._transition(task.id, FAILED, BOT_ACTOR, reason=f"could not be recovered after a restart: {exc}")
+        await self.pool.start()
 
     async def stop(self) -> None:
         """Stop driving tasks; detached agents keep running and are re-attached by the next start."""
         self._stopping = True
+        await self.pool.stop()
         drivers = list(self._drivers.values()) + list(self._background)
         for driver in drivers:
             driver.cancel()
@@ -487,7 +493,8 @@ class Engine:
             return None
         await self.hooks_dispatch("task_created", moved)
         try:
-            worktree = await gw.create_worktree(
+            taken = await self._take_warm(task, preset)
+            worktree = taken.worktree if taken else await gw.create_worktree(
                 repo, self.settings.worktrees_dir / task.repo, task.id, task.prompt, task.base_branch
             )
         except GitError as exc:
@@ -500,13 +507,14 @@ class Engine:
             base_branch=worktree.base_branch,
             base_commit=worktree.base_commit,
         )
-        self.publish(Milestone(task, "worktree_ready", f"Worktree ready on branch `{worktree.branch}` "
-                                                       f"from `{worktree.base_branch}` ({worktree.base_commit[:8]})."))
+        warm = " (warm, setup done ahead)" if taken and taken.prewarmed else " (warm)" if taken else ""
+        self.publish(Milestone(task, "worktree_ready", f"Worktree ready on branch `{worktree.branch}` from "
+                                                       f"`{worktree.base_branch}` ({worktree.base_commit[:8]}){warm}."))
         await self.hooks_dispatch("worktree_ready", task)
 
         output = _OutputBatcher(self, task, "setup")
         result = await prepare_worktree(preset, repo, worktree.path, self._agent_env(task, preset),
-                                        on_line=output.add)
+                                        on_line=output.add, commands=not (taken and taken.prewarmed))
         output.flush()
         if not result.ok:
             reason = result.reason or "setup failed"
@@ -514,19 +522,34 @@ class Engine:
                                    reason=f"{reason}; the worktree is kept at {worktree.path} for inspection")
             return None
         ran = len(result.commands)
-        text = f"Setup done ({ran} command{'s' if ran != 1 else ''}" + (
-            f", copied {', '.join(result.copied)})." if result.copied else ").")
+        what = "ran ahead in the warm pool" if taken and taken.prewarmed else f"{ran} command{'s' if ran != 1 else ''}"
+        text = f"Setup done ({what}" + (f", copied {', '.join(result.copied)})." if result.copied else ").")
         self.publish(Milestone(task, "setup_done", text))
         await self.hooks_dispatch("setup_done", task)
         return task
 
+    async def _take_warm(self, task: Task, preset: Preset) -> Taken | None:
+        """A worktree from the warm pool, or None to create one; a pool failure never fails the task."""
+        try:
+            return await self.pool.take(task.repo, preset, task.id, task.prompt, task.base_branch)
+        except GitError as exc:
+            log.warning("task %s: no warm worktree (%s); creating one", task.id, exc)
+            return None
+
+    def _prewarm_env(self, repo_name: str, preset: Preset, worktree: Path) -> dict[str, str]:
+        """What a task's setup would get, before there is a task (SUPERSET_TASK_ID is empty)."""
+        return self._command_env(repo_name, preset, "", str(worktree))
+
     def _agent_env(self, task: Task, preset: Preset) -> dict[str, str]:
-        repo = self.repo_path(task.repo)
+        return self._command_env(task.repo, preset, task.id, task.worktree or "")
+
+    def _command_env(self, repo_name: str, preset: Preset, task_id: str, worktree: str) -> dict[str, str]:
+        repo = self.repo_path(repo_name)
         extra = {
             **preset.env,
-            "SUPERSET_TASK_ID": task.id,
+            "SUPERSET_TASK_ID": task_id,
             "SUPERSET_ROOT_PATH": str(repo),
-            "SUPERSET_WORKSPACE_PATH": task.worktree or "",
+            "SUPERSET_WORKSPACE_PATH": worktree,
             # many agents committing at once must not all start packing the repo
             "GIT_CONFIG_COUNT": "2",
             "GIT_CONFIG_KEY_0": "gc.auto",

@@ -25,6 +25,7 @@ from bot.gitcmd import GitError, check_ref_arg, default_branch, repo_lock, resol
 
 BOT_AUTHOR = "superset-bot <superset-bot@localhost>"
 BRANCH_PREFIX = "superset/"
+POOL_PREFIX = ".pool-"  # warm worktrees (bot/pool.py): the pool's own, not housekeeping's
 STRATEGIES = ("merge", "squash", "rebase")
 MERGE_ATTEMPTS = 8
 _RETRY_FIRST_DELAY = 0.05
@@ -532,9 +533,13 @@ def _parse_porcelain(text: str) -> list[tuple[str, str]]:
     return result
 
 
-async def is_dirty(worktree: Path) -> list[str]:
-    """Paths with uncommitted changes or untracked files; [] when clean. Never writes the index."""
-    out = await run_git(worktree, "--no-optional-locks", "status", "--porcelain", "-z")
+async def is_dirty(worktree: Path, *, untracked: bool = True) -> list[str]:
+    """Paths with uncommitted changes (and untracked files, unless told not to); [] when clean.
+
+    Never writes the index.
+    """
+    mode = "--untracked-files=normal" if untracked else "--untracked-files=no"
+    out = await run_git(worktree, "--no-optional-locks", "status", "--porcelain", "-z", mode)
     return [path for _code, path in _parse_porcelain(out.stdout)]
 
 
@@ -954,6 +959,25 @@ async def list_worktrees(repo: Path, root: Path) -> list[WorktreeInfo]:
     return infos
 
 
+def is_pool_spare(path: Path, branch: str | None) -> bool:
+    """A warm worktree nobody took yet (detached, pool name): the pool's to keep or remove."""
+    return path.name.startswith(POOL_PREFIX) and not branch
+
+
+async def pool_worktrees(repo: Path, root: Path) -> dict[Path, str | None]:
+    """Untaken warm worktrees under `root` with their HEAD; None for a folder git does not know."""
+    root_real = _real(root)
+    entries = [e for e in await _worktree_entries(repo) if _is_under(e.path, root_real)]
+    found: dict[Path, str | None] = {
+        e.path: e.head for e in entries if not e.prunable and is_pool_spare(e.path, e.branch)
+    }
+    registered = {_real(e.path) for e in entries if not e.prunable}
+    for extra in await asyncio.to_thread(_unregistered_dirs, root_real, registered):
+        if extra.name.startswith(POOL_PREFIX):
+            found[extra] = None
+    return found
+
+
 @dataclass
 class Orphans:
     worktrees: list[Path]
@@ -985,11 +1009,11 @@ async def find_orphans(repo: Path, root: Path, task_worktrees: Mapping[str, Path
     orphan_paths: list[Path] = []
     for info in infos:
         owned = _real(info.path) in claimed or (info.task_id is not None and info.task_id in known)
-        if not owned:
+        if not owned and not is_pool_spare(info.path, info.branch):
             orphan_paths.append(info.path)
     listed = {_real(i.path) for i in infos}
     for extra in await asyncio.to_thread(_unregistered_dirs, root_real, listed):
-        if _real(extra) not in claimed and extra.name not in known:
+        if _real(extra) not in claimed and extra.name not in known and not extra.name.startswith(POOL_PREFIX):
             orphan_paths.append(extra)
     refs = await run_git(repo, "for-each-ref", "--format=%(refname)", "refs/heads/superset/")
     branches: list[str] = []

@@ -1187,9 +1187,12 @@ async def prepare_worktree(
     worktree: Path,
     env: Mapping[str, str],
     on_line: LineCallback | None = None,
+    *,
+    commands: bool = True,
 ) -> PrepareResult:
     """Copy the preset's files, then run the repo's Superset setup and the preset's setup.
 
+    `commands=False` only copies (fresh copies into a worktree whose setup ran ahead, in the pool).
     Everything shares `preset.setup_timeout`. Commands run with `env` (complete) plus the
     preset's env plus SUPERSET_ROOT_PATH / SUPERSET_WORKSPACE_PATH. Never raises for a
     problem in the repo or preset: the result says what went wrong.
@@ -1227,14 +1230,14 @@ async def prepare_worktree(
         ("workspace setup", workspace.setup, worktree / workspace.cwd if workspace.cwd else worktree),
         ("setup", preset.setup, worktree),
     ]
-    for label, commands, cwd in steps:
-        if not commands:
+    for label, step_commands, cwd in steps if commands else ():
+        if not step_commands:
             continue
         remaining = deadline - loop.time()
         if remaining > 0:
-            step = await run_shell_commands(commands, cwd, child_env, remaining, on_line, announce=True)
+            step = await run_shell_commands(step_commands, cwd, child_env, remaining, on_line, announce=True)
         else:
-            step = [CommandResult(commands[0], None, True, "not started: no time left", 0.0)]
+            step = [CommandResult(step_commands[0], None, True, "not started: no time left", 0.0)]
         results.extend(step)
         failed = next((r for r in step if not r.ok), None)
         if failed is not None:

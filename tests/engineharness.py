@@ -98,6 +98,7 @@ async def harness(tmp_path: Path, make_repo: RepoFactory) -> AsyncIterator[MakeH
             "SUPERSET_MAX_CONCURRENT": str(max_concurrent),
             "SUPERSET_MIN_FREE_DISK": "1M",
             "SUPERSET_CANCEL_GRACE": "1s",
+            "SUPERSET_POOL_SIZE": "0",  # tests of the warm pool turn it on
             **(env or {}),
         }
         settings = load_settings(process_env, env_file=None)

@@ -148,7 +148,7 @@ async def bot(tmp_path: Path, make_repo: RepoFactory) -> AsyncIterator[Callable[
             "SLACK_SIGNING_SECRET": SIGNING_SECRET, "SLACK_API_URL": fake.url,
             "SUPERSET_REPOS": f"demo={repo}", "SUPERSET_DATA_DIR": str(tmp_path / "data"),
             "SUPERSET_PRESETS_DIR": str(presets_dir), "SUPERSET_DEFAULT_PRESET": next(iter(presets)) if presets else "edit",
-            "SUPERSET_MIN_FREE_DISK": "1M", "SUPERSET_CANCEL_GRACE": "1s",
+            "SUPERSET_MIN_FREE_DISK": "1M", "SUPERSET_CANCEL_GRACE": "1s", "SUPERSET_POOL_SIZE": "0",
             **(env or {}),
         }
         settings = load_settings(process_env, env_file=None)
