@@ -20,7 +20,8 @@ Run directory layout (the reader lives in bot/runner.py):
                  segment 0 is the head and is never deleted, later segments are contiguous
                  and the oldest are deleted to keep the total within the output cap
     cancel.json  optional {"grace": seconds} left by the bot before it sends SIGTERM
-    exit.json    {"code", "signal", "reason", "detail", "ended_at", ...}
+    exit.json    {"code", "signal", "reason", "detail", "ended_at", "log_error", ...}
+    .exit-reserve  64 KiB held while the agent runs, given up so exit.json fits on a full disk
 
 Limits and why they are enforced this way:
 - timeout: wall clock measured by the supervisor.
@@ -31,7 +32,9 @@ Limits and why they are enforced this way:
   summed CPU time of the whole group from /proc, because RLIMIT_CPU counts per process.
 - output: capped, never fatal: the agent keeps running and the middle of its output is
   dropped, which readers see as one "[superset-bot: ... of output dropped]" line.
-When the agent leader exits, anything it left running in its process group is terminated too.
+When the agent leader exits, anything it left running in its process group is terminated too,
+and so is any descendant that left the group (setsid, a daemonising tool): the supervisor is a
+child subreaper, so such processes stay its descendants and it signals them with the group.
 """
 
 from __future__ import annotations
@@ -63,6 +66,7 @@ READ_SIZE = 1024 * 1024
 POLL_INTERVAL = 0.25  # seconds between /proc scans for memory and CPU
 LOOP_TICK = 0.1  # longest wait for output before limits and signals are looked at again
 FORCE_FINISH = 10.0  # seconds after SIGKILL after which we stop waiting for stragglers
+EXIT_RESERVE = 64 * 1024  # bytes held back in the run dir so exit.json can be written on a full disk
 
 
 def format_size(n: float) -> str:
@@ -94,11 +98,16 @@ def write_text_atomic(path: Path, text: str) -> None:
     """Readers see the old file or the whole new one, never a half-written one."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)  # a half-written file on a full disk would only take more room
+        raise
 
 
 def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
@@ -160,7 +169,9 @@ class SegmentLog:
             self._write(data)
         except OSError as exc:  # disk full and friends: keep draining the agent, stop storing
             self.failed = str(exc)
-            print(f"agent_wrapper: log write failed, output discarded from here: {exc}", file=sys.stderr)
+            with contextlib.suppress(OSError):  # stderr (wrapper.err) is likely on the same full disk
+                print(f"agent_wrapper: log write failed, output discarded from here: {exc}", file=sys.stderr,
+                      flush=True)
 
     def _write(self, data: bytes) -> None:
         view = memoryview(data)
@@ -211,6 +222,35 @@ def scan_group(pgid: int, live_only: bool = False) -> tuple[int, float, int]:
     return rss, cpu_ticks / ticks, members
 
 
+def escaped_descendants(root: int, pgid: int) -> list[int]:
+    """Live descendants of `root` outside process group `pgid` (they called setsid or setpgid)."""
+    children: dict[int, list[int]] = {}
+    info: dict[int, tuple[bytes, int]] = {}
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/stat", "rb") as f:
+                raw = f.read()
+        except OSError:
+            continue
+        fields = raw[raw.rfind(b")") + 2 :].split()
+        if len(fields) < 3:
+            continue
+        pid = int(name)
+        children.setdefault(int(fields[1]), []).append(pid)
+        info[pid] = (fields[0], int(fields[2]))
+    found: list[int] = []
+    todo = list(children.get(root, []))
+    while todo:
+        pid = todo.pop()
+        todo.extend(children.get(pid, []))
+        state, group = info[pid]
+        if group != pgid and state not in (b"Z", b"X"):
+            found.append(pid)
+    return found
+
+
 class Supervisor:
     def __init__(self, run_dir: Path, spec: dict[str, Any]) -> None:
         self.run_dir = run_dir
@@ -256,6 +296,22 @@ class Supervisor:
         except (ProcessLookupError, PermissionError):
             return False
 
+    def _escaped(self) -> list[int]:
+        if self.pgid <= 0:
+            return []
+        try:
+            return escaped_descendants(os.getpid(), self.pgid)
+        except OSError:
+            return []
+
+    def _signal_escaped(self, sig: int) -> bool:
+        """Send `sig` to descendants that left the agent's group; whether there were any."""
+        escaped = self._escaped()
+        for pid in escaped:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, sig)
+        return bool(escaped)
+
     def _stop(self, now: float, reason: str | None, detail: str) -> None:
         """Begin ending the group: SIGTERM now, SIGKILL after the grace period."""
         if reason is not None and self.reason is None:
@@ -265,6 +321,8 @@ class Supervisor:
             self.kill_due = now + self.grace
             if self._killpg(signal.SIGTERM):
                 self._killpg(signal.SIGCONT)  # a stopped process cannot act on SIGTERM
+            if self._signal_escaped(signal.SIGTERM):
+                self._signal_escaped(signal.SIGCONT)
 
     def _on_cancel(self, now: float) -> None:
         try:
@@ -333,8 +391,8 @@ class Supervisor:
             if sig == signal.SIGXCPU or (sig == signal.SIGKILL and self.term_at is None and used >= self.cpu):
                 self.reason = "cpu"
                 self.detail = f"CPU limit {self.cpu:g}s exceeded (used {used:.1f}s)"
-        # whatever the leader left behind in its group goes too
-        if self._group_alive():
+        # whatever the leader left behind in its group, or outside it, goes too
+        if self._group_alive() or self._escaped():
             self._stop(now, None, "")
 
     def run(self, report: Callable[[str], None]) -> None:
@@ -417,11 +475,12 @@ class Supervisor:
                 next_scan = now + POLL_INTERVAL
             if self.kill_due is not None and self.kill_at is None and now >= self.kill_due:
                 self.kill_at = now
-                if self._killpg(signal.SIGKILL) and self.reason is not None:
+                escaped = self._signal_escaped(signal.SIGKILL)
+                if (self._killpg(signal.SIGKILL) or escaped) and self.reason is not None:
                     self.detail += f"; it was killed after ignoring SIGTERM for {format_seconds(self.grace)}"
             if self.status is None:
                 continue
-            group_gone = not self._group_alive()
+            group_gone = not self._group_alive() and not self._escaped()
             forced = self.kill_at is not None and now - self.kill_at >= FORCE_FINISH
             if not (group_gone or forced):
                 continue
@@ -433,7 +492,7 @@ class Supervisor:
         # Zombies of the group may still wait for us (we are their subreaper): reap them, so the
         # group is gone for real by the time exit.json says the run is over.
         settle = time.monotonic() + 1.0
-        while self._killpg(0) and time.monotonic() < settle:
+        while (self._killpg(0) or self._signal_escaped(signal.SIGKILL)) and time.monotonic() < settle:
             self._reap(proc, time.monotonic())
             time.sleep(0.01)
         if pipe_open:
@@ -453,8 +512,8 @@ class Supervisor:
     def _write_exit(
         self, code: int | None, sig: int | None, reason: str, detail: str, log: SegmentLog
     ) -> None:
-        write_json_atomic(
-            self.run_dir / "exit.json",
+        write_exit_json(
+            self.run_dir,
             {
                 "code": code,
                 "signal": sig,
@@ -467,6 +526,26 @@ class Supervisor:
                 "log_error": log.failed,
             },
         )
+
+
+def reserve_exit_space(run_dir: Path) -> None:
+    """Hold a little disk space for exit.json: an agent that fills the disk must not cost the run's outcome."""
+    with contextlib.suppress(OSError):
+        write_text_atomic(run_dir / ".exit-reserve", "\0" * EXIT_RESERVE)
+
+
+def write_exit_json(run_dir: Path, data: dict[str, Any]) -> None:
+    """Write exit.json; if the disk is full, give up the reserved space and try once more."""
+    reserve = run_dir / ".exit-reserve"
+    try:
+        write_json_atomic(run_dir / "exit.json", data)
+    except OSError:
+        if not reserve.exists():
+            raise
+        reserve.unlink()
+        write_json_atomic(run_dir / "exit.json", data)
+    with contextlib.suppress(OSError):
+        reserve.unlink()
 
 
 def become_subreaper() -> bool:
@@ -540,15 +619,17 @@ def main(argv: list[str] | None = None) -> int:
         os.chdir("/")
         become_subreaper()
         write_text_atomic(run_dir / "pid", f"{os.getpid()}\n")
+        reserve_exit_space(run_dir)
         supervisor.run(report)
     except BaseException as exc:  # last resort: never leave an agent running unsupervised
-        traceback.print_exc()
+        with contextlib.suppress(Exception):  # wrapper.err may be on a full disk
+            traceback.print_exc()
         status = 1
         with contextlib.suppress(Exception):
             supervisor._killpg(signal.SIGKILL)
         with contextlib.suppress(Exception):
-            write_json_atomic(
-                run_dir / "exit.json",
+            write_exit_json(
+                run_dir,
                 {
                     "code": None,
                     "signal": None,
@@ -559,8 +640,9 @@ def main(argv: list[str] | None = None) -> int:
             )
         report(f"error the agent's supervisor failed: {exc!r}")
     finally:
-        sys.stdout.flush()
-        sys.stderr.flush()
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(Exception):
+                stream.flush()
     os._exit(status)
 
 

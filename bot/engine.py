@@ -34,7 +34,7 @@ from bot.events import (
     ReviewReady,
     StateChanged,
 )
-from bot.gitcmd import GitError, branch_exists
+from bot.gitcmd import GitError, branch_exists, follow_checkout
 from bot.hooks import HookEvent, Hooks
 from bot.pool import Taken, WorktreePool
 from bot.presets import Preset, agent_argv, prepare_worktree, run_teardown
@@ -187,6 +187,7 @@ class Engine:
         self._runs: dict[str, AgentRun] = {}
         self._cancel_requests: dict[str, str] = {}  # task id -> who asked
         self._cancel_reasons: dict[str, str] = {}  # task id -> limit it broke (disk guard)
+        self._updating: set[str] = set()  # tasks whose worktree is merging in their base right now
         self._background: set[asyncio.Task[Any]] = set()
         self._stopping = False
         self.slots = Slots(settings.max_concurrent, self._queue_changed)
@@ -253,7 +254,10 @@ class Engine:
                 await self._recover(task)
             except Exception as exc:  # one broken task must not stop the bot from starting
                 log.exception("task %s: could not be recovered", task.id)
-                await self._transition(task.id, FAILED, BOT_ACTOR, reason=f"could not be recovered after a restart: {exc}")
+                if task.state in (MERGING, DISCARDING):
+                    continue  # git decides how a claim ends, not this error: reconcile settles it later
+                await self._transition(task.id, FAILED, BOT_ACTOR, expect={task.state},
+                                       reason=f"could not be recovered after a restart: {exc}")
         await self.pool.start()
 
     async def stop(self) -> None:
@@ -274,6 +278,7 @@ class Engine:
             self._drive(task.id, self._resume(task, run))
         elif task.state == RUNNING or task.state == PREPARING:
             what = "preparing the worktree" if task.state == PREPARING else "starting the agent"
+            await self._clean_unrecorded(task)
             await self._transition(task.id, FAILED, BOT_ACTOR, expect={task.state},
                                    reason=f"the bot restarted while {what}; spawn the task again")
         elif task.state == QUEUED:
@@ -282,6 +287,35 @@ class Engine:
             await self._settle_merge_claim(task)
         elif task.state == DISCARDING:
             await self._finish_discard(task, task.closed_by or BOT_ACTOR)
+
+    async def _clean_unrecorded(self, task: Task) -> None:
+        """The last process died between making something and storing it: an agent, a worktree.
+
+        Housekeeping spares whatever carries a known task id, so recovery has to clean it up.
+        """
+        run_dir = self.settings.runs_dir / task.id / str(task.runs + 1)
+        if task.run_dir != str(run_dir) and await asyncio.to_thread(run_dir.is_dir):
+            try:  # the agent started but RUNNING was never stored: nobody would follow it
+                await AgentRun.attach(run_dir, redactor=self.redactor).cancel(self.settings.cancel_grace)
+                await self.store.add_event(task.id, BOT_ACTOR, "unrecorded_agent_stopped", {"run_dir": str(run_dir)})
+            except (RunnerError, OSError) as exc:
+                await self.store.add_event(task.id, BOT_ACTOR, "cleanup_failed", {"error": str(exc)})
+        if task.worktree is not None:
+            return
+        # killed inside create_worktree or a take from the warm pool: the worktree is at
+        # worktrees/<repo>/<id> or wherever the task's branch is checked out
+        try:
+            repo = self.repo_path(task.repo)
+            branch = gw.branch_name(task.id, task.prompt)
+            path = self.settings.worktrees_dir / task.repo / task.id
+            paths = {path} if await asyncio.to_thread(path.is_dir) else set()
+            paths.update(await gw.worktrees_on_branch(repo, branch))
+            for found in paths:
+                await gw.discard(repo, found, None)
+            if await branch_exists(repo, branch):
+                await gw.discard(repo, None, branch)
+        except (GitError, OSError, UserError) as exc:
+            await self.store.add_event(task.id, BOT_ACTOR, "cleanup_failed", {"error": str(exc)})
 
     async def _resume(self, task: Task, run: AgentRun) -> None:
         """Follow a re-attached agent; if that breaks, stop the agent and say why instead of hanging."""
@@ -695,6 +729,21 @@ class Engine:
             state, reason = FAILED, info.detail
         if progress.is_error and state == FINISHED:
             state, reason = FAILED, "the agent reported an error"
+        if state != FINISHED and task.worktree:
+            # a full disk makes agents fail in their own words; say what the person must fix
+            try:
+                free = (await asyncio.to_thread(shutil.disk_usage, task.worktree)).free
+            except OSError:
+                free = None
+            said_so = any("No space left on device" in line or "Disk quota exceeded" in line
+                          for line in progress.tail)
+            if said_so or (free is not None and free < 1024 * 1024):  # under 1 MiB: nothing fits
+                shown = f" ({format_size(free)} free)" if free is not None else ""
+                reason = (f"{reason or state}; the disk holding the worktree is full{shown}: "
+                          "free some space, then follow up or spawn again")
+        if info.log_error:
+            lost = f"the run log could not be written ({info.log_error}), so later output was not kept"
+            reason = f"{reason}; {lost}" if reason else lost
         committed = None
         if task.worktree and Path(task.worktree).is_dir():
             try:
@@ -823,6 +872,7 @@ class Engine:
             raise UserError(f"Task {task.id} is {task.state}; follow-ups go to tasks awaiting review.")
         if not (task.worktree and Path(task.worktree).is_dir()):
             raise UserError(f"Task {task.id} has no worktree any more; spawn a new task instead.")
+        self._refuse_while_updating(task)
         self._check_free_disk()
         moved = await self._transition(task.id, QUEUED, actor, expect=REVIEWABLE_STATES,
                                        detail={"followup": text[:500]}, pending_prompt=text)
@@ -852,8 +902,10 @@ class Engine:
 
 
             async def remember(old: str, new: str) -> None:
-                # written before the base ref moves, so a restart can tell whether it did
+                # written before the base ref moves, so a restart can tell whether it did (and
+                # bring the base's checkout along if the bot died before it could)
                 await self.store.update_task(claimed.id, merge_commit=new)
+                await self.store.add_event(claimed.id, actor, "merge_ready", {"old": old, "new": new})
 
             result = await gw.merge(
                 repo, claimed.branch, claimed.base_branch, strategy=preset.merge,
@@ -928,7 +980,14 @@ class Engine:
             await self.store.add_event(task.id, BOT_ACTOR, "cleanup_failed", {"error": str(exc)})
             log.warning("task %s: cleanup failed: %s", task.id, exc)
 
+    def _refuse_while_updating(self, task: Task) -> None:
+        """Nothing else touches a worktree while its base is being merged in (a merge would take half of it)."""
+        if task.id in self._updating:
+            raise UserError(f"Task {task.id} is being updated from `{task.base_branch}` right now; "
+                            "try again when the new review is posted.")
+
     async def _claim(self, task: Task, state: str, actor: str) -> Task:
+        self._refuse_while_updating(task)
         claimed = await self._transition(task.id, state, actor, expect=REVIEWABLE_STATES)
         if claimed is not None:
             return claimed
@@ -945,16 +1004,37 @@ class Engine:
         await self._transition(task.id, previous, BOT_ACTOR, expect={MERGING}, reason=task.reason,
                                merge_commit=None)
 
-    async def _settle_merge_claim(self, task: Task, previous: str = FINISHED) -> None:
-        """A merge was interrupted: the base ref moved fully or not at all; find out which."""
+    async def _settle_merge_claim(self, task: Task, previous: str | None = None) -> None:
+        """A merge was interrupted: the base ref moved fully or not at all; find out which, and finish it."""
         repo = self.repo_path(task.repo)
+        # the claim's audit entry says who merged and what the task was before (a restart knows no more)
+        events = await self.store.events(task.id, limit=100_000)
+        claim = next((e for e in reversed(events) if e.action == MERGING), None)
+        actor = claim.actor if claim else BOT_ACTOR
+        if previous is None:
+            before = claim.detail.get("from") if claim else None
+            previous = before if before in REVIEWABLE_STATES else FINISHED
         landed = False
         if task.merge_commit and task.base_branch:
             landed = await gw.commit_on_branch(repo, task.merge_commit, task.base_branch)
         if landed:
-            await self._transition(task.id, MERGED, BOT_ACTOR, expect={MERGING},
-                                   reason="merge completed before the bot restarted")
-            await self._remove_worktree(task, keep_branch=False)
+            assert task.base_branch and task.merge_commit
+            merged = await self._transition(task.id, MERGED, actor, expect={MERGING}, closed_by=actor,
+                                            reason="the merge completed; the bot restarted before it could say so")
+            if merged is None:
+                return
+            ready = next((e for e in reversed(events) if e.action == "merge_ready"
+                          and e.detail.get("new") == task.merge_commit), None)
+            if ready is not None and isinstance(ready.detail.get("old"), str):
+                try:
+                    await follow_checkout(repo, task.base_branch, ready.detail["old"], task.merge_commit)
+                except GitError as exc:  # the person's own changes there: say so, change nothing
+                    await self.store.add_event(task.id, BOT_ACTOR, "checkout_not_updated", {"error": str(exc)})
+            preset = self.presets.get(task.preset)
+            await self._teardown(merged, actor)
+            await self._remove_worktree(merged, keep_branch=bool(preset and preset.keep_branch))
+            await self.hooks_dispatch("merged", merged, {"commit": task.merge_commit,
+                                                         "strategy": preset.merge if preset else None})
         else:
             await self._transition(task.id, previous, BOT_ACTOR, expect={MERGING}, merge_commit=None,
                                    reason="the merge was interrupted; nothing was merged")
@@ -1011,8 +1091,13 @@ class Engine:
         if task.state not in REVIEWABLE_STATES:
             raise UserError(f"Task {task.id} is {task.state}; it can be updated from its base once the agent is done.")
         assert task.worktree and task.base_branch
-        conflicts = await gw.update_from_base(Path(task.worktree), task.base_branch)
-        await self.store.add_event(task.id, actor, "updated_from_base", {"conflicts": conflicts})
+        self._refuse_while_updating(task)
+        self._updating.add(task.id)
+        try:
+            conflicts = await gw.update_from_base(Path(task.worktree), task.base_branch)
+            await self.store.add_event(task.id, actor, "updated_from_base", {"conflicts": conflicts})
+        finally:
+            self._updating.discard(task.id)
         if conflicts:
             instruction = (
                 f"Merging `{task.base_branch}` into this branch left conflicts in: {', '.join(conflicts)}. "

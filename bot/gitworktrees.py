@@ -959,6 +959,12 @@ async def list_worktrees(repo: Path, root: Path) -> list[WorktreeInfo]:
     return infos
 
 
+async def worktrees_on_branch(repo: Path, branch: str) -> list[Path]:
+    """Linked worktrees that have `branch` checked out."""
+    ref = f"refs/heads/{check_ref_arg(branch, 'branch')}"
+    return [e.path for e in (await _worktree_entries(repo))[1:] if e.branch == ref and not e.prunable]
+
+
 def is_pool_spare(path: Path, branch: str | None) -> bool:
     """A warm worktree nobody took yet (detached, pool name): the pool's to keep or remove."""
     return path.name.startswith(POOL_PREFIX) and not branch

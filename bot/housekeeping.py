@@ -17,7 +17,7 @@ from pathlib import Path
 
 from bot import gitworktrees as gw
 from bot.engine import BOT_ACTOR, Engine
-from bot.gitcmd import GitError
+from bot.gitcmd import GitError, run_git
 from bot.store import (
     ACTIVE_STATES,
     CLOSED_STATES,
@@ -131,7 +131,11 @@ class Housekeeper:
                     await self.engine.prune(task.id, actor, f"idle for {format_duration(idle)}")
 
     async def _clean_leftovers(self, tasks: list[Task], report: PruneReport) -> None:
-        """Merged/discarded/pruned tasks whose worktree or branch survived (a failed cleanup)."""
+        """Merged/discarded/pruned tasks whose worktree or branch survived (a failed cleanup).
+
+        One branch listing per repo, not one git call per closed task: history only grows.
+        """
+        branches = {name: await _task_branches(repo) for name, repo in self.settings.repos.items()}
         for task in tasks:
             if task.state not in CLOSED_STATES:
                 continue
@@ -140,7 +144,7 @@ class Housekeeper:
             keep_branch = bool(preset and preset.keep_branch) and task.state != DISCARDED
             repo = self.settings.repos.get(task.repo)
             has_branch = bool(repo and task.branch and not keep_branch
-                              and await _branch_exists(repo, task.branch))
+                              and task.branch in branches.get(task.repo, set()))
             if not (has_dir or has_branch) or repo is None:
                 continue
             report.cleaned.append(f"leftovers of {task.state} task {task.id}")
@@ -309,13 +313,13 @@ class Housekeeper:
         return digest
 
 
-async def _branch_exists(repo: Path, branch: str) -> bool:
-    from bot.gitcmd import branch_exists
-
+async def _task_branches(repo: Path) -> set[str]:
+    """The repo's task branches (`superset/...`); empty when the repo cannot be read."""
     try:
-        return await branch_exists(repo, branch)
+        refs = await run_git(repo, "for-each-ref", "--format=%(refname:lstrip=2)", f"refs/heads/{gw.BRANCH_PREFIX}")
     except GitError:
-        return False
+        return set()
+    return set(refs.stdout.splitlines())
 
 
 def _tree_size(path: Path) -> int:

@@ -65,6 +65,7 @@ class ExitInfo:
     reason: str  # one of EXIT_REASONS
     detail: str  # a sentence for people, e.g. "memory limit 200.0 MiB exceeded (RSS 231.4 MiB)"
     ended_at: float
+    log_error: str | None = None  # why the run log stopped storing output (a full disk), if it did
 
     @property
     def ok(self) -> bool:
@@ -87,6 +88,7 @@ def _read_exit(run_dir: Path) -> ExitInfo | None:
         reason=str(data.get("reason", "lost")),
         detail=str(data.get("detail", "")),
         ended_at=float(data.get("ended_at") or 0.0),
+        log_error=str(data["log_error"]) if data.get("log_error") else None,
     )
 
 

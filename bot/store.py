@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import secrets
+import sqlite3
 import time
 from collections.abc import AsyncIterator, Iterable, Mapping
 from contextlib import asynccontextmanager
@@ -29,6 +30,7 @@ REVIEWABLE_STATES = frozenset({FINISHED, FAILED, CANCELLED, TIMED_OUT})
 CLOSED_STATES = frozenset({MERGED, DISCARDED, PRUNED})
 ALL_STATES = ACTIVE_STATES | REVIEWABLE_STATES | CLOSED_STATES | {MERGING, DISCARDING}
 
+BUSY_TIMEOUT = 30.0  # seconds a write waits for another process's lock before giving up
 _ID_ALPHABET = "23456789abcdefghjkmnpqrstuvwxyz"  # no 0/1/i/l/o: easy to read aloud and type
 
 
@@ -151,26 +153,35 @@ class StoreError(Exception):
     pass
 
 
+class StoreBusy(StoreError):
+    """Another process held the database's write lock for longer than the bot waits."""
+
+
 class Store:
     """The database; open with `await Store.open(path)`, always `await store.close()`."""
 
-    def __init__(self, db: aiosqlite.Connection, path: Path, clock: Any = time.time) -> None:
+    def __init__(
+        self, db: aiosqlite.Connection, path: Path, clock: Any = time.time, busy_timeout: float = BUSY_TIMEOUT
+    ) -> None:
         self._db = db
         self._lock = asyncio.Lock()
         self.path = path
         self.clock = clock
+        self.busy_timeout = busy_timeout
 
     @classmethod
-    async def open(cls, path: Path, clock: Any = time.time) -> Store:
+    async def open(cls, path: Path, clock: Any = time.time, busy_timeout: float = BUSY_TIMEOUT) -> Store:
+        """Open (and migrate) the database; a write waits up to `busy_timeout` s for another process's lock."""
         path.parent.mkdir(parents=True, exist_ok=True)
-        db = await aiosqlite.connect(path, isolation_level=None, timeout=30)
+        db = await aiosqlite.connect(path, isolation_level=None, timeout=busy_timeout)
         try:
             db.row_factory = aiosqlite.Row
+            # SQLite's busy handler does the waiting (in aiosqlite's thread, never the event loop)
+            await db.execute(f"PRAGMA busy_timeout={int(busy_timeout * 1000)}")
             await db.execute("PRAGMA journal_mode=WAL")
             await db.execute("PRAGMA synchronous=NORMAL")
             await db.execute("PRAGMA foreign_keys=ON")
-            await db.execute("PRAGMA busy_timeout=30000")
-            store = cls(db, path, clock)
+            store = cls(db, path, clock, busy_timeout)
             await store._migrate()
         except BaseException:
             await db.close()
@@ -199,7 +210,15 @@ class Store:
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[aiosqlite.Connection]:
         async with self._lock:
-            await self._db.execute("BEGIN IMMEDIATE")
+            try:
+                await self._db.execute("BEGIN IMMEDIATE")
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) and "busy" not in str(exc):
+                    raise
+                raise StoreBusy(
+                    f"the database {self.path} stayed locked by another process for {self.busy_timeout:g}s, "
+                    f"so nothing was saved ({exc}); is a second superset-bot or a sqlite3 shell holding it?"
+                ) from exc
             try:
                 yield self._db
             except BaseException:

@@ -308,3 +308,32 @@ async def test_files_copied_by_the_preset_are_never_committed(harness: MakeHarne
     review = h.of(task.id, ReviewReady)[-1].review
     assert ".env" not in {f["path"] for f in review["files"]}
     assert ".env" not in git(h.repo, "show", "--stat", "--format=", done.branch or "")
+
+
+async def test_nothing_else_touches_a_worktree_while_its_base_is_merged_in(harness: MakeHarness,
+                                                                         make_repo: Any) -> None:
+    # a smudge filter that sleeps makes `git merge` in the worktree take two seconds, reliably
+    repo = make_repo("slow", {"README.md": "# slow\n", ".gitattributes": "*.slow filter=slow\n"})
+    git(repo, "config", "filter.slow.smudge", "sleep 2; cat")
+    git(repo, "config", "filter.slow.clean", "cat")
+    h = await harness(repo=repo)
+    task = await h.engine.spawn("add a feature", requester="U1")
+    await h.settled(task.id, {FINISHED})
+    (repo / "data.slow").write_text("moved on\n")
+    git(repo, "add", "data.slow")
+    git(repo, "commit", "-q", "-m", "base moves")
+
+    update = asyncio.create_task(h.engine.update_from_base(task.id, "U1"))
+    await asyncio.sleep(0.5)
+    assert not update.done()
+    for attempt in (lambda: h.engine.merge(task.id, "U1"), lambda: h.engine.discard(task.id, "U1"),
+                    lambda: h.engine.followup(task.id, "more", "U1"),
+                    lambda: h.engine.update_from_base(task.id, "U1")):
+        with pytest.raises(UserError, match="being updated from `main` right now"):
+            await attempt()
+    await update
+    assert (await h.engine.get(task.id)).state == FINISHED
+    merged = await h.engine.merge(task.id, "U1")
+    assert merged.state == MERGED
+    assert git(repo, "show", "main:data.slow") == "moved on"
+    assert "VALUE = 1" in git(repo, "show", "main:src/feature.py")

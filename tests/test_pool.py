@@ -4,16 +4,19 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import subprocess
+import sys
 from pathlib import Path
 
-from conftest import git
+from conftest import AGENTS_DIR, git
 from engineharness import Harness, MakeHarness, agent_preset, harness  # noqa: F401 - fixture
 
 from bot.events import Milestone
 from bot.gitworktrees import POOL_PREFIX
 from bot.housekeeping import Housekeeper
-from bot.store import FINISHED, MERGED
+from bot.runner import AgentRun
+from bot.store import FAILED, FINISHED, MERGED, PREPARING, QUEUED, Task, new_task_id
 
 POOL = {"SUPERSET_POOL_SIZE": "2"}
 
@@ -196,3 +199,29 @@ async def test_housekeeping_leaves_spares_alone_and_pool_off_removes_them(harnes
         await asyncio.sleep(0.1)
     assert spares(h2) == []
     assert "detached" not in git(h.repo, "worktree", "list")
+
+
+async def test_restart_cleans_up_a_take_and_an_agent_that_were_never_stored(harness: MakeHarness) -> None:
+    presets = {"warm": agent_preset("edit", prewarm=True, setup=["touch .deps-installed"])}
+    h = await harness(presets, env=POOL)
+    await h.engine.pool.wait_ready("demo", key="warm", timeout=30)
+    task = await h.store.create_task(Task(id=new_task_id(), repo="demo", prompt="lost in a crash", preset="warm",
+                                          requester="U1"), "U1")
+    await h.store.transition(task.id, PREPARING, "superset-bot", expect={QUEUED})
+    # what a bot killed at the wrong moment leaves: a spare taken onto the task's branch, an agent
+    # running in it, and neither written down
+    taken = await h.engine.pool.take("demo", h.engine.presets["warm"], task.id, task.prompt)
+    assert taken is not None and taken.prewarmed
+    run_dir = h.settings.runs_dir / task.id / "1"
+    run = await AgentRun.start(run_dir, [sys.executable, str(AGENTS_DIR / "sleep_forever.py")],
+                               taken.worktree.path, dict(os.environ))
+    assert run.is_alive()
+    await h.engine.stop()
+
+    h2 = await harness(presets, env=POOL, repo=h.repo)
+    failed = await h2.engine.get(task.id)
+    assert failed.state == FAILED and "restarted while preparing" in (failed.reason or "")
+    assert not run.is_alive(), "the agent nobody followed was stopped"
+    assert not taken.worktree.path.exists()
+    assert git(h.repo, "for-each-ref", f"refs/heads/{taken.worktree.branch}") == ""
+    assert taken.worktree.path.name not in git(h.repo, "worktree", "list")

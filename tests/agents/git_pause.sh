@@ -1,0 +1,26 @@
+#!/bin/sh
+# A `git` for fault tests, put first on the bot's PATH: it runs the real git ($REAL_GIT) but holds
+# still once at a chosen step, so a test can kill -9 the bot at exactly that point. No timing luck:
+# the step is reached, the pid is in $PAUSE_MARKER, and nothing moves until the test acts.
+#   PAUSE_ON, PAUSE_ALSO  words that must both occur in git's arguments, e.g. "update-ref" and
+#                         "refs/heads/main" (the base ref moving), or "worktree add" and "-b"
+#   PAUSE_WHEN            "before" (git has not run) or "after" (git has run, its caller not told)
+# The bot's git calls inherit the bot's process group; the test kills that group, shim included.
+matched=0
+if [ -n "$PAUSE_ON" ] && [ ! -e "$PAUSE_MARKER" ]; then
+  case " $* " in
+    *" $PAUSE_ON "*) case " $* " in *" $PAUSE_ALSO "*) matched=1 ;; esac ;;
+  esac
+fi
+if [ "$matched" = 0 ]; then
+  exec "$REAL_GIT" "$@"
+fi
+if [ "$PAUSE_WHEN" = "after" ]; then
+  "$REAL_GIT" "$@"
+  code=$?
+else
+  code=0
+fi
+echo "$$ $PAUSE_WHEN $*" > "$PAUSE_MARKER.tmp" && mv "$PAUSE_MARKER.tmp" "$PAUSE_MARKER"
+sleep 600
+exit $code
