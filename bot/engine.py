@@ -1016,6 +1016,8 @@ class Engine:
             previous = before if before in REVIEWABLE_STATES else FINISHED
         landed = False
         if task.merge_commit and task.base_branch:
+            if await gw.drop_own_ref_lock(repo, task.base_branch, task.merge_commit):
+                await self.store.add_event(task.id, BOT_ACTOR, "stale_ref_lock_removed", {"branch": task.base_branch})
             landed = await gw.commit_on_branch(repo, task.merge_commit, task.base_branch)
         if landed:
             assert task.base_branch and task.merge_commit

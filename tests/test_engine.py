@@ -337,3 +337,25 @@ async def test_nothing_else_touches_a_worktree_while_its_base_is_merged_in(harne
     assert merged.state == MERGED
     assert git(repo, "show", "main:data.slow") == "moved on"
     assert "VALUE = 1" in git(repo, "show", "main:src/feature.py")
+
+
+async def test_a_merge_killed_inside_update_ref_leaves_no_lock_behind(harness: MakeHarness) -> None:
+    h = await harness()
+    task = await h.engine.spawn("add a feature", requester="U1")
+    done = await h.settled(task.id, {FINISHED})
+    assert done.branch
+    # what `git update-ref` killed before its rename leaves: the claim with its planned merge
+    # commit stored, and refs/heads/main.lock holding that commit
+    tree = git(h.repo, "rev-parse", f"{done.branch}^{{tree}}")
+    planned = git(h.repo, "commit-tree", tree, "-p", "main", "-p", done.branch, "-m", "planned merge")
+    await h.store.transition(task.id, "merging", "U1", expect={FINISHED}, merge_commit=planned)
+    lock = h.repo / ".git" / "refs" / "heads" / "main.lock"
+    lock.write_text(planned + "\n")
+    await h.engine.stop()
+
+    h2 = await harness(repo=h.repo)
+    back = await h2.engine.get(task.id)
+    assert back.state == FINISHED and "nothing was merged" in (back.reason or "")
+    assert not lock.exists()
+    merged = await h2.engine.merge(task.id, "U1")
+    assert merged.state == MERGED and "VALUE = 1" in git(h.repo, "show", "main:src/feature.py")
