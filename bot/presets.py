@@ -384,6 +384,10 @@ def scan_presets(directory: Path) -> tuple[dict[str, Preset], list[PresetError]]
     presets: dict[str, Preset] = {}
     errors: list[PresetError] = []
     for path in sorted(directory.glob("*.json")):
+        if path.is_symlink() and not path.exists():  # skipping it would turn into "unknown preset" later
+            errors.append(PresetError(f"{path}: a symlink to {os.readlink(path)}, which does not exist; "
+                                      "fix or remove the link", path=str(path)))
+            continue
         if not path.is_file():
             continue
         try:

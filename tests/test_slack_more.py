@@ -355,3 +355,30 @@ async def test_cancel_button_in_app_home_stops_a_running_task(bot: Callable[...,
     assert "nothing to cancel" in (told.text or "")
     assert (await b.engine.get(task.id)).state == CANCELLED
     assert b.fake.rejected == []
+
+
+async def test_a_locked_database_gets_a_readable_answer_and_no_stale_root_message(bot: Callable[..., Any]) -> None:
+    import sqlite3
+
+    b = await bot()
+    # the bot waits 30 s for a lock by default; this test does not want to wait that long
+    await b.store._db.execute("PRAGMA busy_timeout=300")
+    b.store.busy_timeout = 0.3
+    other = sqlite3.connect(b.settings.db_path, isolation_level=None)
+    other.execute("BEGIN EXCLUSIVE")  # a sqlite3 shell left open by someone, say
+    try:
+        status, key = await b.command("spawn blocked by a lock")
+        assert status == 200
+        await b.settle()
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+    answer = " ".join(b.answers(key))
+    assert "locked by another process" in answer and "unexpectedly" not in answer
+    root = b.fake.channel_messages(CHANNEL)[-1]
+    assert "was not started" in root.text, "the root message says what happened instead of 'queued'"
+    assert await b.store.list_tasks() == []
+
+    status, key = await b.command("spawn after the lock")
+    task = await b.task_for_thread()
+    assert (await b.finished(task.id)).state == FINISHED

@@ -17,10 +17,13 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from aiohttp import web
 from slack_bolt.async_app import AsyncApp
+from slack_bolt.middleware.async_middleware import AsyncMiddleware
 from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_bolt.response import BoltResponse
 from slack_sdk.errors import SlackApiError
+from slack_sdk.signature import SignatureVerifier
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.access import Access
@@ -54,6 +57,7 @@ from bot.store import (
     QUEUED,
     REVIEWABLE_STATES,
     RUNNING,
+    StoreBusy,
     Task,
     new_task_id,
 )
@@ -112,13 +116,15 @@ class SlackFrontend:
         self._home_scheduled: set[str] = set()
         self.home_refresh_every = HOME_REFRESH_EVERY
         self._unsubscribe: Callable[[], None] | None = None
-        self.app = AsyncApp(
+        self.app = _CheckedApp(
             client=client,
             signing_secret=settings.slack_signing_secret or "",
-            request_verification_enabled=http,
+            # Bolt's own check answers 500 to a non-numeric timestamp header; ours answers 401
+            request_verification_enabled=False,
             process_before_response=False,
             raise_error_for_unhandled_request=False,
         )
+        self.app.verifier = SignatureVerifier(settings.slack_signing_secret or "") if http else None
         self._register()
 
     # lifecycle
@@ -188,7 +194,9 @@ class SlackFrontend:
 
     def _register(self) -> None:
         app = self.app
-        app.middleware(self._dedupe)
+        # an AsyncMiddleware object: Bolt builds a function middleware's arguments from the payload
+        # (action, view, ...) before calling it, which raises on a payload of an odd shape
+        app.middleware(_Middleware(self._dedupe))
         app.command("/superset")(self._on_command)
         app.event("app_mention")(self._on_mention)
         app.event("app_home_opened")(self._on_home_opened)
@@ -216,8 +224,11 @@ class SlackFrontend:
         await ack()
 
         async def reply(rendered: ui.Rendered) -> None:
-            await respond(text=rendered.text, blocks=rendered.blocks, response_type="ephemeral",
-                          replace_original=False)
+            if body.get("response_url"):
+                await respond(text=rendered.text, blocks=rendered.blocks, response_type="ephemeral",
+                              replace_original=False)
+            elif body.get("channel_id") and body.get("user_id"):  # Slack always sends one; a forged body may not
+                await self.ephemeral(str(body["channel_id"]), str(body["user_id"]), rendered)
 
         self.spawn_job(self.handle_command(body, reply), "command")
 
@@ -249,6 +260,8 @@ class SlackFrontend:
             await reply(ui.error_message(f"{exc}{usage if command.name != 'spawn' else ''}"))
         except GitError as exc:
             await reply(ui.error_message(f"`{command.name}` failed in git: {exc}"))
+        except StoreBusy as exc:
+            await reply(ui.error_message(f"`{command.name}` could not be done: {exc}. Try again in a minute."))
         except Exception:
             log.exception("command %r by %s failed", command.name, user)
             await reply(ui.error_message(f"`{command.name}` failed unexpectedly; the bot's log has the details."))
@@ -364,12 +377,17 @@ class SlackFrontend:
             await reply(ui.Rendered(f"Started task {task.id}", [_section(
                 f"Started task `{task.id}` in `{task.repo}` with preset `{task.preset}`; follow it in {where}.")]))
             return task
-        except UserError as exc:
+        except (UserError, StoreBusy) as exc:
             # blocks must be replaced too: chat.update keeps the old ones (the "queued" card) otherwise
             failed = ui.error_message(f"Task {task_id} was not started: {exc}")
             await self.outbox.call("chat.update", channel=channel, ts=root_ts, text=failed.text, blocks=failed.blocks)
             await reply(ui.error_message(str(exc)))
             return None
+        except Exception:  # the root message must not go on saying "queued"
+            failed = ui.error_message(f"Task {task_id} was not started because of an internal error; "
+                                      "the bot's log has the details.")
+            await self.outbox.call("chat.update", channel=channel, ts=root_ts, text=failed.text, blocks=failed.blocks)
+            raise
 
     async def _open_spawn_modal(self, body: Mapping[str, Any], channel: str, options: Mapping[str, str],
                                 reply: Reply) -> None:
@@ -421,7 +439,8 @@ class SlackFrontend:
     async def handle_mention(self, event: Mapping[str, Any]) -> None:
         user = str(event.get("user", ""))
         channel = str(event.get("channel", ""))
-        text = self._without_bot_mention(str(event.get("text", "")))
+        raw_text = event.get("text")  # a string from Slack; anything else is no prompt, not "None" or "5"
+        text = self._without_bot_mention(raw_text if isinstance(raw_text, str) else "")
 
         async def reply(rendered: ui.Rendered) -> None:
             await self.ephemeral(channel, user, rendered, thread_ts=event.get("thread_ts"))
@@ -726,6 +745,84 @@ class SlackFrontend:
             await self.outbox.call("chat.postEphemeral", **args)
         except SlackApiError as exc:
             log.warning("could not tell %s in %s: %s", user, channel, exc.response.get("error") if exc.response else exc)
+
+
+class _CheckedApp(AsyncApp):
+    """Bolt, with the signature and the payload's shape checked before any of Bolt's own middleware.
+
+    Bolt's verification answers 500 to a non-numeric timestamp header, and its middleware and
+    listener matching index payloads blindly; here those requests get a 401 or a 400.
+    """
+
+    verifier: SignatureVerifier | None = None
+
+    def web_app(self, path: str = "/slack/events", port: int = 3000) -> web.Application:
+        served = super().web_app(path=path, port=port)
+        served.middlewares.append(_unparsable_is_400)
+        return served
+
+    async def async_dispatch(self, req: AsyncBoltRequest) -> BoltResponse:
+        if self.verifier is not None and req.mode != "socket_mode":
+            timestamp = (req.headers.get("x-slack-request-timestamp") or [""])[0]
+            signature = (req.headers.get("x-slack-signature") or [""])[0]
+            if not timestamp.isdigit() or not self.verifier.is_valid(req.raw_body, timestamp, signature):
+                return BoltResponse(status=401, body="")
+        problem = _malformed(req.body)
+        if problem:
+            log.warning("refused a malformed Slack payload: %s", problem)
+            return BoltResponse(status=400, body="")
+        return await super().async_dispatch(req)
+
+
+@web.middleware
+async def _unparsable_is_400(request: web.Request,
+                             handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> web.StreamResponse:
+    """Bolt's aiohttp adapter raises on a body it cannot parse (not UTF-8, `payload=null`, a `user`
+    that is not an object) before any check runs; aiohttp would answer 500 and log a traceback.
+    Bolt's dispatch answers errors itself, so what escapes here comes from reading the request."""
+    try:
+        return await handler(request)
+    except web.HTTPException:
+        raise
+    except Exception as exc:
+        log.warning("refused a Slack request that could not be parsed: %s", type(exc).__name__)
+        return web.Response(status=400, text="")
+
+
+class _Middleware(AsyncMiddleware):
+    def __init__(self, func: Callable[[AsyncBoltRequest, BoltResponse, Callable[[], Awaitable[BoltResponse]]],
+                                      Awaitable[BoltResponse]]) -> None:
+        self.func = func
+
+    async def async_process(self, *, req: AsyncBoltRequest, resp: BoltResponse,
+                            next: Callable[[], Awaitable[BoltResponse]]) -> BoltResponse | None:  # noqa: A002
+        return await self.func(req, resp, next)
+
+
+def _malformed(body: Any) -> str | None:
+    """What is wrong with a payload's shape (the parts Bolt and the handlers rely on), or None."""
+    if not isinstance(body, dict):
+        return "not a JSON object"
+    for key in ("user", "channel", "container", "team", "message", "view", "event"):
+        if body.get(key) is not None and not isinstance(body[key], dict):
+            return f"{key} is not an object"
+    kind = body.get("type")
+    if kind == "block_actions":
+        actions = body.get("actions")
+        if not isinstance(actions, list) or not actions:
+            return "block_actions without actions"
+        if not all(isinstance(a, dict) and isinstance(a.get("action_id"), str) and isinstance(a.get("block_id", ""), str)
+                   for a in actions):
+            return "an action without a string action_id"
+    elif kind in ("view_submission", "view_closed"):
+        view = body.get("view")
+        if not isinstance(view, dict) or not isinstance(view.get("callback_id"), str):
+            return f"{kind} without a view callback_id"
+    elif kind == "event_callback":
+        event = body.get("event")
+        if not isinstance(event, dict) or not isinstance(event.get("type"), str):
+            return "event_callback without an event type"
+    return None
 
 
 class _Refusal(UserError):
