@@ -1085,7 +1085,10 @@ class Engine:
         task = await self.get(task_id)
         if not (task.branch and task.base_branch) or task.state in CLOSED_STATES:
             raise UserError(f"Task {task.id} has no branch to diff ({task.state}).")
-        return await gw.full_patch(self.repo_path(task.repo), task.branch, task.base_branch)
+        patch = await gw.full_patch(self.repo_path(task.repo), task.branch, task.base_branch)
+        # the diff goes to Slack: a key the agent wrote into a file must not go with it
+        preset = self.presets.get(task.preset)
+        return (self._redactor_for(preset) if preset else self.redactor).redact(patch)
 
     async def update_from_base(self, task_id: str, actor: str) -> Task:
         """Merge the base into the task branch; conflicts go to the agent as a follow-up."""

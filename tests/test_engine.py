@@ -359,3 +359,12 @@ async def test_a_merge_killed_inside_update_ref_leaves_no_lock_behind(harness: M
     assert not lock.exists()
     merged = await h2.engine.merge(task.id, "U1")
     assert merged.state == MERGED and "VALUE = 1" in git(h.repo, "show", "main:src/feature.py")
+
+
+async def test_a_secret_the_agent_commits_is_redacted_from_the_diff_shown(harness: MakeHarness) -> None:
+    h = await harness({"leak": agent_preset("leak", env={"MY_API_TOKEN": SECRET})})
+    task = await h.engine.spawn("configure the client", requester="U1")
+    done = await h.settled(task.id, {FINISHED})
+    assert SECRET in git(h.repo, "show", f"{done.branch}:config.py"), "the branch itself is the agent's work"
+    patch = await h.engine.diff(task.id)
+    assert "config.py" in patch and "API_TOKEN = " in patch and SECRET not in patch

@@ -58,6 +58,11 @@ def main() -> int:
         print(f"the token is {os.environ.get('MY_API_TOKEN')} and the slack one is {os.environ.get('SLACK_BOT_TOKEN')}",
               flush=True)
         return 0
+    if mode == "leak":  # writes its key into a committed file, as careless agents do
+        Path("config.py").write_text(f"API_TOKEN = {os.environ.get('MY_API_TOKEN')!r}\n")
+        git("add", "config.py")
+        git("commit", "-q", "-m", "agent: hard-code the token")
+        return 0
     if mode == "memory":
         blocks = []
         for _ in range(64):
