@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: run console test lint typecheck unit bench clean
+.PHONY: run console test lint typecheck unit bench soak clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -38,6 +38,11 @@ test: lint typecheck unit
 
 bench: $(VENV)/.installed-dev
 	@if [ -f bench/__main__.py ]; then $(BIN)/python -m bench; else echo "no benchmarks yet (bench/ is issue 7)"; fi
+
+# issue 8: 100 tasks with random cancels, merges, discards, follow-ups and Slack 429/500 answers, then
+# Slack down and failing for 2 minutes; prints the seed (replay: make soak SOAK_ARGS="--seed N")
+soak: $(VENV)/.installed-dev
+	PYTHONPATH=tests $(BIN)/python -m soak --tasks 100 --outage 120 $(SOAK_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

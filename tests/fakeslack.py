@@ -25,11 +25,12 @@ import asyncio
 import contextlib
 import json
 import math
+import random
 import re
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl
@@ -729,6 +730,12 @@ class FakeSlack:
 
         self._down = False
         self._faults: dict[str, list[tuple[int, str | None]]] = {}
+        # random faults (inject_faults): off until asked for, so default behaviour is unchanged
+        self.faults_injected: Counter[str] = Counter()  # "429" / "500" -> calls answered so
+        self._fault_rate = 0.0
+        self._fault_statuses: tuple[int, ...] = ()
+        self._fault_methods: frozenset[str] | None = None
+        self._fault_rng = random.Random(0)
         self._buckets: dict[tuple[str, ...], _Bucket] = {}
         self._last_ts_us = 0
         self._ids = 0
@@ -790,6 +797,30 @@ class FakeSlack:
         """The next `count` calls of `method` fail: with `error`, as Slack does (HTTP 200, ok:false);
         otherwise with HTTP `status` (429 carries Retry-After: 1). They change no state."""
         self._faults.setdefault(method, []).extend([(status, error)] * count)
+
+    def inject_faults(self, rate: float = 0.1, statuses: Sequence[int] = (429, 500), *, seed: int = 0,
+                      methods: Collection[str] | None = None) -> None:
+        """From now on a random `rate` of Web API calls (of `methods`, default all) fails with one of
+        `statuses`: 429 with Retry-After: 1 (``ratelimited``), anything else ``fatal_error``. Like
+        `fail_next` they change no state. Seeded, so a run's fault pattern follows the order of calls
+        and a failure can be replayed; counted in `faults_injected`. `rate=0` turns them off."""
+        if not 0 <= rate <= 1:
+            raise ValueError(f"rate must be between 0 and 1, not {rate}")
+        if rate and not statuses:
+            raise ValueError("statuses must name at least one HTTP status")
+        self._fault_rate = rate
+        self._fault_statuses = tuple(statuses)
+        self._fault_methods = frozenset(methods) if methods is not None else None
+        self._fault_rng = random.Random(seed)
+
+    def _random_fault(self, method: str) -> int | None:
+        if not self._fault_rate or (self._fault_methods is not None and method not in self._fault_methods):
+            return None
+        if self._fault_rng.random() >= self._fault_rate:
+            return None
+        status = self._fault_rng.choice(self._fault_statuses)
+        self.faults_injected[str(status)] += 1
+        return status
 
     def set_down(self, down: bool) -> None:
         """While down every HTTP request (API, upload, response_url) answers 503."""
@@ -1185,6 +1216,11 @@ class FakeSlack:
             body = {"ok": False, "error": "ratelimited" if status == 429 else "fatal_error"}
             self._record(method, args, body, status, False)
             return self._json(body, status, {"Retry-After": "1"} if status == 429 else None)
+        injected = self._random_fault(method)
+        if injected is not None:
+            body = {"ok": False, "error": "ratelimited" if injected == 429 else "fatal_error"}
+            self._record(method, args, body, injected, False)
+            return self._json(body, injected, {"Retry-After": "1"} if injected == 429 else None)
 
         status, body, headers = 200, {}, {}
         try:

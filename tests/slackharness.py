@@ -39,16 +39,13 @@ def preset(mode: str, **env: str) -> dict[str, Any]:
             "env": {"AGENT_MODE": mode, **env}}
 
 
-@dataclass
-class Bot:
+class SignedRequests:
+    """Requests into the bot as Slack sends them: signed, form- or JSON-encoded (shared with the soak)."""
+
     fake: FakeSlack
     slack: SlackBot
-    engine: Engine
-    store: Store
-    repo: Path
-    settings: Settings
     http: aiohttp.ClientSession
-    counter: int = 0
+    counter: int
 
     @property
     def url(self) -> str:
@@ -63,7 +60,7 @@ class Bot:
             await resp.read()
             return resp
 
-    async def command(self, text: str, *, user: str = "U0ALICE", channel: str = CHANNEL) -> tuple[int, str]:
+    async def send_command(self, text: str, *, user: str, channel: str) -> tuple[int, str]:
         self.counter += 1
         key = f"cmd{self.counter}"
         form = {
@@ -74,8 +71,8 @@ class Bot:
         resp = await self.post_signed(urllib.parse.urlencode(form), "application/x-www-form-urlencoded")
         return resp.status, key
 
-    async def click(self, action_id: str, task_id: str, *, user: str = "U0ALICE", channel: str = CHANNEL,
-                    message_ts: str = "1.0") -> tuple[int, str]:
+    async def send_click(self, action_id: str, task_id: str, *, user: str, channel: str,
+                         message_ts: str) -> tuple[int, str]:
         self.counter += 1
         key = f"act{self.counter}"
         payload = {
@@ -90,6 +87,25 @@ class Bot:
         resp = await self.post_signed(urllib.parse.urlencode({"payload": json.dumps(payload)}),
                                       "application/x-www-form-urlencoded")
         return resp.status, key
+
+
+@dataclass
+class Bot(SignedRequests):
+    fake: FakeSlack
+    slack: SlackBot
+    engine: Engine
+    store: Store
+    repo: Path
+    settings: Settings
+    http: aiohttp.ClientSession
+    counter: int = 0
+
+    async def command(self, text: str, *, user: str = "U0ALICE", channel: str = CHANNEL) -> tuple[int, str]:
+        return await self.send_command(text, user=user, channel=channel)
+
+    async def click(self, action_id: str, task_id: str, *, user: str = "U0ALICE", channel: str = CHANNEL,
+                    message_ts: str = "1.0") -> tuple[int, str]:
+        return await self.send_click(action_id, task_id, user=user, channel=channel, message_ts=message_ts)
 
     async def event(self, event: dict[str, Any], *, event_id: str | None = None) -> int:
         self.counter += 1

@@ -354,6 +354,47 @@ async def test_fail_next_and_set_down(fake: FakeSlack, client: AsyncWebClient) -
     assert len(fake.messages) == 1 and fake.rejected == []  # injected faults are not the bot's mistakes
 
 
+async def test_random_faults_are_seeded_counted_and_change_nothing(session: Any) -> None:
+    async def run(seed: int) -> tuple[list[int], FakeSlack]:
+        async with FakeSlack(rate_limits=False) as f:
+            f.add_channel("C1", "general")
+            c = AsyncWebClient(token=f.bot_token, base_url=f.url, session=session)  # no retry handlers
+            f.inject_faults(rate=0.3, statuses=(429, 500), seed=seed, methods={"chat.postMessage"})
+            statuses = []
+            for i in range(60):
+                try:
+                    await c.chat_postMessage(channel="C1", text=f"m{i}")
+                    statuses.append(200)
+                except SlackApiError as e:
+                    statuses.append(e.response.status_code)
+                    if e.response.status_code == 429:
+                        assert e.response.headers.get("Retry-After") == "1"
+                        assert e.response["error"] == "ratelimited"
+                    else:
+                        assert e.response["error"] == "fatal_error"
+            await c.auth_test()  # not a faulted method
+            assert f.faults_injected["429"] + f.faults_injected["500"] == statuses.count(429) + statuses.count(500)
+            assert len(f.messages) == statuses.count(200) and f.rejected == []
+            f.inject_faults(rate=0)
+            await c.chat_postMessage(channel="C1", text="after")
+            return statuses, f
+
+    first, fake1 = await run(7)
+    again, _ = await run(7)
+    other, _ = await run(8)
+    assert first == again, "the same seed replays the same faults"
+    assert first != other
+    assert 429 in first and 500 in first and 200 in first
+    assert 5 <= fake1.faults_injected.total() <= 35
+
+
+async def test_no_random_faults_by_default(fake: FakeSlack, client: AsyncWebClient) -> None:
+    for i in range(30):
+        await client.auth_test()
+    await client.chat_postMessage(channel="C1", text="m")
+    assert fake.faults_injected.total() == 0 and all(c.status == 200 for c in fake.calls)
+
+
 # -- files ------------------------------------------------------------------------------------------
 
 

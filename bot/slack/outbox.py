@@ -96,9 +96,13 @@ class Outbox:
         tier3_burst: float = 5.0,
         clock: Callable[[], float] = time.monotonic,
         validate: Callable[[Sequence[dict[str, Any]]], list[str]] | None = None,
+        post_patience: float = 600.0,
     ) -> None:
         self.client = client
         self.clock = clock
+        # a thread reply (a review with its buttons, "Merged into ...") is not coalesced like an update:
+        # given up on, it is lost, so posts keep retrying through an outage of up to this many seconds
+        self.post_patience = post_patience
         self._post_rate, self._post_burst = post_rate, post_burst
         self._post_buckets: dict[str, TokenBucket] = {}
         self._post_locks: dict[str, asyncio.Lock] = {}
@@ -148,7 +152,7 @@ class Outbox:
         bucket = self._post_buckets.setdefault(channel, TokenBucket(self._post_rate, self._post_burst, self.clock))
         lock = self._post_locks.setdefault(channel, asyncio.Lock())
         async with lock:
-            response = await self._call_with_retries("chat.postMessage", args, bucket)
+            response = await self._call_with_retries("chat.postMessage", args, bucket, patience=self.post_patience)
         return str(response["ts"])
 
     async def call(self, method: str, **args: Any) -> dict[str, Any]:
@@ -158,9 +162,14 @@ class Outbox:
         return await self._call_with_retries(method, args, bucket)
 
     async def _call_with_retries(self, method: str, args: dict[str, Any], bucket: TokenBucket | None,
-                                 attempts: int = 6) -> dict[str, Any]:
+                                 attempts: int = 6, patience: float = 0.0) -> dict[str, Any]:
+        """Retries 429s, server errors and transport errors: `attempts` times, or for `patience` seconds."""
         delay = 1.0
-        for attempt in range(attempts):
+        give_up_at = self.clock() + patience
+        attempt = 0
+        while True:
+            attempt += 1
+            last = attempt >= attempts and self.clock() >= give_up_at
             if bucket is not None:
                 await bucket.acquire()
             try:
@@ -169,7 +178,7 @@ class Outbox:
                     else await self.client.api_call(method, params=args)
                 return dict(response.data) if isinstance(response.data, dict) else {}
             except SlackApiError as exc:
-                if not _retryable(exc) or attempt == attempts - 1:
+                if not _retryable(exc) or last:
                     raise
                 retry_after = _retry_after(exc)
                 if retry_after is not None:
@@ -180,12 +189,11 @@ class Outbox:
                         await asyncio.sleep(retry_after)
                     continue
             except Exception as exc:
-                if attempt == attempts - 1 or not _is_transport_error(exc):
+                if last or not _is_transport_error(exc):
                     raise
                 log.warning("slack %s failed (%s); retrying", method, exc)
             await asyncio.sleep(delay * (0.5 + random.random()))
             delay = min(delay * 2, 30.0)
-        raise AssertionError("unreachable")  # pragma: no cover
 
     # coalesced: fire and forget
 
