@@ -509,7 +509,7 @@ class Engine:
         except asyncio.CancelledError:
             if self._stopping:
                 raise
-            await self._cancelled_before_agent(task_id)
+            await asyncio.shield(self._cancelled_before_agent(task_id))
         except Exception as exc:
             log.exception("task %s: internal error", task_id)
             await self._transition(task_id, FAILED, BOT_ACTOR, reason=f"internal error: {exc}")
@@ -851,7 +851,8 @@ class Engine:
             return await self.wait_for(task.id, REVIEWABLE_STATES | CLOSED_STATES, timeout=60)
         driver = self._drivers.get(task.id)
         if driver is not None:
-            driver.cancel()
+            if not driver.cancelling():  # a second click must not interrupt the first one's settling
+                driver.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await asyncio.gather(driver, return_exceptions=True)
         else:

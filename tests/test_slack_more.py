@@ -382,3 +382,12 @@ async def test_a_locked_database_gets_a_readable_answer_and_no_stale_root_messag
     status, key = await b.command("spawn after the lock")
     task = await b.task_for_thread()
     assert (await b.finished(task.id)).state == FINISHED
+
+
+async def test_the_first_request_is_not_lost_when_slack_answers_auth_test_with_500(bot: Callable[..., Any]) -> None:
+    b = await bot()
+    b.fake.fail_next("auth.test", 5, status=500)  # the bot asked at start; nobody may need to ask again
+    status, _key = await b.command("spawn the very first request")
+    assert status == 200
+    task = await b.task_for_thread()
+    assert (await b.finished(task.id)).state == FINISHED

@@ -19,6 +19,7 @@ from typing import Any
 
 from aiohttp import web
 from slack_bolt.async_app import AsyncApp
+from slack_bolt.authorization import AuthorizeResult
 from slack_bolt.middleware.async_middleware import AsyncMiddleware
 from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_bolt.response import BoltResponse
@@ -108,6 +109,7 @@ class SlackFrontend:
         self.clock = clock
         self.access = Access(settings)
         self.bot_user_id: str | None = None
+        self._auth: dict[str, Any] | None = None  # start()'s auth.test answer
         self.workspace_url = "https://slack.com/"
         self._threads: dict[str, _Thread] = {}
         self._jobs: set[asyncio.Task[Any]] = set()
@@ -123,6 +125,9 @@ class SlackFrontend:
             request_verification_enabled=False,
             process_before_response=False,
             raise_error_for_unhandled_request=False,
+            # Bolt would call auth.test itself on the first request and drop that request if Slack
+            # answered 500; the identity comes from start()'s auth.test, made through the outbox
+            authorize=lambda enterprise_id, team_id: self._authorize(enterprise_id, team_id),
         )
         self.app.verifier = SignatureVerifier(settings.slack_signing_secret or "") if http else None
         self._register()
@@ -131,6 +136,7 @@ class SlackFrontend:
 
     async def start(self) -> None:
         auth = await self.outbox.call("auth.test")
+        self._auth = dict(auth)
         self.bot_user_id = auth.get("user_id")
         self.workspace_url = str(auth.get("url") or self.workspace_url)
         if not self.workspace_url.endswith("/"):
@@ -141,6 +147,19 @@ class SlackFrontend:
         for task in await self.engine.store.list_tasks(ACTIVE_STATES):
             if task.channel and task.thread_ts:
                 self._thread(task.id)  # resume rendering for tasks re-attached after a restart
+
+    async def _authorize(self, enterprise_id: str | None, team_id: str | None) -> AuthorizeResult:
+        """Who the bot is, for every request: the one workspace its token belongs to."""
+        if self._auth is None:
+            auth = await self.outbox.call("auth.test")
+            self._auth = dict(auth)
+        return AuthorizeResult(
+            enterprise_id=enterprise_id or self._auth.get("enterprise_id"),
+            team_id=team_id or self._auth.get("team_id"),
+            bot_user_id=self._auth.get("user_id"),
+            bot_id=self._auth.get("bot_id"),
+            bot_token=self.client.token,
+        )
 
     def _housekeeper(self) -> Housekeeper:
         if self.housekeeper is None:
@@ -677,15 +696,15 @@ class SlackFrontend:
                 reply = ui.failure_with_retry(changed, changed.reason) if changed.state == FAILED else \
                     ui.milestone(changed, f"Task {changed.state.replace('_', ' ')}: {changed.reason}", ok=False)
             elif changed.state == MERGED:
-                self._close_review(changed)
+                self._close_review(task)  # re-read: the review may have been posted since the transition
                 reply = ui.milestone(changed, f"Merged into `{changed.base_branch}` by {{actor}} "
                                               f"({(changed.merge_commit or '')[:10]}).", actor=changed.closed_by)
             elif changed.state == DISCARDED:
-                self._close_review(changed)
+                self._close_review(task)  # re-read: the review may have been posted since the transition
                 reply = ui.milestone(changed, "Discarded by {actor}: worktree and branch removed.",
                                      actor=changed.closed_by)
             elif changed.state == PRUNED:
-                self._close_review(changed)
+                self._close_review(task)  # re-read: the review may have been posted since the transition
                 reply = ui.milestone(changed, f"Worktree pruned: {changed.reason or 'idle too long'}.")
             if reply is not None:
                 await self.outbox.post(task.channel, reply.text, reply.blocks, thread_ts=task.thread_ts)
