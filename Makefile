@@ -29,8 +29,8 @@ lint: $(VENV)/.installed-dev
 typecheck: $(VENV)/.installed-dev
 	$(BIN)/mypy
 
-# Two workers: most tests wait on git, agents and HTTP rather than the CPU (PYTEST_ARGS="-n 0" for one).
-PYTEST_ARGS ?= -n 2
+# Four workers on two cores: most tests wait on git, agents and HTTP, not the CPU (PYTEST_ARGS="-n 0" for one).
+PYTEST_ARGS ?= -n 4
 unit: $(VENV)/.installed-dev
 	$(BIN)/pytest $(PYTEST_ARGS)
 
