@@ -262,7 +262,7 @@ async def start_bot(workdir: Path, *, speed: float, concurrency: int, agent_env:
         "SUPERSET_REPOS": f"demo={repo}", "SUPERSET_DATA_DIR": str(workdir / "data"),
         "SUPERSET_PRESETS_DIR": str(presets_dir), "SUPERSET_DEFAULT_PRESET": "soak",
         "SUPERSET_MAX_CONCURRENT": str(concurrency), "SUPERSET_MIN_FREE_DISK": "1M",
-        "SUPERSET_CANCEL_GRACE": "1s", "SUPERSET_POOL_SIZE": "0",
+        "SUPERSET_CANCEL_GRACE": "1s",  # the warm pool stays at its default, as users run it
         **(env or {}),
     }
     settings = load_settings(process_env, env_file=None)
