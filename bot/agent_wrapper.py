@@ -54,7 +54,7 @@ import sys
 import time
 import traceback
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -198,13 +198,8 @@ class SegmentLog:
             os.close(self.fd)
 
 
-def scan_group(pgid: int, live_only: bool = False) -> tuple[int, float, int]:
-    """(RSS bytes, CPU seconds incl. reaped children, member count) of a process group."""
-    page = os.sysconf("SC_PAGE_SIZE")
-    ticks = os.sysconf("SC_CLK_TCK")
-    rss = 0
-    cpu_ticks = 0
-    members = 0
+def _proc_stats() -> Iterator[tuple[int, list[bytes]]]:
+    """(pid, fields of /proc/PID/stat after the command name) for every process still there."""
     for name in os.listdir("/proc"):
         if not name.isdigit():
             continue
@@ -213,7 +208,17 @@ def scan_group(pgid: int, live_only: bool = False) -> tuple[int, float, int]:
                 raw = f.read()
         except OSError:
             continue
-        fields = raw[raw.rfind(b")") + 2 :].split()
+        yield int(name), raw[raw.rfind(b")") + 2 :].split()
+
+
+def scan_group(pgid: int, live_only: bool = False) -> tuple[int, float, int]:
+    """(RSS bytes, CPU seconds incl. reaped children, member count) of a process group."""
+    page = os.sysconf("SC_PAGE_SIZE")
+    ticks = os.sysconf("SC_CLK_TCK")
+    rss = 0
+    cpu_ticks = 0
+    members = 0
+    for _pid, fields in _proc_stats():
         if len(fields) < 22 or int(fields[2]) != pgid or (live_only and fields[0] == b"Z"):
             continue
         members += 1
@@ -226,18 +231,9 @@ def escaped_descendants(root: int, pgid: int) -> list[int]:
     """Live descendants of `root` outside process group `pgid` (they called setsid or setpgid)."""
     children: dict[int, list[int]] = {}
     info: dict[int, tuple[bytes, int]] = {}
-    for name in os.listdir("/proc"):
-        if not name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{name}/stat", "rb") as f:
-                raw = f.read()
-        except OSError:
-            continue
-        fields = raw[raw.rfind(b")") + 2 :].split()
+    for pid, fields in _proc_stats():
         if len(fields) < 3:
             continue
-        pid = int(name)
         children.setdefault(int(fields[1]), []).append(pid)
         info[pid] = (fields[0], int(fields[2]))
     found: list[int] = []
