@@ -34,7 +34,7 @@ from bot.events import (
     ReviewReady,
     StateChanged,
 )
-from bot.gitcmd import GitError, branch_exists, follow_checkout
+from bot.gitcmd import GitError, branch_exists
 from bot.hooks import HookEvent, Hooks
 from bot.pool import Taken, WorktreePool
 from bot.presets import Preset, agent_argv, prepare_worktree, run_teardown
@@ -1030,7 +1030,7 @@ class Engine:
                           and e.detail.get("new") == task.merge_commit), None)
             if ready is not None and isinstance(ready.detail.get("old"), str):
                 try:
-                    await follow_checkout(repo, task.base_branch, ready.detail["old"], task.merge_commit)
+                    await gw.follow_checkout(repo, task.base_branch, ready.detail["old"], task.merge_commit)
                 except GitError as exc:  # the person's own changes there: say so, change nothing
                     await self.store.add_event(task.id, BOT_ACTOR, "checkout_not_updated", {"error": str(exc)})
             preset = self.presets.get(task.preset)

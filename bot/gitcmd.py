@@ -297,32 +297,3 @@ async def resolve_commit(repo: Path, ref: str, what: str = "base branch") -> str
         raise GitError(f"{what} '{ref}' does not exist in repo {repo}", ("rev-parse", ref), result.returncode)
     return sha
 
-
-async def follow_checkout(repo: Path, branch: str, old: str, new: str) -> Path | None:
-    """Bring the checkout of `branch` from `old` to `new` when its ref moved without it.
-
-    A merge the bot was killed in the middle of moved the base ref but never updated the
-    base's checkout, whose index still says `old`: `git status` there would show the merge as
-    staged reverts. Nothing happens unless the index still matches `old`; local changes the
-    update would overwrite make git refuse (GitError), as the merge itself would have.
-    Returns the checkout it updated, or None.
-    """
-    check_ref_arg(branch, "branch")
-    listing = await run_git(repo, "worktree", "list", "--porcelain", "-z")
-    checkout: Path | None = None
-    path: str | None = None
-    for token in listing.stdout.split("\0"):
-        if token.startswith("worktree "):
-            path = token.removeprefix("worktree ")
-        elif token == f"branch refs/heads/{branch}" and path is not None:
-            checkout = Path(path)
-            break
-    if checkout is None or not await asyncio.to_thread(os.path.isdir, checkout):
-        return None
-    async with repo_lock(repo):
-        head = await run_git(checkout, "rev-parse", "--verify", "--quiet", "HEAD", check=False)
-        stale = await run_git(checkout, "diff-index", "--cached", "--quiet", old, "--", check=False)
-        if head.stdout.strip() != new or stale.returncode != 0:
-            return None
-        await run_git(checkout, "read-tree", "-m", "-u", old, new)
-    return checkout

@@ -597,11 +597,29 @@ async def preview_merge(repo: Path, branch: str, base: str) -> MergePreview:
 
 
 async def _base_checkout(repo: Path, base: str) -> Path | None:
-    ref = f"refs/heads/{base}"
-    for entry in await _worktree_entries(repo):
-        if entry.branch == ref and not entry.bare and not entry.prunable:
-            return entry.path
-    return None
+    checkouts = await worktrees_on_branch(repo, base)
+    return checkouts[0] if checkouts else None
+
+
+async def follow_checkout(repo: Path, branch: str, old: str, new: str) -> Path | None:
+    """Bring the checkout of `branch` from `old` to `new` when its ref moved without it.
+
+    A merge the bot was killed in the middle of moved the base ref but never updated the
+    base's checkout, whose index still says `old`: `git status` there would show the merge as
+    staged reverts. Nothing happens unless the index still matches `old`; local changes the
+    update would overwrite make git refuse (GitError), as the merge itself would have.
+    Returns the checkout it updated, or None.
+    """
+    checkout = await _base_checkout(repo, check_ref_arg(branch, "branch"))
+    if checkout is None or not await asyncio.to_thread(os.path.isdir, checkout):
+        return None
+    async with repo_lock(repo):
+        head = await run_git(checkout, "rev-parse", "--verify", "--quiet", "HEAD", check=False)
+        stale = await run_git(checkout, "diff-index", "--cached", "--quiet", old, "--", check=False)
+        if head.stdout.strip() != new or stale.returncode != 0:
+            return None
+        await run_git(checkout, "read-tree", "-m", "-u", old, new)
+    return checkout
 
 
 def _collides(untracked: str, changed: set[str]) -> bool:
@@ -960,9 +978,9 @@ async def list_worktrees(repo: Path, root: Path) -> list[WorktreeInfo]:
 
 
 async def worktrees_on_branch(repo: Path, branch: str) -> list[Path]:
-    """Linked worktrees that have `branch` checked out."""
+    """Checkouts (the main one first, if it is among them) that have `branch` checked out."""
     ref = f"refs/heads/{check_ref_arg(branch, 'branch')}"
-    return [e.path for e in (await _worktree_entries(repo))[1:] if e.branch == ref and not e.prunable]
+    return [e.path for e in await _worktree_entries(repo) if e.branch == ref and not e.bare and not e.prunable]
 
 
 def is_pool_spare(path: Path, branch: str | None) -> bool:

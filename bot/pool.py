@@ -218,15 +218,15 @@ class WorktreePool:
             if self._broken.get((repo_name, key)) == sha:
                 continue
             while sum(1 for e in self._entries[repo_name] if e.key == key) < self.size:
-                if not self._disk_allows():
+                if not await self._disk_allows():
                     return
                 if not await self._fill_one(repo_name, key, sha):
                     break
 
-    def _disk_allows(self) -> bool:
+    async def _disk_allows(self) -> bool:
         if not self.settings.min_free_disk:
             return True
-        free = shutil.disk_usage(self.settings.data_dir).free
+        free = (await asyncio.to_thread(shutil.disk_usage, self.settings.data_dir)).free
         return free >= self.settings.min_free_disk * 2  # the pool never eats the last of the disk
 
     async def _fill_one(self, repo_name: str, key: str | None, sha: str) -> bool:
