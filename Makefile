@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: run console test lint typecheck unit bench soak clean
+.PHONY: run console test lint typecheck unit agent-clis record-agents bench soak clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -29,9 +29,18 @@ lint: $(VENV)/.installed-dev
 typecheck: $(VENV)/.installed-dev
 	$(BIN)/mypy
 
+# The real Claude Code, Codex and aider CLIs at the versions the presets are tested with, installed
+# once into ~/.cache/superset-bot/agent-clis (SUPERSET_AGENT_CACHE): npm for the first two, a venv for aider.
+agent-clis: $(VENV)/.installed-dev
+	$(BIN)/python tests/realagents/install.py
+
+# Re-record the real CLIs' output fixtures in tests/samples/ (against the fake model servers).
+record-agents: agent-clis
+	PYTHONPATH=tests $(BIN)/python -m realagents.record
+
 # Four workers on two cores: most tests wait on git, agents and HTTP, not the CPU (PYTEST_ARGS="-n 0" for one).
 PYTEST_ARGS ?= -n 4
-unit: $(VENV)/.installed-dev
+unit: $(VENV)/.installed-dev agent-clis
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 test: lint typecheck unit

@@ -60,6 +60,8 @@ def format_review(review: dict[str, Any], top: int = 10) -> list[str]:
         facts.append(f"{review.get('tokens_in') or 0} tokens in / {review.get('tokens_out') or 0} out")
     if facts:
         lines.append("Agent " + ", ".join(facts) + ".")
+    for denial in review.get("denials") or []:
+        lines.append(f"Refused: {denial}")
     if review.get("reason"):
         lines.append(f"Note: the task {review['state']}: {review['reason']}")
     return lines

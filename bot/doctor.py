@@ -22,6 +22,7 @@ import aiohttp
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.agent_cli import KNOWN_CLIS, KnownCli, Probe, argv_flags, in_tested_range, probe, show_version
 from bot.config import ConfigError, Settings, load_settings
 from bot.gitcmd import GitError, default_branch, git_version, is_git_repo, run_git
 from bot.gitworktrees import is_dirty
@@ -400,18 +401,31 @@ async def _check_presets(settings: Settings, report: _Report) -> None:
     if not presets and not errors:
         report.fail(f"presets: {directory} has no NAME.json presets",
                     "copy the shipped presets/ folder there, or point SUPERSET_PRESETS_DIR at it")
+    probes: dict[str, Probe] = {}
     for name in sorted(presets, key=lambda n: (n != default, n)):
-        _check_agent(presets[name], name == default, settings, report)
+        await _check_agent(presets[name], name == default, settings, report, probes)
 
 
-def _check_agent(preset: Preset, is_default: bool, settings: Settings, report: _Report) -> None:
+_DOCTOR_PATHS = {"worktree": "/tmp/worktree", "git_dir": "/tmp/repo/.git/worktrees/id",
+                 "git_common_dir": "/tmp/repo/.git"}
+
+
+async def _check_agent(preset: Preset, is_default: bool, settings: Settings, report: _Report,
+                       probes: dict[str, Probe]) -> None:
     label = f"preset {preset.name}{' (default)' if is_default else ''}"
-    program = agent_argv(preset, "doctor")[0]
+    argvs = [agent_argv(preset, "doctor", paths=_DOCTOR_PATHS)]
+    if preset.agent.followup:
+        argvs.append(agent_argv(preset, "doctor", session="doctor-session", followup=True, paths=_DOCTOR_PATHS))
+    program = argvs[0][0]
     search_path = settings.process_env.get("PATH")
     found = shutil.which(program, path=search_path)  # as the engine checks it before a spawn
     if found:
         where = "" if os.path.abspath(found) == os.path.abspath(program) else f" at {found}"
-        report.ok(f"{label}: agent {program} found{where}")
+        known = KNOWN_CLIS.get(Path(program).name)
+        if known is None:
+            report.ok(f"{label}: agent {program} found{where}")
+            return
+        await _check_known_cli(label, preset, known, found, argvs, settings, report, probes)
         return
     fix = (f"install {program} for the bot's user, or add its folder to the PATH the bot runs with "
            "(under systemd: Environment=PATH=... or the env file)")
@@ -421,6 +435,38 @@ def _check_agent(preset: Preset, is_default: bool, settings: Settings, report: _
     else:
         report.warn(f"{label}: agent command {program} is not installed or not on PATH; "
                     "tasks using this preset will be refused", fix)
+
+
+async def _check_known_cli(label: str, preset: Preset, known: KnownCli, found: str, argvs: list[list[str]], settings: Settings,
+                           report: _Report, probes: dict[str, Probe]) -> None:
+    """Version in the tested range, and every flag the preset passes accepted by this version."""
+    if found not in probes:
+        probes[found] = await probe(found, [[found, *argv[1:]] for argv in argvs], dict(settings.process_env))
+    else:  # another preset of the same CLI: its subcommands' help too
+        extra = await probe(found, [[found, *argv[1:]] for argv in argvs], dict(settings.process_env))
+        probes[found] = Probe(probes[found].version, probes[found].version_text,
+                              probes[found].known_flags | extra.known_flags, probes[found].error)
+    result = probes[found]
+    if result.error:
+        report.fail(f"{label}: agent {known.program} at {found} does not run: {result.error}",
+                    f"reinstall it ({known.package}@{known.tested})")
+        return
+    tested = (f"tested with {show_version(known.tested_from)} up to below {show_version(known.tested_below)}; "
+              f"the test suite pins {known.tested}")
+    if result.version is None:
+        report.warn(f"{label}: could not read the version of {known.program} from {result.version_text!r}", tested)
+    elif not in_tested_range(known, result.version):
+        report.warn(f"{label}: {known.program} {show_version(result.version)} is outside the tested range",
+                    [tested, f"its flags and output may have changed: `{known.package}@{known.tested}` "
+                             "installs the tested version"])
+    else:
+        report.ok(f"{label}: agent {known.program} {show_version(result.version)} at {found}")
+    unknown = [flag for argv in argvs for flag in argv_flags(argv) if flag not in result.known_flags]
+    if unknown:
+        shown = ", ".join(dict.fromkeys(unknown))
+        report.fail(f"{label}: {known.program} {show_version(result.version or ())} does not accept {shown}",
+                    f"edit agent.command / agent.followup in {preset.source or preset.name} "
+                    f"(see `{known.program} --help`), or install the tested version ({known.tested})")
 
 
 # --------------------------------------------------------------------------- data dir and disk

@@ -34,8 +34,9 @@ from bot.events import (
     ReviewReady,
     StateChanged,
 )
-from bot.gitcmd import GitError, branch_exists
+from bot.gitcmd import GitError, branch_exists, git_dirs
 from bot.hooks import HookEvent, Hooks
+from bot.outcome import decide_exit
 from bot.pool import Taken, WorktreePool
 from bot.presets import Preset, agent_argv, prepare_worktree, run_teardown
 from bot.redact import Redactor, agent_environment, secret_values
@@ -55,7 +56,6 @@ from bot.store import (
     QUEUED,
     REVIEWABLE_STATES,
     RUNNING,
-    TIMED_OUT,
     Store,
     Task,
     new_task_id,
@@ -110,6 +110,7 @@ class Review:
     tokens_out: int | None = None
     final_text: str | None = None
     notes: list[str] = field(default_factory=list)
+    denials: list[str] = field(default_factory=list)  # actions the agent's permissions or sandbox refused
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -598,6 +599,11 @@ class Engine:
         preset = self.presets.get(task.preset)
         return preset.copy if preset else ()
 
+    def _never_commit(self, task: Task) -> tuple[str, ...]:
+        """Globs of files the agent keeps for itself in the worktree (aider's chat history)."""
+        preset = self.presets.get(task.preset)
+        return preset.never_commit if preset else ()
+
     def _redactor_for(self, preset: Preset) -> Redactor:
         preset_secrets = secret_values(preset.env)
         if not preset_secrets:
@@ -608,14 +614,17 @@ class Engine:
         preset = self.preset_for(task)
         assert task.worktree is not None
         progress = Progress()  # token and cost totals are per run
+        paths = await self._agent_paths(task)
         if followup:
             session = task.session_id
             if preset.agent.followup and session:
-                argv = agent_argv(preset, followup, session=session, followup=True)
+                argv = agent_argv(preset, followup, session=session, followup=True, paths=paths)
+                # what the last run of this session left for the next (e.g. thread-wide token totals)
+                progress.carried = _snapshot(task).get("carry") or {}
             else:
-                argv = agent_argv(preset, _followup_prompt(task.prompt, followup))
+                argv = agent_argv(preset, _followup_prompt(task.prompt, followup), paths=paths)
         else:
-            argv = agent_argv(preset, task.prompt)
+            argv = agent_argv(preset, task.prompt, paths=paths)
         run_no = task.runs + 1
         run_dir = self.settings.runs_dir / task.id / str(run_no)
         limits = RunLimits(
@@ -665,7 +674,7 @@ class Engine:
             preset = self.preset_for(task)
             if progress is None:
                 progress = Progress.from_snapshot(json.loads(task.progress) if task.progress else {})
-            parser = make_parser(preset.agent.format, cwd=task.worktree)
+            parser = make_parser(preset.agent.format, cwd=task.worktree, carried=progress.carried)
             output = _OutputBatcher(self, task, "agent")
             state = {"pos": task.log_pos, "dirty": False}
             flusher = asyncio.create_task(self._flush_progress(task, progress, output, state))
@@ -676,6 +685,12 @@ class Engine:
                     output.add(line)
                     state["pos"] = pos
                     state["dirty"] = True
+                    if progress.fatal and task.id not in self._cancel_reasons:
+                        # retrying a refused key only hides the problem for minutes: stop and say why
+                        self._cancel_reasons[task.id] = progress.error or "the agent's model API failed"
+                        self._spawn_background(run.cancel(self.settings.cancel_grace))
+                for event in parser.finish():
+                    progress.apply(event)
                 info = await run.wait()
             finally:
                 flusher.cancel()
@@ -715,20 +730,9 @@ class Engine:
 
     async def _agent_ended(self, task: Task, info: ExitInfo, progress: Progress) -> None:
         requested_by = self._cancel_requests.pop(task.id, None)
-        if info.reason == "exited" and info.code == 0:
-            state, reason = FINISHED, None
-        elif info.reason == "exited":
-            state, reason = FAILED, f"the agent exited with code {info.code}"
-        elif info.reason == "timeout":
-            state, reason = TIMED_OUT, info.detail
-        elif info.reason == "cancelled" and task.id in self._cancel_reasons:
-            state, reason = FAILED, self._cancel_reasons.pop(task.id)
-        elif info.reason == "cancelled":
-            state, reason = CANCELLED, f"cancelled by {requested_by or 'request'}"
-        else:
-            state, reason = FAILED, info.detail
-        if progress.is_error and state == FINISHED:
-            state, reason = FAILED, "the agent reported an error"
+        outcome = decide_exit(info, progress, stop_reason=self._cancel_reasons.pop(task.id, None),
+                              cancelled_by=requested_by)
+        state, reason = outcome.state, outcome.reason
         if state != FINISHED and task.worktree:
             # a full disk makes agents fail in their own words; say what the person must fix
             try:
@@ -749,7 +753,7 @@ class Engine:
             try:
                 committed = await gw.commit_pending(
                     Path(task.worktree), f"superset-bot: work left uncommitted by the agent (task {task.id})",
-                    exclude=self._copied(task),
+                    exclude=self._copied(task), exclude_globs=self._never_commit(task),
                 )
             except GitError as exc:
                 await self.store.add_event(task.id, BOT_ACTOR, "commit_pending_failed", {"error": str(exc)})
@@ -767,6 +771,16 @@ class Engine:
         if checks_view is not None:
             self.publish(Milestone(moved, "checks", checks_view["summary"], ok=checks_view["passed"]))
         await self._post_review(moved, progress, checks_view)
+
+    async def _agent_paths(self, task: Task) -> dict[str, str]:
+        """The directories a preset's agent.permissions may name: {worktree}, {git_dir}, {git_common_dir}."""
+        assert task.worktree is not None
+        paths = {"worktree": task.worktree, "git_common_dir": str(self.repo_path(task.repo) / ".git")}
+        try:
+            paths.update(await git_dirs(Path(task.worktree)))
+        except GitError as exc:
+            log.warning("task %s: could not read the worktree's git dirs: %s", task.id, exc)
+        return paths
 
     async def _post_review(self, task: Task, progress: Progress | None = None, checks: Any = None) -> Review | None:
         review = await self.build_review(task, progress, checks)
@@ -809,6 +823,7 @@ class Engine:
             tokens_in=progress.tokens_in if progress else None,
             tokens_out=progress.tokens_out if progress else None,
             final_text=progress.final_text if progress else None,
+            denials=list(progress.denials) if progress else [],
         )
 
     async def hooks_dispatch(self, name: str, task: Task, data: Mapping[str, Any] | None = None) -> list[Any]:
@@ -899,7 +914,8 @@ class Engine:
             if claimed.worktree and Path(claimed.worktree).is_dir():
                 await gw.commit_pending(Path(claimed.worktree),
                                         f"superset-bot: uncommitted work before merge (task {claimed.id})",
-                                        exclude=self._copied(claimed))
+                                        exclude=self._copied(claimed),
+                                        exclude_globs=self._never_commit(claimed))
 
 
             async def remember(old: str, new: str) -> None:
@@ -1141,6 +1157,15 @@ class _OutputBatcher:
 def _first_line(text: str, limit: int = 72) -> str:
     line = text.strip().splitlines()[0] if text.strip() else ""
     return line if len(line) <= limit else line[: limit - 1] + "…"
+
+
+def _snapshot(task: Task) -> dict[str, Any]:
+    """The task's last saved progress snapshot, or {} when there is none or it is unreadable."""
+    try:
+        data = json.loads(task.progress) if task.progress else {}
+    except ValueError:
+        return {}
+    return data if isinstance(data, dict) else {}
 
 
 def _followup_prompt(original: str, followup: str) -> str:

@@ -297,3 +297,13 @@ async def resolve_commit(repo: Path, ref: str, what: str = "base branch") -> str
         raise GitError(f"{what} '{ref}' does not exist in repo {repo}", ("rev-parse", ref), result.returncode)
     return sha
 
+
+
+async def git_dirs(worktree: Path) -> dict[str, str]:
+    """A worktree's own git dir ("git_dir": `<repo>/.git/worktrees/<id>` for a linked one) and the
+    repository's shared one ("git_common_dir"), as absolute paths."""
+    out = (await run_git(worktree, "rev-parse", "--path-format=absolute", "--git-dir", "--git-common-dir")).stdout
+    lines = out.splitlines()
+    if len(lines) < 2:
+        raise GitError(f"git rev-parse gave no git dirs for {worktree}")
+    return {"git_dir": lines[0].strip(), "git_common_dir": lines[1].strip()}

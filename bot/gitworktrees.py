@@ -316,14 +316,20 @@ async def _undo_create(repo: Path, path: Path, branch: str) -> None:
 
 
 async def commit_pending(
-    worktree: Path, message: str, author: str = BOT_AUTHOR, exclude: Iterable[str] = ()
+    worktree: Path, message: str, author: str = BOT_AUTHOR, exclude: Iterable[str] = (),
+    exclude_globs: Iterable[str] = (),
 ) -> str | None:
     """Commit everything not yet committed (untracked too, .gitignore respected); None when clean.
 
-    `exclude` names paths never to commit, such as files a preset copied in (a `.env` with secrets).
+    `exclude` names paths never to commit, such as files a preset copied in (a `.env` with secrets);
+    `exclude_globs` are patterns of the same kind (an agent's own chat files, `.aider*`); what the
+    agent staged itself stays staged.
     """
     env = _identity_env(author)
     excluded = [f":(exclude,literal){path.strip('/')}" for path in exclude if path.strip("/")]
+    globs = [pattern.strip("/") for pattern in exclude_globs if pattern.strip("/")]
+    # a pattern that names a directory (".aider*" for ".aider.tags.cache.v4/") keeps out what is in it
+    excluded += [f":(exclude,glob){spec}" for pattern in globs for spec in (pattern, f"{pattern}/**")]
     await run_git(worktree, "add", "-A", "--", ".", *excluded, bot_write=True)
     staged = await run_git(worktree, "diff", "--cached", "--quiet", check=False)
     merging = await run_git(worktree, "rev-parse", "--verify", "--quiet", "MERGE_HEAD", check=False)

@@ -37,7 +37,10 @@ from bot.units import format_duration, parse_duration, parse_size
 
 log = logging.getLogger(__name__)
 
-AGENT_FORMATS = ("plain", "claude-stream-json", "codex-json")
+AGENT_FORMATS = ("plain", "claude-stream-json", "codex-json", "aider")
+# which formats understand agent.permissions, and how (see `permission_args`)
+PERMISSION_FORMATS = ("claude-stream-json", "codex-json")
+CODEX_SANDBOXES = ("read-only", "workspace-write", "danger-full-access")
 MERGE_STRATEGIES = ("merge", "squash", "rebase")
 DEFAULT_SETUP_TIMEOUT = 600.0
 DEFAULT_CHECKS_TIMEOUT = 600.0
@@ -46,14 +49,18 @@ LineCallback = Callable[[str], Awaitable[None] | None]
 
 _TOP_FIELDS = (
     "description", "agent", "setup", "env", "copy", "checks", "limits", "merge",
-    "prewarm", "keep_branch", "setup_timeout", "checks_timeout",
+    "prewarm", "keep_branch", "setup_timeout", "checks_timeout", "never_commit",
 )  # fmt: skip
-_AGENT_FIELDS = ("command", "format", "followup")
+_AGENT_FIELDS = ("command", "format", "followup", "permissions")
+_PERMISSION_FIELDS = ("commands", "tools", "sandbox", "writable")
+_PATH_PLACEHOLDERS = ("worktree", "git_dir", "git_common_dir")
 _DURATION_LIMITS = ("timeout", "cpu")
 _SIZE_LIMITS = ("memory", "output", "disk")
 _PLACEHOLDER = re.compile(r"\{(prompt|session|python)\}")
+_PATH_PLACEHOLDER = re.compile(r"\{(worktree|git_dir|git_common_dir)\}")
+PERMISSIONS_ELEMENT = "{permissions}"  # a whole argv element: replaced by the permission flags
 _BRACED = re.compile(r"(?<!\$)\{([A-Za-z_][A-Za-z0-9_]*)\}")  # `${VAR}` is shell syntax, not ours
-_PLACEHOLDERS = ("prompt", "session", "python")
+_PLACEHOLDERS = ("prompt", "session", "python", "permissions")
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _PRESET_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
@@ -79,10 +86,28 @@ class PresetError(ValueError):
 
 
 @dataclass(frozen=True)
+class AgentPermissions:
+    """What the agent may do inside its worktree, in the agent CLI's own terms.
+
+    `commands`: shell command prefixes it may run (Claude Code: `--allowedTools "Bash(PREFIX:*)"`;
+    the preset's `checks` are always added). `tools`: further Claude permission rules, verbatim
+    ("WebFetch", "Bash(docker compose up:*)"). `sandbox`: Codex's `--sandbox` mode. `writable`:
+    directories writable besides the worktree (`--add-dir`), with {worktree}, {git_dir} (the
+    worktree's own git dir) and {git_common_dir} (the repository's .git) filled in per task.
+    """
+
+    commands: tuple[str, ...] = ()
+    tools: tuple[str, ...] = ()
+    sandbox: str | None = None
+    writable: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class AgentSpec:
     command: tuple[str, ...]
     format: str = "plain"
     followup: tuple[str, ...] | None = None
+    permissions: AgentPermissions | None = None
 
 
 @dataclass(frozen=True)
@@ -108,6 +133,7 @@ class Preset:
     limits: PresetLimits = PresetLimits()
     merge: str = "merge"
     prewarm: bool = False
+    never_commit: tuple[str, ...] = ()  # globs of files the agent keeps for itself (aider's .aider*)
     keep_branch: bool = False
     setup_timeout: float = DEFAULT_SETUP_TIMEOUT
     checks_timeout: float = DEFAULT_CHECKS_TIMEOUT
@@ -208,6 +234,9 @@ class _Checker:
         if not argv[0].strip():
             raise self.error(f"{name}[0]", "the program name must not be empty")
         for i, item in enumerate(argv):
+            if item != PERMISSIONS_ELEMENT and PERMISSIONS_ELEMENT in item and "permissions" in placeholders:
+                raise self.error(f"{name}[{i}]", "{permissions} must be a whole element of the list, "
+                                                 "because it becomes several arguments")
             for match in _BRACED.finditer(item):
                 word = match.group(1)
                 if word in placeholders:
@@ -306,15 +335,26 @@ def parse_preset(name: str, data: object, *, source: Path | str | None = None) -
     agent_obj = check.obj(top["agent"], "agent", _AGENT_FIELDS)
     if "command" not in agent_obj:
         raise check.error("agent.command", 'missing; add e.g. "command": ["your-agent", "{prompt}"]')
+    agent_format = check.choice(agent_obj.get("format", "plain"), "agent.format", AGENT_FORMATS)
+    permissions = (
+        _permissions(check, agent_obj["permissions"], agent_format) if "permissions" in agent_obj else None
+    )
+    words = ("prompt", "python", "permissions") if permissions else ("prompt", "python")
     agent = AgentSpec(
-        command=check.argv(agent_obj["command"], "agent.command", ("prompt", "python")),
-        format=check.choice(agent_obj.get("format", "plain"), "agent.format", AGENT_FORMATS),
+        command=check.argv(agent_obj["command"], "agent.command", words),
+        format=agent_format,
         followup=(
-            check.argv(agent_obj["followup"], "agent.followup", ("prompt", "session", "python"))
+            check.argv(agent_obj["followup"], "agent.followup", (*words, "session"))
             if "followup" in agent_obj
             else None
         ),
+        permissions=permissions,
     )
+    if permissions is not None:
+        for key, argv in (("command", agent.command), ("followup", agent.followup)):
+            if argv is not None and PERMISSIONS_ELEMENT not in argv:
+                raise check.error(f"agent.{key}", "agent.permissions is set but this command has no "
+                                                  '"{permissions}" element to put the permission flags in')
 
     env: dict[str, str] = {}
     for key, value in check.obj(top.get("env", {}), "env", None).items():
@@ -352,6 +392,8 @@ def parse_preset(name: str, data: object, *, source: Path | str | None = None) -
         ),
         merge=check.choice(top.get("merge", "merge"), "merge", MERGE_STRATEGIES),
         prewarm=check.boolean(top.get("prewarm", False), "prewarm"),
+        never_commit=tuple(_glob(check, item, f"never_commit[{i}]")
+                           for i, item in enumerate(check.strings(top.get("never_commit", []), "never_commit"))),
         keep_branch=check.boolean(top.get("keep_branch", False), "keep_branch"),
         setup_timeout=(
             check.duration(top["setup_timeout"], "setup_timeout")
@@ -365,6 +407,81 @@ def parse_preset(name: str, data: object, *, source: Path | str | None = None) -
         ),
         source=Path(source) if source is not None else None,
     )
+
+
+def _glob(check: _Checker, value: str, name: str) -> str:
+    """A pattern relative to the worktree, like ".aider*" or "build/**/*.log"."""
+    problem = relative_path_problem(value.replace("*", "x").replace("?", "x"))
+    if not value.strip("*?/."):
+        problem = f"{json.dumps(value)} matches every file, so nothing would ever be committed"
+    if problem:
+        raise check.error(name, problem)
+    return value
+
+
+def _permissions(check: _Checker, value: object, agent_format: str) -> AgentPermissions:
+    obj = check.obj(value, "agent.permissions", _PERMISSION_FIELDS)
+    if agent_format not in PERMISSION_FORMATS:
+        raise check.error("agent.permissions", f'is understood for agent.format "claude-stream-json" (Claude '
+                                               f'Code) and "codex-json" (Codex), not "{agent_format}"; remove it')
+    claude = agent_format == "claude-stream-json"
+    if claude and "sandbox" in obj:
+        raise check.error("agent.permissions.sandbox", "is a Codex setting; Claude Code's permissions are "
+                                                       '"commands" and "tools"')
+    if not claude:
+        for key in ("commands", "tools"):
+            if key in obj:
+                raise check.error(f"agent.permissions.{key}", "Codex has no per-command allow list: its sandbox "
+                                                              'decides ("sandbox", "writable")')
+    commands = check.strings(obj.get("commands", []), "agent.permissions.commands")
+    for i, command in enumerate(commands):
+        if any(c in command for c in "()\n\r") or not command.strip():
+            raise check.error(f"agent.permissions.commands[{i}]",
+                              "a command prefix like \"npm test\", without parentheses or line breaks")
+    tools = check.strings(obj.get("tools", []), "agent.permissions.tools")
+    for i, tool in enumerate(tools):
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_-]*(\([^()\n]*\))?", tool):
+            raise check.error(f"agent.permissions.tools[{i}]",
+                              f'{json.dumps(tool)} is not a permission rule like "WebFetch" or "Bash(make:*)"')
+    writable = check.strings(obj.get("writable", []), "agent.permissions.writable")
+    for i, entry in enumerate(writable):
+        for match in _BRACED.finditer(entry):
+            if match.group(1) not in _PATH_PLACEHOLDERS:
+                raise check.error(f"agent.permissions.writable[{i}]",
+                                  f"unknown placeholder {match.group(0)}; use {{worktree}}, {{git_dir}} "
+                                  "or {git_common_dir}")
+        if not entry.startswith(("/", "~/", "{")):
+            raise check.error(f"agent.permissions.writable[{i}]",
+                              "an absolute path, ~/..., or one starting with {worktree}, {git_dir} "
+                              "or {git_common_dir}")
+    sandbox = check.choice(obj["sandbox"], "agent.permissions.sandbox", CODEX_SANDBOXES) if "sandbox" in obj else None
+    return AgentPermissions(commands=commands, tools=tools, sandbox=sandbox, writable=writable)
+
+
+def permission_args(preset: Preset, paths: Mapping[str, str]) -> list[str]:
+    """The flags that grant `preset.agent.permissions`, in its CLI's terms, for one task.
+
+    `paths` fills {worktree}, {git_dir} and {git_common_dir} in `writable`.
+    """
+    perms = preset.agent.permissions
+    if perms is None:
+        return []
+
+    def path(entry: str) -> str:
+        filled = _PATH_PLACEHOLDER.sub(lambda m: paths.get(m.group(1), m.group(0)), entry)
+        return str(Path(filled).expanduser()) if filled.startswith("~") else filled
+
+    writable = [path(entry) for entry in perms.writable]
+    if preset.agent.format == "codex-json":
+        args = ["--sandbox", perms.sandbox] if perms.sandbox else []
+        for directory in writable:
+            args += ["--add-dir", directory]
+        return args
+    rules = [*(f"Bash({command.strip()}:*)" for command in (*perms.commands, *preset.checks)), *perms.tools]
+    args = ["--allowedTools", *dict.fromkeys(rules)] if rules else []
+    for directory in writable:
+        args += ["--add-dir", directory]
+    return args
 
 
 def load_preset(path: Path) -> Preset:
@@ -417,13 +534,15 @@ def load_presets(directory: Path) -> dict[str, Preset]:
 
 
 def agent_argv(
-    preset: Preset, prompt: str, *, session: str | None = None, followup: bool = False
+    preset: Preset, prompt: str, *, session: str | None = None, followup: bool = False,
+    paths: Mapping[str, str] | None = None,
 ) -> list[str]:
     """The agent's argv with `{prompt}` (and `{session}`) replaced inside single elements.
 
     The result goes to exec directly, never to a shell, so the prompt stays exactly one
     argument whatever it contains; substitution is single-pass, so a prompt containing
-    "{session}" is left as written.
+    "{session}" is left as written. A `{permissions}` element becomes the permission flags
+    (`permission_args`, with `paths` for the task's directories).
     """
     if not isinstance(prompt, str):
         raise TypeError("prompt must be a string")
@@ -455,7 +574,13 @@ def agent_argv(
             )
         return values[key]
 
-    return [_PLACEHOLDER.sub(substitute, element) for element in template]
+    argv: list[str] = []
+    for element in template:
+        if element == PERMISSIONS_ELEMENT and preset.agent.permissions is not None:
+            argv.extend(permission_args(preset, paths or {}))
+        else:
+            argv.append(_PLACEHOLDER.sub(substitute, element))
+    return argv
 
 
 def task_environment(

@@ -725,3 +725,28 @@ def test_renderers_are_quick_on_huge_input() -> None:
     b.status_card(hostile_task(), progress(tail=["y" * 100_000] * 200), now=NOW)
     # generous: only catches accidental quadratic work, not a speed benchmark
     assert time.monotonic() - start < 20
+
+
+DENIAL = ('denied: `python3 -m pytest` needs approval; grant it with "commands": ["python3 -m pytest"] '
+          "in the preset's agent.permissions")
+
+
+def test_refused_actions_show_on_the_status_card_and_in_the_review() -> None:
+    card = b.status_card(make_task(), progress(denials=[DENIAL, "denied: writing /etc/hosts (outside the worktree)"]),
+                         now=NOW)
+    assert_safe(card)
+    everything = dumps(card.blocks)
+    assert ":no_entry: *Refused by the agent's permissions*" in everything
+    assert "python3 -m pytest" in everything and "/etc/hosts" in everything
+    assert card.blocks[-1]["text"]["text"].startswith("```")  # the tail stays last
+
+    r = b.review_message(make_task(state="finished"), review(denials=[DENIAL]))
+    assert_safe(r)
+    assert "Refused by the agent's permissions" in dumps(r.blocks) and "agent.permissions" in dumps(r.blocks)
+    assert "Refused" not in dumps(b.review_message(make_task(state="finished"), review()).blocks)
+
+
+def test_many_hostile_denials_stay_within_slacks_limits() -> None:
+    card = b.status_card(make_task(), progress(denials=[HOSTILE * 40] * 50), now=NOW)
+    assert_safe(card)
+    assert "…and 45 more" in dumps(card.blocks)

@@ -231,6 +231,20 @@ async def test_commit_pending(make_repo: RepoFactory, tmp_path: Path) -> None:
     assert await commit_pending(wt.path, "again") is None
 
 
+async def test_commit_pending_keeps_an_agents_own_files_out_by_glob(make_repo: RepoFactory, tmp_path: Path) -> None:
+    repo = make_repo(files={"README.md": "one\n"})
+    wt = await create_worktree(repo, tmp_path / "wt", "c3", "x")
+    write(wt.path / ".aider.chat.history.md", "# chat\n")
+    write(wt.path / ".aider.tags.cache.v4" / "cache.db", "tags")
+    write(wt.path / "src" / ".aider.local", "nested: only the top level is the agent's\n")
+    write(wt.path / "hello.txt", "hi\n")
+    await commit_pending(wt.path, "agent work", exclude_globs=[".aider*"])
+    files = git(wt.path, "show", "--name-only", "--format=", "HEAD").splitlines()
+    assert sorted(files) == ["hello.txt", "src/.aider.local"]
+    assert (wt.path / ".aider.chat.history.md").exists()
+    assert await commit_pending(wt.path, "again", exclude_globs=[".aider*"]) is None
+
+
 async def test_commit_pending_custom_author(make_repo: RepoFactory, tmp_path: Path) -> None:
     repo = make_repo()
     wt = await create_worktree(repo, tmp_path / "wt", "c2", "x")

@@ -265,6 +265,9 @@ async def test_top_level_mention_spawns_with_channel_defaults_and_retries_are_dr
 
     await b.event({**mention, "ts": "7.2", "text": "<@UBOT> preset=edit add the feature"}, event_id="EvExplicit")
     await eventually(lambda: len(b.fake.channel_messages(CHANNEL)) == 2, what="the second task's root message")
+    # the root message is posted before its task is stored (the task records the message's ts)
+    await eventually(lambda: len([e for e in b.fake.ephemerals if "Started task" in (e["text"] or "")]) == 2,
+                     what="both confirmations")
     tasks = await b.store.list_tasks(newest_first=True)
     assert len(tasks) == 2, "the retried event started no second task"
     assert tasks[0].preset == "edit", "an explicit option wins over the channel default"

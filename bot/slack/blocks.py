@@ -810,6 +810,18 @@ def _progress_context(task: Task, progress: Mapping[str, Any]) -> list[str]:
     return items
 
 
+def _denials(info: Mapping[str, Any], scale: float) -> str:
+    """What the agent's permissions or sandbox refused, each with how to grant it ("" for none)."""
+    denials = [d for d in _list(info.get("denials")) if isinstance(d, str) and d.strip()]
+    if not denials:
+        return ""
+    n = max(1, int(5 * scale))
+    lines = [f"• {esc(d, max(60, int(300 * scale)))}" for d in denials[:n]]
+    if len(denials) > n:
+        lines.append(f"_…and {len(denials) - n:,} more_")
+    return ":no_entry: *Refused by the agent's permissions*\n" + "\n".join(lines)
+
+
 def status_card(task: Task, progress: Mapping[str, Any] | None, *, now: float,
                 queue_position: int | None = None) -> Rendered:
     """The one status message in a task's thread, kept current with chat.update."""
@@ -819,6 +831,9 @@ def status_card(task: Task, progress: Mapping[str, Any] | None, *, now: float,
     def build(scale: float) -> list[Block]:
         blocks = [_section(_headline(task, p, now, queue_position, scale)),
                   _context(*_progress_context(task, p))]
+        denials = _denials(p, scale)
+        if denials:
+            blocks.append(_section(denials))
         block = code_block(tail, max_chars=int(2900 * scale))
         if block:
             blocks.append(_section(block))
@@ -935,6 +950,10 @@ def _review_blocks(task: Task, review: Mapping[str, Any], scale: float, *, heade
             blocks.append(_section(f":warning: Conflicts with {inline_code(base, 60)} in: {names}{more}"))
         else:
             blocks.append(_section(f":warning: Does not merge cleanly into {inline_code(base, 60)}"))
+
+    denials = _denials(review, scale)
+    if denials:
+        blocks.append(_section(denials))
 
     final = quote(review.get("final_text"), max(60, int(600 * scale)), max(2, int(12 * scale)))
     if final:
