@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: run console test lint typecheck unit agent-clis record-agents bench soak clean
+.PHONY: run console test lint typecheck unit agent-clis record-agents bench soak soak-crash clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -52,6 +52,10 @@ bench: $(VENV)/.installed-dev
 # Slack down and failing for 2 minutes; prints the seed (replay: make soak SOAK_ARGS="--seed N")
 soak: $(VENV)/.installed-dev
 	PYTHONPATH=tests $(BIN)/python -m soak --tasks 100 --outage 120 $(SOAK_ARGS)
+
+# 300 tasks through `superset-bot console`, the bot killed with SIGKILL mid-run and restarted (tests/soak/crash.py)
+soak-crash: $(VENV)/.installed-dev
+	PYTHONPATH=tests $(BIN)/python -m soak.crash --tasks 300 $(SOAK_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

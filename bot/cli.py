@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import io
 import logging
 import sys
 from collections.abc import AsyncIterator, Sequence
@@ -48,6 +50,29 @@ def setup_logging(level: str, secrets: Sequence[str]) -> None:
     root.setLevel(level)
 
 
+def task_stacks() -> str:
+    """Every asyncio task of the running loop and where it waits: for diagnosing a hang in the field."""
+    tasks = sorted(asyncio.all_tasks(), key=lambda t: t.get_name())
+    parts = [f"{len(tasks)} asyncio tasks:"]
+    for task in tasks:
+        buffer = io.StringIO()
+        task.print_stack(limit=40, file=buffer)
+        state = "cancelling" if task.cancelling() else "done" if task.done() else "pending"
+        parts.append(f"--- {task.get_name()} ({state})\n{buffer.getvalue().rstrip()}")
+    return "\n".join(parts)
+
+
+def dump_stacks_on_signal(loop: asyncio.AbstractEventLoop) -> None:
+    """`kill -USR1 <pid>` logs every coroutine's stack; only whoever may signal the bot's process can."""
+    import signal
+
+    def dump() -> None:
+        log.warning("SIGUSR1: %s", task_stacks())
+
+    with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):  # no signals on this platform or thread
+        loop.add_signal_handler(signal.SIGUSR1, dump)
+
+
 @asynccontextmanager
 async def open_engine(settings: Settings) -> AsyncIterator[Engine]:
     """Check git, open the store, load presets and plugins; always close the store.
@@ -81,6 +106,7 @@ async def _run_slack(settings: Settings, http: bool) -> int:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    dump_stacks_on_signal(loop)
     async with open_engine(settings) as engine:
         housekeeper = Housekeeper(engine)
         bot = SlackBot(settings, engine, http=http, housekeeper=housekeeper)
@@ -103,6 +129,7 @@ async def _run_slack(settings: Settings, http: bool) -> int:
 async def _console(settings: Settings) -> int:
     from bot.console import run_console
 
+    dump_stacks_on_signal(asyncio.get_running_loop())
     async with open_engine(settings) as engine:
         await run_console(engine)
     return 0

@@ -11,15 +11,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
 import json
 import logging
 import shutil
 import time
 from collections import OrderedDict, deque
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from bot import gitworktrees as gw
 from bot.agents import Progress, make_parser
@@ -70,8 +71,16 @@ BOT_ACTOR = "superset-bot"
 PUBLISH_EVERY = 0.5  # seconds between progress events of one task
 PERSIST_EVERY = 2.0  # seconds between progress snapshots written to the store
 OUTPUT_BATCH_MAX = 200  # lines kept per output event; older ones in the batch are counted as dropped
+# How long a task may sit in a passing state with no change to its row before reconcile settles it
+STUCK_QUEUED = 600.0  # queued although a slot is free
+STUCK_PREPARING = 900.0  # at least; a preset's setup timeouts may give it longer
+STUCK_CLAIM = 900.0  # merging or discarding with the merge or discard still at work
+LOST_CLAIM = 60.0  # merging or discarding with nothing at work on it in this process
+SETTLE_WAIT = 30.0  # seconds to wait for a stuck task's driver to stop once told to
+UNRECORDED_AGENT_WAIT = 10.0  # seconds an agent's supervisor may take to write its pid file
 
 Subscriber = Callable[[EngineEvent], None]
+T = TypeVar("T")
 
 
 class UserError(Exception):
@@ -149,6 +158,10 @@ class Slots:
                 self.release(task_id)  # granted while being cancelled: pass it on
             raise
 
+    def kick(self) -> None:
+        """Hand free slots to whoever waits (after a waiter was stopped from outside)."""
+        self.release("")
+
     def take(self, task_id: str) -> None:
         """Hold a slot without queueing (an agent found running after a restart)."""
         self.holders.add(task_id)
@@ -189,6 +202,9 @@ class Engine:
         self._cancel_requests: dict[str, str] = {}  # task id -> who asked
         self._cancel_reasons: dict[str, str] = {}  # task id -> limit it broke (disk guard)
         self._updating: set[str] = set()  # tasks whose worktree is merging in their base right now
+        self._claims: dict[str, asyncio.Task[Any]] = {}  # task id -> the merge or discard working on it
+        self._stuck: dict[str, str] = {}  # task id -> why the bot stopped its driver (see settle_stuck)
+        self.heartbeat = time.monotonic()  # moved every second by the loop; a frozen loop stops it
         self._background: set[asyncio.Task[Any]] = set()
         self._stopping = False
         self.slots = Slots(settings.max_concurrent, self._queue_changed)
@@ -259,6 +275,8 @@ class Engine:
                     continue  # git decides how a claim ends, not this error: reconcile settles it later
                 await self._transition(task.id, FAILED, BOT_ACTOR, expect={task.state},
                                        reason=f"could not be recovered after a restart: {exc}")
+        self.heartbeat = time.monotonic()
+        self._spawn_background(self._beat())
         await self.pool.start()
 
     async def stop(self) -> None:
@@ -294,13 +312,7 @@ class Engine:
 
         Housekeeping spares whatever carries a known task id, so recovery has to clean it up.
         """
-        run_dir = self.settings.runs_dir / task.id / str(task.runs + 1)
-        if task.run_dir != str(run_dir) and await asyncio.to_thread(run_dir.is_dir):
-            try:  # the agent started but RUNNING was never stored: nobody would follow it
-                await AgentRun.attach(run_dir, redactor=self.redactor).cancel(self.settings.cancel_grace)
-                await self.store.add_event(task.id, BOT_ACTOR, "unrecorded_agent_stopped", {"run_dir": str(run_dir)})
-            except (RunnerError, OSError) as exc:
-                await self.store.add_event(task.id, BOT_ACTOR, "cleanup_failed", {"error": str(exc)})
+        await self._stop_unrecorded_agent(task)
         if task.worktree is not None:
             return
         # killed inside create_worktree or a take from the warm pool: the worktree is at
@@ -317,6 +329,24 @@ class Engine:
                 await gw.discard(repo, None, branch)
         except (GitError, OSError, UserError) as exc:
             await self.store.add_event(task.id, BOT_ACTOR, "cleanup_failed", {"error": str(exc)})
+
+    async def _stop_unrecorded_agent(self, task: Task) -> None:
+        """An agent started but RUNNING was never stored (a cancel or a kill came in between): stop it."""
+        run_dir = self.settings.runs_dir / task.id / str(task.runs + 1)
+        if task.run_dir != str(run_dir) and await asyncio.to_thread(run_dir.is_dir):
+            # a supervisor that got its spec writes its pid file moments later (slowly on a busy
+            # machine); one that did not exits by itself and never writes it
+            # (the runner opens wrapper.err just before it starts the supervisor: without it, nothing ran)
+            spawned = await asyncio.to_thread((run_dir / "wrapper.err").exists)
+            for _ in range(int(UNRECORDED_AGENT_WAIT / 0.1) if spawned else 0):
+                if await asyncio.to_thread((run_dir / "pid").exists):
+                    break
+                await asyncio.sleep(0.1)
+            try:  # nobody would follow it, and its worktree is about to go
+                await AgentRun.attach(run_dir, redactor=self.redactor).cancel(self.settings.cancel_grace)
+                await self.store.add_event(task.id, BOT_ACTOR, "unrecorded_agent_stopped", {"run_dir": str(run_dir)})
+            except (RunnerError, OSError) as exc:
+                await self.store.add_event(task.id, BOT_ACTOR, "cleanup_failed", {"error": str(exc)})
 
     async def _resume(self, task: Task, run: AgentRun) -> None:
         """Follow a re-attached agent; if that breaks, stop the agent and say why instead of hanging."""
@@ -346,6 +376,111 @@ class Engine:
                                        closed_by=BOT_ACTOR)
         if moved is not None:
             await self._remove_worktree(moved, keep_branch=True)
+
+    # tasks that stopped moving
+
+    def stuck_bound(self, task: Task) -> float | None:
+        """Seconds the task may stay in its passing state without its row changing; None: no bound."""
+        if task.state == QUEUED:
+            return STUCK_QUEUED
+        if task.state == PREPARING:
+            preset = self.presets.get(task.preset)
+            setup = preset.setup_timeout * (len(preset.setup) + 2) if preset else 0.0
+            return max(STUCK_PREPARING, setup)
+        if task.state in (MERGING, DISCARDING):
+            return STUCK_CLAIM if self._claim_alive(task.id) else LOST_CLAIM
+        return None
+
+    def _claim_alive(self, task_id: str) -> bool:
+        claim = self._claims.get(task_id)
+        return claim is not None and not claim.done()
+
+    async def stuck_tasks(self, slack: float = 1.0) -> list[tuple[Task, float]]:
+        """Tasks past `slack` times their bound in queued, preparing, merging or discarding, with how long."""
+        now = self.clock()
+        found: list[tuple[Task, float]] = []
+        for task in await self.store.list_tasks({QUEUED, PREPARING, MERGING, DISCARDING}):
+            bound = self.stuck_bound(task)
+            age = now - task.updated_at
+            if bound is None or age < bound * slack:
+                continue
+            if task.state == QUEUED and self.slots.position(task.id) is not None \
+                    and len(self.slots.holders) >= self.slots.limit:
+                continue  # waiting its turn behind running agents, as it should
+            found.append((task, age))
+        return found
+
+    async def settle_stuck(self, task: Task, age: float) -> str:
+        """Say in the task's thread that it stopped moving, log where it hangs, and end the wait."""
+        current = await self.store.get_task(task.id)
+        if current is None or current.state != task.state or current.updated_at != task.updated_at:
+            return "moved on meanwhile"
+        what = {QUEUED: "queued", PREPARING: "preparing", MERGING: "being merged", DISCARDING: "being discarded"}
+        state = what.get(task.state, task.state)
+        await self.store.add_event(task.id, BOT_ACTOR, "stuck", {"state": task.state, "for_s": round(age)})
+        worker = self._drivers.get(task.id) or self._claims.get(task.id)
+        log.warning("task %s: %s for %s with no progress; settling it. %s", task.id, state, format_duration(age),
+                    _stack_of(worker) if worker is not None else "Nothing in this process works on it.")
+        self.publish(Milestone(current, "stuck", f"This task was {state} for {format_duration(age)} without "
+                                                 "progress; the bot stopped waiting for it.", ok=False))
+        if task.state in (QUEUED, PREPARING):
+            driver = self._drivers.get(task.id)
+            if driver is None:
+                await self.recover(current)
+                return "picked up again"
+            if task.state == QUEUED:
+                self._stuck[task.id] = ""  # requeue: a lost turn is not the task's fault
+            else:
+                self._stuck[task.id] = (f"preparing the worktree hung for {format_duration(age)}; the bot stopped "
+                                        "it (its log has where it hung); follow up or spawn again")
+            await self._stop_worker(driver)
+            self.slots.kick()
+            if task.state == PREPARING:  # the driver would not stop: settle the row without it
+                self._stuck.pop(task.id, None)
+                await self._transition(task.id, FAILED, BOT_ACTOR, expect={PREPARING},
+                                       reason=f"preparing the worktree hung for {format_duration(age)}; "
+                                              "follow up or spawn again")
+            return "requeued" if task.state == QUEUED else "failed"
+        claim = self._claims.get(task.id)
+        if claim is not None and not claim.done():
+            await self._stop_worker(claim)
+        current = await self.get(task.id)
+        if current.state == MERGING:
+            await self._settle_merge_claim(current)
+        elif current.state == DISCARDING:
+            events = await self.store.events(task.id, limit=100_000)
+            claimed = next((e for e in reversed(events) if e.action == DISCARDING), None)
+            await self._finish_discard(current, claimed.actor if claimed else BOT_ACTOR)
+        return f"settled: now {(await self.get(task.id)).state}"
+
+    async def _stop_worker(self, worker: asyncio.Task[Any]) -> None:
+        if not worker.done():
+            worker.cancel()
+        await asyncio.wait({worker}, timeout=SETTLE_WAIT)
+
+    async def health(self) -> dict[str, Any]:
+        """What a health check needs: is the loop turning, does the store write, is any task wedged."""
+        problems: list[str] = []
+        lag = time.monotonic() - self.heartbeat
+        if lag > 10:
+            problems.append(f"the event loop's heartbeat is {lag:.0f} s late")
+        try:
+            await asyncio.wait_for(self.store.set_meta("health_probe", repr(self.clock())), 10)
+        except Exception as exc:  # a wedged or broken database is exactly what this looks for
+            problems.append(f"the database does not take writes: {exc!r}")
+        try:
+            # reconcile settles a stuck task within its bound and a cycle; twice the bound means it could not
+            stuck = await asyncio.wait_for(self.stuck_tasks(slack=2.0), 10)
+        except Exception as exc:
+            stuck = []
+            problems.append(f"cannot list tasks: {exc!r}")
+        problems += [f"task {t.id} {t.state} for {format_duration(age)}" for t, age in stuck]
+        return {"ok": not problems, "problems": problems, "loop_lag_s": round(lag, 3)}
+
+    async def _beat(self) -> None:
+        while True:
+            self.heartbeat = time.monotonic()
+            await asyncio.sleep(1.0)
 
     def _drive(self, task_id: str, coro: Any) -> None:
         driver = asyncio.create_task(coro, name=f"task-{task_id}")
@@ -516,9 +651,20 @@ class Engine:
             await self._transition(task_id, FAILED, BOT_ACTOR, reason=f"internal error: {exc}")
 
     async def _cancelled_before_agent(self, task_id: str) -> None:
+        stuck = self._stuck.pop(task_id, None)
+        if stuck == "":  # stopped by settle_stuck while queued: queue it again
+            self._cancel_requests.pop(task_id, None)
+            self._drive(task_id, self._lifecycle(task_id))
+            return
+        if stuck is not None:
+            self._cancel_requests.pop(task_id, None)
+            await self._transition(task_id, FAILED, BOT_ACTOR, expect={QUEUED, PREPARING}, reason=stuck)
+            return
         actor = self._cancel_requests.pop(task_id, BOT_ACTOR)
-        await self._transition(task_id, CANCELLED, actor, expect={QUEUED, PREPARING},
-                               reason=f"cancelled by {actor} before the agent started")
+        cancelled = await self._transition(task_id, CANCELLED, actor, expect={QUEUED, PREPARING},
+                                           reason=f"cancelled by {actor} before the agent started")
+        if cancelled is not None:
+            await self._stop_unrecorded_agent(cancelled)
 
     async def _prepare(self, task: Task) -> Task | None:
         repo = self.repo_path(task.repo)
@@ -528,20 +674,10 @@ class Engine:
             return None
         await self.hooks_dispatch("task_created", moved)
         try:
-            taken = await self._take_warm(task, preset)
-            worktree = taken.worktree if taken else await gw.create_worktree(
-                repo, self.settings.worktrees_dir / task.repo, task.id, task.prompt, task.base_branch
-            )
+            task, worktree, taken = await _uninterrupted(self._make_worktree(task, repo, preset))
         except GitError as exc:
             await self._transition(task.id, FAILED, BOT_ACTOR, reason=f"could not create the worktree: {exc}")
             return None
-        task = await self.store.update_task(
-            task.id,
-            worktree=str(worktree.path),
-            branch=worktree.branch,
-            base_branch=worktree.base_branch,
-            base_commit=worktree.base_commit,
-        )
         warm = " (warm, setup done ahead)" if taken and taken.prewarmed else " (warm)" if taken else ""
         self.publish(Milestone(task, "worktree_ready", f"Worktree ready on branch `{worktree.branch}` from "
                                                        f"`{worktree.base_branch}` ({worktree.base_commit[:8]}){warm}."))
@@ -562,6 +698,25 @@ class Engine:
         self.publish(Milestone(task, "setup_done", text))
         await self.hooks_dispatch("setup_done", task)
         return task
+
+    async def _make_worktree(self, task: Task, repo: Path, preset: Preset) -> tuple[Task, gw.Worktree, Taken | None]:
+        """Take or create the task's worktree and store it, as one step nothing interrupts halfway.
+
+        Once git made a worktree and branch, only the stored task row says whose they are: a cancel
+        or discard landing in between would leave both behind, owned by nobody.
+        """
+        taken = await self._take_warm(task, preset)
+        worktree = taken.worktree if taken else await gw.create_worktree(
+            repo, self.settings.worktrees_dir / task.repo, task.id, task.prompt, task.base_branch
+        )
+        task = await self.store.update_task(
+            task.id,
+            worktree=str(worktree.path),
+            branch=worktree.branch,
+            base_branch=worktree.base_branch,
+            base_commit=worktree.base_commit,
+        )
+        return task, worktree, taken
 
     async def _take_warm(self, task: Task, preset: Preset) -> Taken | None:
         """A worktree from the warm pool, or None to create one; a pool failure never fails the task."""
@@ -908,7 +1063,10 @@ class Engine:
         if not (task.branch and task.base_branch):
             raise UserError(f"Task {task.id} has no branch to merge ({task.reason or task.state}).")
         claimed = await self._claim(task, MERGING, actor)
-        previous = task.state
+        with self._claiming(claimed.id):
+            return await self._merge_claimed(claimed, task.state, preset, repo, actor)
+
+    async def _merge_claimed(self, claimed: Task, previous: str, preset: Preset, repo: Path, actor: str) -> Task:
         assert claimed.branch and claimed.base_branch
         try:
             if claimed.worktree and Path(claimed.worktree).is_dir():
@@ -968,7 +1126,20 @@ class Engine:
         if task.state in ACTIVE_STATES:
             task = await self.cancel(task.id, actor)
         claimed = await self._claim(task, DISCARDING, actor)
-        return await self._finish_discard(claimed, actor)
+        with self._claiming(claimed.id):
+            return await self._finish_discard(claimed, actor)
+
+    @contextlib.contextmanager
+    def _claiming(self, task_id: str) -> Any:
+        """While a merge or discard works on a claimed task, so reconcile can tell a live claim from a lost one."""
+        current = asyncio.current_task()
+        if current is not None:
+            self._claims[task_id] = current
+        try:
+            yield
+        finally:
+            if self._claims.get(task_id) is current:
+                del self._claims[task_id]
 
     async def _finish_discard(self, task: Task, actor: str) -> Task:
         await self._teardown(task, actor)
@@ -994,8 +1165,22 @@ class Engine:
             await gw.discard(self.repo_path(task.repo), Path(task.worktree) if task.worktree else None,
                              None if keep_branch else task.branch)
         except (GitError, OSError) as exc:  # housekeeping retries leftovers later
+            if await self._cleaned_by_someone_else(task, keep_branch):
+                return  # housekeeping removed the same leftovers at the same moment: nothing failed
             await self.store.add_event(task.id, BOT_ACTOR, "cleanup_failed", {"error": str(exc)})
             log.warning("task %s: cleanup failed: %s", task.id, exc)
+
+    async def _cleaned_by_someone_else(self, task: Task, keep_branch: bool) -> bool:
+        repo = self.repo_path(task.repo)
+        try:
+            if task.worktree:
+                path = Path(task.worktree)
+                there: bool = await asyncio.to_thread(path.exists)
+                if there or path.resolve() in await gw.registered_worktrees(repo):
+                    return False
+            return keep_branch or not (task.branch and await branch_exists(repo, task.branch))
+        except (GitError, OSError):
+            return False
 
     def _refuse_while_updating(self, task: Task) -> None:
         """Nothing else touches a worktree while its base is being merged in (a merge would take half of it)."""
@@ -1152,6 +1337,32 @@ class _OutputBatcher:
             self.engine.publish(OutputLines(self.task, tuple(self.lines), self.source, self.dropped))
             self.lines.clear()
             self.dropped = 0
+
+
+def _stack_of(job: asyncio.Task[Any]) -> str:
+    """Where an asyncio task waits right now, as the lines a traceback would show."""
+    buffer = io.StringIO()
+    job.print_stack(limit=30, file=buffer)
+    return buffer.getvalue().strip()
+
+
+async def _uninterrupted(coro: Awaitable[T]) -> T:
+    """Run `coro` to its end even if the caller is cancelled meanwhile; then the cancel goes on.
+
+    For steps whose every outcome must be recorded (git made something; the store says whose).
+    """
+    job = asyncio.ensure_future(coro)
+    cancelled = False
+    while not job.done():
+        try:
+            await asyncio.shield(job)
+        except asyncio.CancelledError:
+            cancelled = True
+    if cancelled:
+        if not job.cancelled() and job.exception() is not None:
+            log.warning("a step finished after a cancel, with an error: %s", job.exception())
+        raise asyncio.CancelledError
+    return job.result()
 
 
 def _first_line(text: str, limit: int = 72) -> str:

@@ -989,6 +989,11 @@ async def worktrees_on_branch(repo: Path, branch: str) -> list[Path]:
     return [e.path for e in await _worktree_entries(repo) if e.branch == ref and not e.bare and not e.prunable]
 
 
+async def registered_worktrees(repo: Path) -> set[Path]:
+    """Every linked worktree git has an entry for (real paths), even one whose folder is gone."""
+    return {Path(_real(e.path)) for e in (await _worktree_entries(repo))[1:]}
+
+
 def is_pool_spare(path: Path, branch: str | None) -> bool:
     """A warm worktree nobody took yet (detached, pool name): the pool's to keep or remove."""
     return path.name.startswith(POOL_PREFIX) and not branch
@@ -1013,6 +1018,7 @@ class Orphans:
     worktrees: list[Path]
     branches: list[str]
     missing: list[str]
+    owners: dict[Path, str] = field(default_factory=dict)  # orphan worktree -> the task id its name or branch names
 
 
 def _unregistered_dirs(root: str, registered: set[str]) -> list[Path]:
@@ -1037,10 +1043,13 @@ async def find_orphans(repo: Path, root: Path, task_worktrees: Mapping[str, Path
     registered = {_real(e.path) for e in all_entries if not e.prunable}
     infos = await list_worktrees(repo, root)
     orphan_paths: list[Path] = []
+    owners: dict[Path, str] = {}
     for info in infos:
         owned = _real(info.path) in claimed or (info.task_id is not None and info.task_id in known)
         if not owned and not is_pool_spare(info.path, info.branch):
             orphan_paths.append(info.path)
+            if info.task_id is not None:
+                owners[info.path] = info.task_id
     listed = {_real(i.path) for i in infos}
     for extra in await asyncio.to_thread(_unregistered_dirs, root_real, listed):
         if _real(extra) not in claimed and extra.name not in known and not extra.name.startswith(POOL_PREFIX):
@@ -1057,7 +1066,7 @@ async def find_orphans(repo: Path, root: Path, task_worktrees: Mapping[str, Path
         exists = await asyncio.to_thread(os.path.isdir, path)
         if not exists or _real(path) not in registered:
             missing.append(tid)
-    return Orphans(worktrees=orphan_paths, branches=branches, missing=missing)
+    return Orphans(worktrees=orphan_paths, branches=branches, missing=missing, owners=owners)
 
 
 async def git_maintenance(repo: Path) -> None:

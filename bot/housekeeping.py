@@ -153,10 +153,12 @@ class Housekeeper:
                                     task.branch if has_branch else None, report)
 
     async def _clean_orphans(self, report: PruneReport) -> None:
+        """Worktrees and task branches no open task owns (pool spares aside), whatever left them."""
         for name, repo in self.settings.repos.items():
-            # read the tasks now, not at the start of the run: a task spawned meanwhile is not an orphan
+            # read the tasks now, not at the start of the run: a task spawned meanwhile is not an orphan.
+            # A closed task owns nothing any more, however its cleanup went (or raced with a cancel).
             known = {t.id: Path(t.worktree) if t.worktree else self.settings.worktrees_dir / t.repo / t.id
-                     for t in await self.store.list_tasks()}
+                     for t in await self.store.list_tasks() if t.state not in CLOSED_STATES}
             root = self.settings.worktrees_dir / name
             try:
                 orphans = await gw.find_orphans(repo, root, known)
@@ -164,21 +166,31 @@ class Housekeeper:
                 report.errors.append(f"repo {name}: {exc}")
                 continue
             for path in orphans.worktrees:
-                if await self._has_task(path.name):
+                if await self._still_owned(orphans.owners.get(path) or path.name):
                     continue
                 report.cleaned.append(f"orphan worktree {path} in {name}")
                 if not report.dry_run:
                     await self._discard(repo, path, None, report)
             for branch in orphans.branches:
-                if await self._has_task(gw.task_id_from_branch(branch)):
+                if await self._still_owned(gw.task_id_from_branch(branch), branch):
                     continue
                 report.cleaned.append(f"orphan branch {branch} in {name}")
                 if not report.dry_run:
                     await self._discard(repo, None, branch, report)
 
-    async def _has_task(self, task_id: str | None) -> bool:
-        """Checked right before deleting: the task may have been created since the scan began."""
-        return bool(task_id) and await self.store.get_task(task_id or "") is not None
+    async def _still_owned(self, task_id: str | None, branch: str | None = None) -> bool:
+        """Checked right before deleting: the task may have been created since the scan began.
+
+        Open tasks own their worktree and branch; a merged or pruned task keeps its stored branch
+        when its preset says so; nothing else is owned.
+        """
+        task = await self.store.get_task(task_id) if task_id else None
+        if task is None:
+            return False
+        if task.state not in CLOSED_STATES:
+            return True
+        preset = self.engine.presets.get(task.preset)
+        return bool(branch and branch == task.branch and task.state != DISCARDED and preset and preset.keep_branch)
 
     async def _discard(self, repo: Path, path: Path | None, branch: str | None, report: PruneReport) -> None:
         try:
@@ -235,6 +247,7 @@ class Housekeeper:
     async def reconcile(self) -> list[str]:
         """Fix drift: undriven tasks, vanished worktrees, agents over their disk limit."""
         fixed: list[str] = []
+        picked_up: set[str] = set()
         for task in await self.store.list_tasks(ACTIVE_STATES | REVIEWABLE_STATES):
             try:
                 note = await self._reconcile_one(task)
@@ -244,7 +257,21 @@ class Housekeeper:
                 await self.store.add_event(task.id, SCHEDULER, "reconcile_failed", {"error": str(exc)})
             if note:
                 fixed.append(f"task {task.id}: {note}")
+                picked_up.add(task.id)
                 await self.store.add_event(task.id, SCHEDULER, "reconciled", {"fix": note})
+        # driven (or claimed) but not moving: queued with a free slot, preparing, merging, discarding
+        for task, age in await self.engine.stuck_tasks():
+            if task.id in picked_up:
+                continue  # just given a new driver above: judge it next time
+            try:
+                note = f"{task.state} for {format_duration(age)} without progress; " + \
+                    await self.engine.settle_stuck(task, age)
+            except Exception as exc:
+                log.exception("task %s: could not settle it", task.id)
+                await self.store.add_event(task.id, SCHEDULER, "reconcile_failed", {"error": str(exc)})
+                continue
+            fixed.append(f"task {task.id}: {note}")
+            await self.store.add_event(task.id, SCHEDULER, "reconciled", {"fix": note})
         return fixed
 
     async def _reconcile_one(self, listed: Task) -> str | None:

@@ -9,6 +9,7 @@ The connection must be closed on shutdown: aiosqlite's worker thread would keep 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import secrets
 import sqlite3
@@ -219,12 +220,44 @@ class Store:
                     f"the database {self.path} stayed locked by another process for {self.busy_timeout:g}s, "
                     f"so nothing was saved ({exc}); is a second superset-bot or a sqlite3 shell holding it?"
                 ) from exc
+            except BaseException:
+                # Cancelled while aiosqlite's thread runs the BEGIN: it still starts the transaction,
+                # and left open it would make every later write fail ("cannot start a transaction
+                # within a transaction"). Requests run in order, so this ROLLBACK comes after it.
+                await self._end_quietly("ROLLBACK")
+                raise
             try:
                 yield self._db
             except BaseException:
-                await self._db.execute("ROLLBACK")
+                await self._end_quietly("ROLLBACK")
                 raise
-            await self._db.execute("COMMIT")
+            try:
+                await self._db.execute("COMMIT")
+            except asyncio.CancelledError:
+                # the COMMIT is queued in aiosqlite's thread and runs anyway; wait for it, so the
+                # lock is not handed on while the transaction is still open
+                await self._end_quietly(None)
+                raise
+
+    async def _end_quietly(self, statement: str | None) -> None:
+        """Queue `statement` (or nothing) on the connection and wait until the queue reached it, even if cancelled."""
+        async def end() -> None:
+            if statement is None:
+                await self._db.execute("SELECT 1")
+                return
+            with contextlib.suppress(sqlite3.OperationalError):  # "no transaction is active": BEGIN had failed
+                await self._db.execute(statement)
+
+        job = asyncio.ensure_future(end())
+        cancelled = False
+        while not job.done():
+            try:
+                await asyncio.shield(job)
+            except asyncio.CancelledError:
+                cancelled = True
+        job.result()
+        if cancelled:
+            raise asyncio.CancelledError
 
     # tasks
 

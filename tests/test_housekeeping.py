@@ -3,16 +3,28 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 
 from conftest import git
 from engineharness import FakeClock, MakeHarness, agent_preset, harness  # noqa: F401 - fixture
 
-from bot.events import PruneWarning
+from bot.events import Milestone, PruneWarning
 from bot.housekeeping import Housekeeper
 from bot.scheduler import build_scheduler
-from bot.store import FINISHED, MERGED, PRUNED, RUNNING, Task
+from bot.store import (
+    DISCARDED,
+    DISCARDING,
+    FAILED,
+    FINISHED,
+    MERGED,
+    MERGING,
+    PREPARING,
+    PRUNED,
+    RUNNING,
+    Task,
+)
 
 HOUR = 3600.0
 
@@ -183,3 +195,100 @@ async def test_a_task_being_prepared_is_not_an_orphan(harness: MakeHarness) -> N
     report = await keeper.prune()
     assert "prep42" not in "\n".join(report.lines())
     assert path.exists() and git(h.repo, "branch", "--list", "superset/prep42-p")
+
+
+async def test_what_a_closed_task_left_unrecorded_is_removed_in_one_cycle(harness: MakeHarness) -> None:
+    """A discarded, merged or pruned task owns nothing: its worktree and branch go, recorded or not.
+
+    The task row of a task cancelled while its worktree was being made has no worktree or branch
+    stored; only the names (worktrees/<repo>/<id>, superset/<id>-...) tie them to it. A merged task
+    of a preset that keeps branches keeps its stored branch; warm pool spares stay.
+    """
+    h = await harness({"edit": agent_preset("edit"), "keep": {**agent_preset("edit"), "keep_branch": True}},
+                      env={"SUPERSET_POOL_SIZE": "1"})
+    await h.engine.pool.wait_ready("demo")
+    keeper = Housekeeper(h.engine)
+    root = h.settings.worktrees_dir / "demo"
+    made = {}
+    for task_id, state in (("gone01", "discarded"), ("gone02", "merged"), ("gone03", "pruned"),
+                           ("gone04", "cancelled")):
+        await h.store.create_task(Task(id=task_id, repo="demo", prompt="p", preset="edit", state=state), "U1")
+        git(h.repo, "worktree", "add", "-q", "-b", f"superset/{task_id}-p", str(root / task_id))
+        made[task_id] = root / task_id
+    # a taken pool worktree that never got its task's name, and a branch with no worktree
+    git(h.repo, "worktree", "add", "-q", "-b", "superset/gone05-p", str(root / ".pool-0badf00d"))
+    await h.store.create_task(Task(id="gone05", repo="demo", prompt="p", preset="edit", state="discarded"), "U1")
+    git(h.repo, "branch", "superset/gone06-p", "main")
+    await h.store.create_task(Task(id="gone06", repo="demo", prompt="p", preset="edit", state="discarded"), "U1")
+    kept = await finished_task(h, "keep my branch")
+    kept = await h.engine.merge((await h.store.update_task(kept.id, preset="keep")).id, "U1")
+
+    report = await keeper.prune()
+    assert not report.errors, report.lines()
+    branches = git(h.repo, "for-each-ref", "--format=%(refname:lstrip=2)", "refs/heads/superset/").split()
+    assert sorted(branches) == sorted(["superset/gone04-p", kept.branch]), "only an open task's and a kept branch stay"
+    assert not made["gone01"].exists() and not made["gone02"].exists() and not made["gone03"].exists()
+    assert made["gone04"].is_dir(), "a cancelled task is open (reviewable): its worktree stays"
+    assert not (root / ".pool-0badf00d").exists()
+    assert h.engine.pool.ready("demo") == 1, "the warm spare is the pool's, not an orphan"
+    spares = [p for p in root.iterdir() if p.name.startswith(".pool-")]
+    assert len(spares) == 1
+    assert (await keeper.prune()).cleaned == [], "one cycle was enough"
+
+
+async def test_a_task_hung_while_preparing_is_said_settled_and_reported_unhealthy(
+    harness: MakeHarness, tmp_path: Path
+) -> None:
+    """Its setup never ends and nothing times it out: reconcile notices past the bound and ends it."""
+    release = tmp_path / "release-setup"
+    clock = FakeClock()
+    hang = {**agent_preset("edit"), "setup": [f"while [ ! -e '{release}' ]; do sleep 0.05; done"],
+            "setup_timeout": "10m"}
+    h = await harness({"hang": hang}, clock=clock)
+    keeper = Housekeeper(h.engine)
+    try:
+        task = await h.engine.spawn("hang in setup", requester="U1")
+        for _ in range(600):
+            current = await h.engine.get(task.id)
+            if current.state == PREPARING and current.worktree:
+                break
+            await asyncio.sleep(0.05)
+        assert current.state == PREPARING and current.worktree, current
+        assert (await h.engine.health())["ok"]
+        assert await keeper.reconcile() == [], "within its bound it is left alone"
+
+        clock.advance(2 * HOUR)  # past twice the bound (setup timeout x (1 command + 2), at least 15 min)
+        health = await h.engine.health()
+        assert not health["ok"] and any(task.id in p and "preparing" in p for p in health["problems"]), health
+        fixed = await keeper.reconcile()
+        assert any(task.id in f and "preparing" in f for f in fixed), fixed
+        settled = await h.engine.get(task.id)
+        assert settled.state == FAILED and "hung" in (settled.reason or ""), settled
+        said = [m for m in h.of(task.id, Milestone) if m.kind == "stuck"]
+        assert said and "preparing" in said[0].text and not said[0].ok
+        assert (await h.engine.health())["ok"]
+        await h.engine.discard(task.id, "U1")  # reviewable, and its worktree goes with Discard
+        assert not Path(current.worktree).exists()
+        assert git(h.repo, "for-each-ref", "refs/heads/superset/") == ""
+    finally:
+        release.touch()
+
+
+async def test_a_lost_merge_or_discard_claim_is_settled_by_reconcile(harness: MakeHarness) -> None:
+    """Nothing in the process works on the claim any more (its request died): reconcile finishes it."""
+    clock = FakeClock()
+    h = await harness(clock=clock)
+    keeper = Housekeeper(h.engine)
+    merging = await finished_task(h, "one")
+    discarding = await finished_task(h, "two")
+    await h.store.transition(merging.id, MERGING, "U1", expect={FINISHED})
+    await h.store.transition(discarding.id, DISCARDING, "U2", expect={FINISHED})
+    assert await keeper.reconcile() == [], "a fresh claim may still be at work"
+    clock.advance(5 * 60)
+    fixed = "\n".join(await keeper.reconcile())
+    assert merging.id in fixed and discarding.id in fixed, fixed
+    assert (await h.engine.get(merging.id)).state == FINISHED, "the base never moved: back to review"
+    gone = await h.engine.get(discarding.id)
+    assert gone.state == DISCARDED and gone.closed_by == "U2"
+    assert not Path(discarding.worktree or "").exists()
+    assert [m.kind for m in h.of(discarding.id, Milestone)].count("stuck") == 1

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sqlite3
 import time
 import urllib.parse
 from collections.abc import Callable
@@ -206,3 +207,30 @@ async def test_spawn_over_socket_mode(bot: Callable[..., Any]) -> None:
     task = await b.task_for_thread()
     done = await b.finished(task.id)
     assert done.state == FINISHED and done.review_ts
+
+
+async def test_healthz_fails_while_a_task_is_wedged_and_its_thread_hears_when_it_is_settled(
+    bot: Callable[..., Any],
+) -> None:
+    b: Bot = await bot()
+    await b.command("spawn throwaway")
+    task = await b.task_for_thread()
+    done = await b.finished(task.id)
+    # the discard's request died after claiming the task, an hour ago: nothing will finish it by itself
+    await b.store.transition(task.id, "discarding", "U0ALICE", expect={FINISHED})
+    with sqlite3.connect(b.settings.db_path) as db:
+        db.execute("UPDATE tasks SET updated_at = updated_at - 3600 WHERE id = ?", (task.id,))
+    async with b.http.get(f"http://127.0.0.1:{b.slack.port}/healthz") as resp:
+        body = await resp.json()
+        assert resp.status == 503 and body["ok"] is False, body
+        assert any(task.id in p and "discarding" in p for p in body["problems"]), body
+
+    fixed = await b.slack.housekeeper.reconcile()
+    assert any(task.id in f for f in fixed), fixed
+    gone = await b.finished(task.id, {"discarded"})
+    assert not Path(done.worktree).exists() and git(b.repo, "branch", "--list", "superset/*") == ""
+    assert any("without progress" in m.text for m in b.fake.thread(CHANNEL, done.thread_ts)), \
+        [m.text for m in b.fake.thread(CHANNEL, done.thread_ts)]
+    assert gone.closed_by == "U0ALICE"
+    async with b.http.get(f"http://127.0.0.1:{b.slack.port}/healthz") as resp:
+        assert resp.status == 200 and (await resp.json())["ok"] is True

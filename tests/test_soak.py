@@ -50,3 +50,14 @@ async def test_two_cancel_clicks_at_once_on_a_queued_task(tmp_path: Path) -> Non
         assert done.state == CANCELLED
     finally:
         await sb.stop()
+
+
+@pytest.mark.timeout(600)
+def test_crash_soak_kill_9_mid_run_then_restart_leaves_nothing(tmp_path: Path) -> None:
+    # `python -m soak.crash` in small: the console bot killed with SIGKILL part way, started again
+    from soak.crash import run as crash_run
+
+    lines, violations = crash_run(30, 7, tmp_path, 6)
+    print("\n".join(lines))
+    assert any(line.startswith("kill -9 after") for line in lines)
+    assert violations == [], "\n".join(lines + violations)

@@ -91,3 +91,37 @@ async def test_list_filters(tmp_path: Path) -> None:
         assert [t.id for t in await store.list_tasks(newest_first=True, limit=1)] == ["t2aaaa"]
     finally:
         await store.close()
+
+
+@pytest.mark.parametrize("write", ["update", "transition", "event"])
+async def test_a_write_cancelled_at_any_step_leaves_the_store_usable(tmp_path: Path, write: str) -> None:
+    # The engine cancels a task's driver wherever it is, often inside a write. aiosqlite runs each
+    # statement in its own thread, so a cancelled BEGIN or COMMIT still happens there; the store must
+    # still end that transaction, or every later write fails ("cannot start a transaction within
+    # a transaction") and the whole bot is wedged. Cancel after 0, 1, 2, ... loop steps, so every
+    # await of the write is hit, and write again each time.
+    store = await Store.open(tmp_path / "db.sqlite3")
+    try:
+        await store.create_task(Task(id="race1", repo="demo", prompt="p", preset="x", requester="U1"), "U1")
+        for steps in range(40):
+            if write == "update":
+                job = asyncio.ensure_future(store.update_task("race1", reason=f"cancelled at {steps}"))
+            elif write == "transition":
+                job = asyncio.ensure_future(store.transition("race1", QUEUED, "U1", reason=f"at {steps}"))
+            else:
+                job = asyncio.ensure_future(store.add_event("race1", "U1", "note", {"steps": steps}))
+            for _ in range(steps):
+                await asyncio.sleep(0)
+            job.cancel()
+            await asyncio.gather(job, return_exceptions=True)
+            after = await store.update_task("race1", reason=f"written after {steps}")
+            assert after.reason == f"written after {steps}"
+            assert (await store.transition("race1", RUNNING, "U1", expect={QUEUED, RUNNING})) is not None
+        # and what was written is on disk, not in a transaction left open
+        other = sqlite3.connect(tmp_path / "db.sqlite3")
+        try:
+            assert other.execute("SELECT reason FROM tasks WHERE id = 'race1'").fetchone()[0] == "written after 39"
+        finally:
+            other.close()
+    finally:
+        await store.close()

@@ -79,9 +79,14 @@ class SlackBot:
             log.info("connected to Slack over Socket Mode")
 
     async def _healthz(self, request: web.Request) -> web.Response:
+        """200 while the bot works; 503 when its loop, database or a task is wedged (a restart helps)."""
         running = len(self.engine.slots.holders)
         pending = self.outbox.pending if self.outbox else 0
-        return web.json_response({"ok": True, "agents_running": running, "slack_updates_pending": pending})
+        health = await self.engine.health()
+        if not health["ok"]:
+            log.warning("health check failing: %s", "; ".join(health["problems"]))
+        return web.json_response({**health, "agents_running": running, "slack_updates_pending": pending},
+                                 status=200 if health["ok"] else 503)
 
     async def stop(self) -> None:
         if self._socket is not None:

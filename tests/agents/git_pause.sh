@@ -22,5 +22,12 @@ else
   code=0
 fi
 echo "$$ $PAUSE_WHEN $*" > "$PAUSE_MARKER.tmp" && mv "$PAUSE_MARKER.tmp" "$PAUSE_MARKER"
-sleep 600
+# hold until the bot that called us is gone (the test kills it), at most 10 minutes: a shim that
+# outlived its test would be a process left running after the suite
+parent=$PPID
+i=0
+while kill -0 "$parent" 2>/dev/null && [ "$i" -lt 6000 ]; do
+  sleep 0.1
+  i=$((i + 1))
+done
 exit $code

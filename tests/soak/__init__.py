@@ -56,6 +56,7 @@ from bot.store import (
     FINISHED,
     MERGED,
     MERGING,
+    QUEUED,
     REVIEWABLE_STATES,
     RUNNING,
     Store,
@@ -84,7 +85,14 @@ class Stuck(Exception):
 
 
 class Tracker:
-    """The latest state of every task, from the engine's own StateChanged events (no polling)."""
+    """The latest state of every task, from the engine's own StateChanged events (no polling).
+
+    Its waits are progress-aware: a step may take as long as the bot keeps moving, so a long queue
+    (300 tasks behind 6 slots) is not a violation, while a wedge still is. A wait for a task fails
+    after `timeout` seconds in which either no task in the run changed state, or the task's own state
+    did not change (time it spends queued while every slot is held by another task does not count;
+    queued with a slot free does).
+    """
 
     def __init__(self) -> None:
         self.tasks: dict[str, Task] = {}
@@ -92,6 +100,11 @@ class Tracker:
         self.by_key: dict[str, str] = {}
         self.progress_events = 0
         self._changed = asyncio.Event()
+        self.last_change = time.monotonic()  # any task's state, anywhere in the run
+        self.changed_at: dict[str, float] = {}  # each task's own last state change
+        self.slots_full: Callable[[], bool] = lambda: False  # set by start_bot from the engine's slots
+        self.most_queued = 0
+        self.longest_wait = (0.0, "")  # seconds, what: the longest single step a wait took
 
     def on_event(self, event: EngineEvent) -> None:
         if isinstance(event, ProgressChanged):
@@ -101,23 +114,49 @@ class Tracker:
         task = event.task
         self.tasks[task.id] = task
         self.history[task.id].append(task.state)
+        self.last_change = self.changed_at[task.id] = time.monotonic()
+        if task.state == QUEUED:
+            self.most_queued = max(self.most_queued, sum(1 for t in self.tasks.values() if t.state == QUEUED))
         if event.previous is None and (found := KEY_RE.search(task.prompt)):
             self.by_key[found.group(1)] = task.id
         changed, self._changed = self._changed, asyncio.Event()
         changed.set()
 
-    async def wait(self, check: Callable[[], T | None], timeout: float, what: str) -> T:
-        deadline = time.monotonic() + timeout
+    def run_state(self) -> str:
+        """Where the run stands, for a Stuck message: states of all tasks, and the last change anywhere."""
+        states = Counter(t.state for t in self.tasks.values())
+        return (", ".join(f"{k} {v}" for k, v in sorted(states.items())) +
+                f"; last state change anywhere {time.monotonic() - self.last_change:.0f} s ago")
+
+    async def wait(self, check: Callable[[], T | None], timeout: float, what: str,
+                   task_id: str | None = None) -> T:
+        """`check()` until it answers; without `task_id` a fixed deadline, with it progress-aware (above)."""
+        start = time.monotonic()
+        excused = start  # the last moment the task was queued behind full slots
         while True:
             changed = self._changed
             result = check()
+            now = time.monotonic()
             if result is not None and result is not False:
+                if now - start > self.longest_wait[0]:
+                    self.longest_wait = (now - start, what.split(" (history")[0])
                 return result
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise Stuck(what)
+            if task_id is None:
+                idle, why = now - start, f"after {timeout:g} s"
+            else:
+                task = self.tasks.get(task_id)
+                if task is not None and task.state == QUEUED and self.slots_full():
+                    excused = now
+                own = now - max(start, excused, self.changed_at.get(task_id, start))
+                anywhere = now - max(start, self.last_change)
+                idle, why = max(own, anywhere), (
+                    f"its state did not change for {own:.0f} s" if own >= anywhere
+                    else f"no task changed state for {anywhere:.0f} s")
+                why += f", {now - start:.0f} s after the wait began; run: {self.run_state()}"
+            if idle >= timeout:
+                raise Stuck(f"{what} [{why}]")
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(changed.wait(), min(remaining, 1.0))
+                await asyncio.wait_for(changed.wait(), min(timeout - idle, 1.0))
 
     async def wait_state(self, task_id: str, states: Iterable[str], timeout: float) -> Task:
         wanted = frozenset(states)
@@ -127,7 +166,7 @@ class Tracker:
             return task if task is not None and task.state in wanted else None
 
         return await self.wait(reached, timeout, f"task {task_id} never reached {sorted(wanted)} "
-                                                 f"(history: {self.history.get(task_id)})")
+                                                 f"(history: {self.history.get(task_id)})", task_id)
 
 
 class LogWatch(logging.Handler):
@@ -270,6 +309,7 @@ async def start_bot(workdir: Path, *, speed: float, concurrency: int, agent_env:
     engine = Engine(settings, store, load_presets(presets_dir), builtin_hooks())
     tracker = Tracker()
     engine.subscribe(tracker.on_event)
+    tracker.slots_full = lambda: len(engine.slots.holders) >= engine.slots.limit
     slack = SlackBot(settings, engine, http=True, host="127.0.0.1", port=0)
     await slack.start()
     assert slack.outbox is not None
@@ -408,6 +448,7 @@ class Report:
     lines: list[str] = field(default_factory=list)
     violations: list[str] = field(default_factory=list)
     actions: Counter[str] = field(default_factory=Counter)
+    housekept: list[str] = field(default_factory=list)  # what housekeeping cleaned during the run
     faults: Counter[str] = field(default_factory=Counter)
     figures: dict[str, float] = field(default_factory=dict)
 
@@ -542,7 +583,7 @@ async def drive(sb: SoakBot, plan: Plan, report: Report, timeout: float, eager: 
             return now if now and now.runs > runs and now.state in REVIEWABLE_STATES else None
 
         task = await tracker.wait(rerun, timeout, f"task {task_id}: the follow-up never ran "
-                                                  f"(history: {tracker.history.get(task_id)})")
+                                                  f"(history: {tracker.history.get(task_id)})", task_id)
         if task.state == FINISHED and plan.mode != "noop":
             plan.edit_runs += 1
         review_ts = await _review(sb, task_id, timeout, eager=eager, previous=review_ts)
@@ -564,7 +605,7 @@ async def drive(sb: SoakBot, plan: Plan, report: Report, timeout: float, eager: 
 
     keys = await _click(sb, plan, report, ACTION_MERGE, review_ts)
     task = await tracker.wait(merge_settled, timeout, f"task {task_id}: the merge never settled "
-                                                      f"(history: {tracker.history.get(task_id)})")
+                                                      f"(history: {tracker.history.get(task_id)})", task_id)
     if kind == "merge" or (kind == "fail" and plan.followup):
         plan.expected = frozenset({MERGED})
         return
@@ -616,6 +657,9 @@ async def run_soak(workdir: Path, *, tasks: int = 100, seed: int = 1, concurrenc
                 log.exception("soak driver of %s failed", plan.key)
                 report.violations.append(f"{plan.key} ({plan.describe()}): the soak driver failed: {exc!r}")
 
+        # housekeeping runs all along, as the scheduler would but far more often, so its cleanup
+        # races with cancels, discards and merges: it may remove only what no open task owns
+        housekeeping = asyncio.create_task(_housekeep(sb, report))
         drivers = []
         for plan in plans:
             drivers.append(asyncio.create_task(one(plan)))
@@ -641,6 +685,9 @@ async def run_soak(workdir: Path, *, tasks: int = 100, seed: int = 1, concurrenc
                 plan.expected = frozenset({DISCARDED})
         with contextlib.suppress(TimeoutError):
             await sb.settle(timeout)
+        housekeeping.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await housekeeping
         before = len(report.violations)
         await _verify(sb, plans, report, timeout=patience)
         leftovers = set(git(sb.repo, "for-each-ref", "--format=%(refname:short)", "refs/heads/superset/").split())
@@ -664,6 +711,11 @@ async def run_soak(workdir: Path, *, tasks: int = 100, seed: int = 1, concurrenc
             f"chat.update {calls['chat.update']}, reactions {calls['reactions.add'] + calls['reactions.remove']})",
             f"fake's own 429s (budget): {sum(sb.fake.rate_limited.values())}; outbox: "
             + ", ".join(f"{k} {sb.slack.outbox.stats[k]}" for k in ("429", "coalesced", "dropped", "invalid_blocks")),
+            f"housekeeping: {report.actions['housekeeping cycle']} prune + reconcile cycles during the run, "
+            f"{report.actions['housekeeping cleaned']} leftovers cleaned, "
+            f"{report.actions['housekeeping error']} errors" + "".join(f"\n  {x}" for x in report.housekept[:8]),
+            f"queue: at most {sb.tracker.most_queued} tasks queued at once; longest step waited "
+            f"{sb.tracker.longest_wait[0]:.0f} s ({sb.tracker.longest_wait[1]})",
             f"time: {driven - started:.1f} s driving, {time.monotonic() - started:.1f} s in all; "
             f"violations found in the final check: {len(report.violations) - before}",
         ]
@@ -671,6 +723,26 @@ async def run_soak(workdir: Path, *, tasks: int = 100, seed: int = 1, concurrenc
         logging.getLogger().removeHandler(watch)
         await sb.stop()
     return report
+
+
+async def _housekeep(sb: SoakBot, report: Report, every: float = 1.5) -> None:
+    """Prune (orphans, leftovers) and reconcile over and over while the tasks run."""
+    keeper = sb.slack.housekeeper
+    while True:
+        await asyncio.sleep(every)
+        try:
+            pruned = await keeper.prune()
+            await keeper.reconcile()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.exception("soak: housekeeping failed")
+            report.violations.append(f"housekeeping raised {exc!r}")
+            continue
+        report.actions["housekeeping cycle"] += 1
+        report.actions["housekeeping cleaned"] += len(pruned.cleaned)
+        report.actions["housekeeping error"] += len(pruned.errors)
+        report.housekept += [*pruned.cleaned, *(f"error: {e}" for e in pruned.errors)]
 
 
 async def _verify(sb: SoakBot, plans: list[Plan], report: Report, timeout: float) -> None:

@@ -1,0 +1,242 @@
+"""`PYTHONPATH=tests python -m soak.crash [--tasks N] [--seed S]`: kill -9 the bot mid-run, restart it.
+
+The bot runs as `superset-bot console` in its own process group (its agents are detached, as in
+production); this process feeds it commands on stdin and reads the database. Tasks are spawned with
+the soak agent (tests/soak/agent.py) and random fates: merge, leave, discard, cancel or discard
+while queued, preparing or running, fail. Part way through, the whole bot (and any git it runs) is
+killed with SIGKILL at a random moment, then started again on the same data, and the rest goes on.
+At the end every task left for review is discarded and one `prune` runs. The invariants: every
+task ends merged or discarded; no `superset/` branch, no worktree and no folder in the worktrees
+dir is left (warm pool spares aside); every merged edit is on main.
+
+Exit code 0 when every invariant held, 1 otherwise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import random
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+
+from bot.gitworktrees import POOL_PREFIX
+from soak import AGENT, git, isolate_git, make_repo
+
+ACTIVE = {"queued", "preparing", "running", "merging", "discarding"}
+REVIEWABLE = {"finished", "failed", "cancelled", "timed_out"}
+FATES = {"merge": 35, "leave": 10, "discard": 10, "cancel_early": 12, "discard_early": 8,
+         "cancel_running": 10, "discard_running": 5, "fail": 10}
+ROOT = Path(__file__).resolve().parent.parent.parent
+
+
+class Bot:
+    """One `superset-bot console` process; its output is drained so it never blocks on a full pipe."""
+
+    def __init__(self, env: dict[str, str], log: Path) -> None:
+        self.log = log.open("a")
+        self.proc = subprocess.Popen([sys.executable, "-m", "bot.cli", "console"], stdin=subprocess.PIPE,
+                                     stdout=self.log, stderr=subprocess.STDOUT, text=True, env=env,
+                                     cwd=ROOT, start_new_session=True)
+        self.lock = threading.Lock()
+
+    def send(self, line: str) -> None:
+        with self.lock, contextlib.suppress(BrokenPipeError, ValueError):
+            assert self.proc.stdin is not None
+            self.proc.stdin.write(line + "\n")
+            self.proc.stdin.flush()
+
+    def kill9(self) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(30)
+        self.log.close()
+
+    def finish(self, timeout: float) -> int:
+        with contextlib.suppress(BrokenPipeError, ValueError):
+            assert self.proc.stdin is not None
+            self.proc.stdin.close()
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.kill9()
+            return -9
+        finally:
+            self.log.close()
+
+
+def tasks(db: Path) -> list[dict[str, object]]:
+    if not db.exists():
+        return []
+    with contextlib.closing(sqlite3.connect(db, timeout=30)) as conn:
+        conn.row_factory = sqlite3.Row
+        try:
+            return [dict(r) for r in conn.execute("SELECT * FROM tasks ORDER BY created_at")]
+        except sqlite3.OperationalError:
+            return []
+
+
+def _cwd_under(pid: str, folder: Path) -> bool:
+    try:
+        return os.readlink(f"/proc/{pid}/cwd").startswith(str(folder))
+    except OSError:
+        return False
+
+
+def _cmdline(pid: str) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")[:300]
+    except OSError:
+        return "?"
+
+
+def run(n: int, seed: int, workdir: Path, concurrency: int) -> tuple[list[str], list[str]]:
+    isolate_git(workdir)
+    rng = random.Random(seed)
+    repo = make_repo(workdir / "repos" / "demo")
+    presets = workdir / "presets"
+    presets.mkdir()
+    (presets / "soak.json").write_text(json.dumps(
+        {"description": "soak agent", "agent": {"command": [sys.executable, str(AGENT), "{prompt}"]}}))
+    data = workdir / "data"
+    db = data / "superset.sqlite3"
+    env = {"PATH": os.environ["PATH"], "HOME": str(workdir), "GIT_CONFIG_GLOBAL": os.environ["GIT_CONFIG_GLOBAL"],
+           "GIT_CONFIG_NOSYSTEM": "1", "SUPERSET_REPOS": f"demo={repo}", "SUPERSET_DATA_DIR": str(data),
+           "SUPERSET_PRESETS_DIR": str(presets), "SUPERSET_DEFAULT_PRESET": "soak",
+           "SUPERSET_MAX_CONCURRENT": str(concurrency), "SUPERSET_MIN_FREE_DISK": "1M",
+           "SUPERSET_CANCEL_GRACE": "1s", "PYTHONPATH": str(ROOT)}
+    fates = {f"t{i:03d}": rng.choices(list(FATES), weights=list(FATES.values()))[0] for i in range(n)}
+    mode = {"fail": "fail", "cancel_running": "slow", "discard_running": "slow", "cancel_early": "slow",
+            "discard_early": "slow"}
+    kill_after = rng.randrange(n // 3, 2 * n // 3)
+    started = time.monotonic()
+    bot = Bot(env, workdir / "bot.log")
+    acted: dict[str, str] = {}  # task id -> the last command sent for it (resent after the restart)
+    killed_at: dict[str, object] = {}
+    lines: list[str] = []
+
+    def act(rows: list[dict[str, object]]) -> None:
+        for row in rows:
+            tid, state = str(row["id"]), str(row["state"])
+            key = str(row["prompt"]).split()[1]
+            fate = fates[key]
+            want = None
+            if fate in ("cancel_early", "discard_early") and state in ("queued", "preparing", "running"):
+                want = "cancel" if fate == "cancel_early" else "discard"
+            elif fate in ("cancel_running", "discard_running") and state == "running":
+                want = "cancel" if fate == "cancel_running" else "discard"
+            elif fate == "merge" and state == "finished" and not row["merge_commit"]:
+                want = "merge"
+            elif fate in ("discard", "fail") and state in REVIEWABLE:
+                want = "discard"
+            if want and acted.get(tid) != want:
+                acted[tid] = want
+                bot.send(f"{want} {tid}")
+
+    for i, key in enumerate(fates):
+        bot.send(f"spawn [soak {key} {mode.get(fates[key], 'edit')}] soak task {key}")
+        time.sleep(rng.random() * 0.3)
+        act(tasks(db))
+        if i == kill_after:
+            time.sleep(rng.random() * 2)  # a random moment, not a quiet one
+            rows = tasks(db)
+            killed_at = dict(Counter(str(r["state"]) for r in rows))
+            bot.kill9()
+            lines.append(f"kill -9 after {i + 1} spawns, {time.monotonic() - started:.0f} s in; states then: "
+                         + ", ".join(f"{k} {v}" for k, v in sorted(killed_at.items())))
+            bot = Bot(env, workdir / "bot.log")
+            acted.clear()  # what the killed bot had not done yet is asked again
+            created = {str(r["prompt"]).split()[1] for r in tasks(db)}
+            lost = [k for k in list(fates)[: i + 1] if k not in created]  # still in the dead bot's stdin
+            for k in lost:
+                bot.send(f"spawn [soak {k} {mode.get(fates[k], 'edit')}] soak task {k}")
+            lines.append(f"spawns the killed bot never read, sent again: {len(lost)}")
+    deadline = time.monotonic() + 900
+    while time.monotonic() < deadline:
+        rows = tasks(db)
+        act(rows)
+        if len(rows) == n and not any(r["state"] in ACTIVE for r in rows):
+            break
+        time.sleep(0.5)
+    violations: list[str] = []
+    rows = tasks(db)
+    if len(rows) != n:
+        violations.append(f"{n} spawns but {len(rows)} tasks")
+    for row in rows:
+        if row["state"] in ACTIVE:
+            violations.append(f"task {row['id']} still {row['state']} after 15 minutes")
+    for row in rows:  # close everything left for review; nothing may linger afterwards
+        if row["state"] in REVIEWABLE:
+            bot.send(f"discard {row['id']}")
+    bot.send("prune")
+    code = bot.finish(600)
+    if code != 0:
+        violations.append(f"the console exited with {code}")
+    rows = tasks(db)
+    for row in rows:
+        if row["state"] not in ("merged", "discarded"):
+            violations.append(f"task {row['id']} ({fates[str(row['prompt']).split()[1]]}) ended {row['state']}: "
+                              f"{row['reason']}")
+        if row["state"] == "merged":
+            key = str(row["prompt"]).split()[1]
+            if git(repo, "show", f"main:soak/{key}.txt", check=False) == "":
+                violations.append(f"task {row['id']} merged, but soak/{key}.txt is not on main")
+    branches = git(repo, "for-each-ref", "--format=%(refname:short)", "refs/heads/superset/").split()
+    violations += [f"branch left: {b}" for b in branches]
+    listed = [line.removeprefix("worktree ") for line in git(repo, "worktree", "list", "--porcelain").splitlines()
+              if line.startswith("worktree ")]
+    violations += [f"worktree left: {p}" for p in listed[1:] if not Path(p).name.startswith(POOL_PREFIX)]
+    root = data / "worktrees" / "demo"
+    if root.is_dir():
+        violations += [f"folder left: {p}" for p in sorted(root.iterdir()) if not p.name.startswith(POOL_PREFIX)]
+    for _ in range(100):  # no agent (or git) may outlive its task; one being stopped gets 10 s to go
+        alive = [pid for pid in os.listdir("/proc") if pid.isdigit() and _cwd_under(pid, workdir)]
+        if not alive:
+            break
+        time.sleep(0.1)
+    else:
+        violations.append("processes still running in the soak's folders: "
+                          + "; ".join(f"{pid} {_cmdline(pid)}" for pid in alive))
+    final = dict(Counter(str(r["state"]) for r in rows))
+    lines += [f"tasks: {n}; fates: " + ", ".join(f"{k} {v}" for k, v in sorted(
+                  dict(Counter(fates.values())).items())),
+              "final states: " + ", ".join(f"{k} {v}" for k, v in sorted(final.items())),
+              f"time: {time.monotonic() - started:.0f} s"]
+    return lines, violations
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m soak.crash", description=__doc__)
+    parser.add_argument("--tasks", type=int, default=300)
+    parser.add_argument("--seed", type=int)
+    parser.add_argument("--concurrency", type=int, default=6)
+    parser.add_argument("--tmp")
+    args = parser.parse_args(sys.argv[1:] if argv is None else argv)
+    seed = args.seed if args.seed is not None else random.SystemRandom().randrange(1, 1_000_000)
+    print(f"soak.crash: seed {seed}; tasks {args.tasks}", flush=True)
+    with tempfile.TemporaryDirectory(prefix="superset-crash-", dir=args.tmp) as tmp:
+        lines, violations = run(args.tasks, seed, Path(tmp), args.concurrency)
+        for line in lines:
+            print(line, flush=True)
+        print(f"invariant violations: {len(violations)}", flush=True)
+        for v in violations[:50]:
+            print(f"  - {v}", flush=True)
+        keep = os.environ.get("SOAK_KEEP_LOG")  # a file to copy the bot's log to when something failed
+        if violations and keep:
+            shutil.copy(Path(tmp) / "bot.log", keep)
+            print(f"the bot's log: {keep}")
+    return 0 if not violations else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
