@@ -33,7 +33,7 @@ from collections import Counter, defaultdict
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import aiohttp
 from fakeslack import FakeSlack
@@ -193,6 +193,39 @@ class LogWatch(logging.Handler):
         return found
 
 
+class PostWatch:
+    """Times the outbox's thread posts (reviews, replies, cards): they are awaited and serialised per
+    channel, so under load they queue; a wait on one is excused while its channel keeps delivering."""
+
+    def __init__(self, outbox: Any) -> None:
+        self.latencies: list[float] = []
+        self.waiting: Counter[str] = Counter()  # posts under way per channel
+        self.most_waiting = 0
+        self.delivered_at: dict[str, float] = {}
+        self.slowest_review = (0.0, "")
+        inner = outbox.post
+
+        async def post(channel: str, *args: Any, **kwargs: Any) -> str:
+            began = time.monotonic()
+            self.waiting[channel] += 1
+            self.most_waiting = max(self.most_waiting, self.waiting[channel])
+            try:
+                ts = await inner(channel, *args, **kwargs)
+            finally:
+                self.waiting[channel] -= 1
+            self.delivered_at[channel] = now = time.monotonic()
+            self.latencies.append(now - began)
+            return ts
+
+        outbox.post = post
+
+    def summary(self) -> str:
+        done = sorted(self.latencies) or [0.0]
+        return (f"thread posts: {len(self.latencies)}, slowest {done[-1]:.1f} s, 95th percentile "
+                f"{done[int(len(done) * 0.95) - 1 if len(done) > 1 else 0]:.1f} s; at most {self.most_waiting} "
+                f"under way in one channel; slowest review {self.slowest_review[0]:.0f} s ({self.slowest_review[1]})")
+
+
 @dataclass
 class SoakBot(SignedRequests):
     fake: FakeSlack
@@ -203,6 +236,7 @@ class SoakBot(SignedRequests):
     settings: Settings
     http: aiohttp.ClientSession
     tracker: Tracker
+    posts: PostWatch
     counter: int = 0
 
     async def command(self, text: str, *, user: str, channel: str) -> str:
@@ -317,7 +351,8 @@ async def start_bot(workdir: Path, *, speed: float, concurrency: int, agent_env:
     slack.outbox.tier3 = TokenBucket(50 * speed / 60, 5, slack.outbox.clock)
     slack.outbox._post_rate = 1.0 * speed
     await engine.start()
-    return SoakBot(fake, slack, engine, store, repo, settings, aiohttp.ClientSession(), tracker)
+    return SoakBot(fake, slack, engine, store, repo, settings, aiohttp.ClientSession(), tracker,
+                   PostWatch(slack.outbox))
 
 
 # --------------------------------------------------------------------------- invariants
@@ -519,16 +554,27 @@ async def _review(sb: SoakBot, task_id: str, timeout: float, *, eager: bool, pre
     """The ts of the task's review once Slack shows it: people click the buttons they can see.
 
     `eager` clicks at once instead, as a `/superset merge` typed the moment the agent is done would.
+    Progress-aware like Tracker.wait: fails after `timeout` s in which the task's channel delivered no
+    thread post, or in which no post was under way there (time queued behind other posts is excused).
     """
-    deadline = time.monotonic() + timeout
+    start = excused = time.monotonic()
     while True:
         task = await _current(sb, task_id)
         if eager:
             return task.review_ts
+        now = time.monotonic()
         if task.review_ts and task.review_ts != previous and (task.channel, task.review_ts) in sb.fake.messages:
+            if now - start > sb.posts.slowest_review[0]:
+                sb.posts.slowest_review = (now - start, f"task {task_id} {task.state}")
             return task.review_ts
-        if time.monotonic() > deadline:
-            raise Stuck(f"task {task_id} ({task.state}): no review message appeared in Slack")
+        channel = task.channel or ""
+        if sb.posts.waiting[channel] > 0:
+            excused = now
+        quiet = now - max(start, sb.posts.delivered_at.get(channel, start))
+        if max(quiet, now - excused) > timeout:
+            raise Stuck(f"task {task_id} ({task.state}): no review message appeared in Slack [{now - start:.0f} s; "
+                        f"review saved: {task.review is not None}, review_ts {task.review_ts}; channel {channel}: "
+                        f"{sb.posts.waiting[channel]} posts under way, last delivered {quiet:.0f} s ago]")
         await asyncio.sleep(0.25)
 
 
@@ -715,7 +761,7 @@ async def run_soak(workdir: Path, *, tasks: int = 100, seed: int = 1, concurrenc
             f"{report.actions['housekeeping cleaned']} leftovers cleaned, "
             f"{report.actions['housekeeping error']} errors" + "".join(f"\n  {x}" for x in report.housekept[:8]),
             f"queue: at most {sb.tracker.most_queued} tasks queued at once; longest step waited "
-            f"{sb.tracker.longest_wait[0]:.0f} s ({sb.tracker.longest_wait[1]})",
+            f"{sb.tracker.longest_wait[0]:.0f} s ({sb.tracker.longest_wait[1]}); {sb.posts.summary()}",
             f"time: {driven - started:.1f} s driving, {time.monotonic() - started:.1f} s in all; "
             f"violations found in the final check: {len(report.violations) - before}",
         ]
