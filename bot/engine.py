@@ -77,6 +77,7 @@ STUCK_PREPARING = 900.0  # at least; a preset's setup timeouts may give it longe
 STUCK_CLAIM = 900.0  # merging or discarding with the merge or discard still at work
 LOST_CLAIM = 60.0  # merging or discarding with nothing at work on it in this process
 SETTLE_WAIT = 30.0  # seconds to wait for a stuck task's driver to stop once told to
+STOP_WAIT = 30.0  # seconds `stop` waits for the drivers it cancelled
 UNRECORDED_AGENT_WAIT = 10.0  # seconds an agent's supervisor may take to write its pid file
 
 Subscriber = Callable[[EngineEvent], None]
@@ -286,7 +287,14 @@ class Engine:
         drivers = list(self._drivers.values()) + list(self._background)
         for driver in drivers:
             driver.cancel()
-        await asyncio.gather(*drivers, return_exceptions=True)
+        if not drivers:
+            return
+        # a step that must finish once begun (a worktree being stored) may take a while; a shutdown
+        # that waits forever on one would wedge the service manager's stop, so say where it hangs
+        _, pending = await asyncio.wait(drivers, timeout=STOP_WAIT)
+        for job in pending:
+            log.error("%s did not stop within %.0f s of the bot stopping; left as it is (a restart "
+                      "recovers its task). %s", job.get_name(), STOP_WAIT, _stack_of(job))
 
     async def _recover(self, task: Task) -> None:
         if task.state == RUNNING and task.run_dir:

@@ -36,6 +36,7 @@ log = logging.getLogger(__name__)
 POOL_PREFIX = gw.POOL_PREFIX
 MARKER = "superset-pool.json"  # in the worktree's admin dir (.git/worktrees/<name>), never in the tree
 TEND_EVERY = 5.0  # seconds between checks of the base head (a merge by the bot pokes at once)
+STOP_WAIT = 30.0  # seconds `stop` waits for the tenders it cancelled
 RETRY_AFTER_ERROR = 30.0
 
 SetupEnv = Callable[[str, Preset, Path], dict[str, str]]
@@ -93,7 +94,10 @@ class WorktreePool:
         """Stop tending; ready entries stay on disk and are adopted by the next start."""
         for tender in self._tenders:
             tender.cancel()
-        await asyncio.gather(*self._tenders, return_exceptions=True)
+        if self._tenders:
+            _, pending = await asyncio.wait(self._tenders, timeout=STOP_WAIT)
+            for tender in pending:
+                log.error("%s did not stop within %.0f s; left as it is", tender.get_name(), STOP_WAIT)
         self._tenders.clear()
 
     def poke(self, repo_name: str) -> None:
