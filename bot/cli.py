@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import io
 import logging
 import sys
 from collections.abc import AsyncIterator, Sequence
@@ -15,6 +14,7 @@ from pathlib import Path
 from slack_sdk.errors import SlackApiError
 
 from bot import __version__
+from bot.aio import stack_of
 from bot.config import ConfigError, Settings, load_settings, missing_for_slack
 from bot.engine import Engine
 from bot.gitcmd import GitError, require_git
@@ -55,10 +55,8 @@ def task_stacks() -> str:
     tasks = sorted(asyncio.all_tasks(), key=lambda t: t.get_name())
     parts = [f"{len(tasks)} asyncio tasks:"]
     for task in tasks:
-        buffer = io.StringIO()
-        task.print_stack(limit=40, file=buffer)
         state = "cancelling" if task.cancelling() else "done" if task.done() else "pending"
-        parts.append(f"--- {task.get_name()} ({state})\n{buffer.getvalue().rstrip()}")
+        parts.append(f"--- {task.get_name()} ({state})\n{stack_of(task, limit=40)}")
     return "\n".join(parts)
 
 

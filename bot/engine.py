@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import io
 import json
 import logging
 import shutil
@@ -24,6 +23,7 @@ from typing import Any, TypeVar
 
 from bot import gitworktrees as gw
 from bot.agents import Progress, make_parser
+from bot.aio import run_to_end, stack_of
 from bot.config import Settings
 from bot.events import (
     EngineEvent,
@@ -294,7 +294,7 @@ class Engine:
         _, pending = await asyncio.wait(drivers, timeout=STOP_WAIT)
         for job in pending:
             log.error("%s did not stop within %.0f s of the bot stopping; left as it is (a restart "
-                      "recovers its task). %s", job.get_name(), STOP_WAIT, _stack_of(job))
+                      "recovers its task). %s", job.get_name(), STOP_WAIT, stack_of(job))
 
     async def _recover(self, task: Task) -> None:
         if task.state == RUNNING and task.run_dir:
@@ -428,7 +428,7 @@ class Engine:
         await self.store.add_event(task.id, BOT_ACTOR, "stuck", {"state": task.state, "for_s": round(age)})
         worker = self._drivers.get(task.id) or self._claims.get(task.id)
         log.warning("task %s: %s for %s with no progress; settling it. %s", task.id, state, format_duration(age),
-                    _stack_of(worker) if worker is not None else "Nothing in this process works on it.")
+                    stack_of(worker) if worker is not None else "Nothing in this process works on it.")
         self.publish(Milestone(current, "stuck", f"This task was {state} for {format_duration(age)} without "
                                                  "progress; the bot stopped waiting for it.", ok=False))
         if task.state in (QUEUED, PREPARING):
@@ -1347,25 +1347,12 @@ class _OutputBatcher:
             self.dropped = 0
 
 
-def _stack_of(job: asyncio.Task[Any]) -> str:
-    """Where an asyncio task waits right now, as the lines a traceback would show."""
-    buffer = io.StringIO()
-    job.print_stack(limit=30, file=buffer)
-    return buffer.getvalue().strip()
-
-
 async def _uninterrupted(coro: Awaitable[T]) -> T:
     """Run `coro` to its end even if the caller is cancelled meanwhile; then the cancel goes on.
 
     For steps whose every outcome must be recorded (git made something; the store says whose).
     """
-    job = asyncio.ensure_future(coro)
-    cancelled = False
-    while not job.done():
-        try:
-            await asyncio.shield(job)
-        except asyncio.CancelledError:
-            cancelled = True
+    job, cancelled = await run_to_end(coro)
     if cancelled:
         if not job.cancelled() and job.exception() is not None:
             log.warning("a step finished after a cancel, with an error: %s", job.exception())

@@ -22,6 +22,8 @@ from typing import Any
 
 import aiosqlite
 
+from bot.aio import run_to_end
+
 # Task states (DESIGN.md). `merging`/`discarding` are short claims that make a button act once.
 QUEUED, PREPARING, RUNNING = "queued", "preparing", "running"
 FINISHED, FAILED, CANCELLED, TIMED_OUT = "finished", "failed", "cancelled", "timed_out"
@@ -248,13 +250,7 @@ class Store:
             with contextlib.suppress(sqlite3.OperationalError):  # "no transaction is active": BEGIN had failed
                 await self._db.execute(statement)
 
-        job = asyncio.ensure_future(end())
-        cancelled = False
-        while not job.done():
-            try:
-                await asyncio.shield(job)
-            except asyncio.CancelledError:
-                cancelled = True
+        job, cancelled = await run_to_end(end())
         job.result()
         if cancelled:
             raise asyncio.CancelledError
