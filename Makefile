@@ -24,7 +24,7 @@ console: $(VENV)/.installed
 	$(BIN)/superset-bot console $(ARGS)
 
 lint: $(VENV)/.installed-dev
-	$(BIN)/ruff check bot tests $(wildcard bench)
+	$(BIN)/ruff check superset_bot bot tests $(wildcard bench) docs
 
 typecheck: $(VENV)/.installed-dev
 	$(BIN)/mypy

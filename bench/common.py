@@ -17,11 +17,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bot.config import Settings, load_settings
-from bot.engine import Engine
-from bot.hooks import Hooks, builtin_hooks
-from bot.presets import load_presets
-from bot.store import Store
+from superset_bot.config import Settings, load_settings
+from superset_bot.engine.core import Engine
+from superset_bot.plugins.hooks import Hooks, builtin_hooks
+from superset_bot.presets.core import load_presets
+from superset_bot.store import Store
 
 BENCH_DIR = Path(__file__).resolve().parent
 ROOT = BENCH_DIR.parent

@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import Table, chatty_preset, make_rig, ms, small_repo
-from bot.hooks import HookEvent, Hooks
-from bot.store import Task, new_task_id
+from superset_bot.plugins.hooks import HookEvent, Hooks
+from superset_bot.store import Task, new_task_id
 
 PLUGIN_SLEEP = 0.5
 INDEPENDENT_WITHIN = 0.05  # overhead per task at the largest N may exceed the smallest N's by this much

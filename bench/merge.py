@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 from bench.common import AGENTS, Table, agent_preset, git_sync, make_rig, secs, settled, small_repo
-from bot.store import FINISHED, MERGED, REVIEWABLE_STATES
+from superset_bot.store import FINISHED, MERGED, REVIEWABLE_STATES
 
 
 async def run(tmp: Path, *, tasks: int = 50) -> Table:

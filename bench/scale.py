@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 from bench.common import CpuWindow, Table, engine_agent_preset, make_rig, rss_mb, small_repo
-from bot.store import RUNNING
+from superset_bot.store import RUNNING
 
 TARGET_RSS_MB = 150.0
 

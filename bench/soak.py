@@ -18,12 +18,12 @@ from typing import Any
 import aiohttp
 
 from bench.common import CpuWindow, Table, bot_env, chatty_preset, ms, percentile, rss_mb, secs, small_repo
-from bot.config import load_settings
-from bot.engine import Engine
-from bot.hooks import builtin_hooks
-from bot.presets import load_presets
-from bot.slack.runtime import SlackBot
-from bot.store import ACTIVE_STATES, REVIEWABLE_STATES, RUNNING, Store
+from superset_bot.config import load_settings
+from superset_bot.engine.core import Engine
+from superset_bot.frontends.slack.runtime import SlackBot
+from superset_bot.plugins.hooks import builtin_hooks
+from superset_bot.presets.core import load_presets
+from superset_bot.store import ACTIVE_STATES, REVIEWABLE_STATES, RUNNING, Store
 
 CHANNEL = "C0TASKS"
 SIGNING_SECRET = "bench-signing-secret-0123456789"

@@ -19,8 +19,8 @@ from bench.common import (
     settled,
     synthetic_repo,
 )
-from bot.events import EngineEvent, StateChanged
-from bot.store import REVIEWABLE_STATES, RUNNING
+from superset_bot.domain.events import EngineEvent, StateChanged
+from superset_bot.store import REVIEWABLE_STATES, RUNNING
 
 TARGET_P50 = 0.3
 

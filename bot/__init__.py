@@ -1,3 +1,5 @@
-"""superset-bot: many CLI coding agents at once, each in its own git worktree, driven from Slack."""
+"""The old import name of superset_bot, kept for one release so existing plugins and presets work.
 
-__version__ = "0.1.0"
+Plugins should import from `superset_bot.plugins.hooks`; presets should run
+`python -m superset_bot.agents.demo`. Only those two old paths are kept.
+"""

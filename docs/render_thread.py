@@ -26,12 +26,12 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from fakeslack import FakeSlack  # noqa: E402
 
-from bot.config import load_settings  # noqa: E402
-from bot.engine import Engine  # noqa: E402
-from bot.hooks import builtin_hooks  # noqa: E402
-from bot.presets import load_presets  # noqa: E402
-from bot.slack.runtime import SlackBot  # noqa: E402
-from bot.store import REVIEWABLE_STATES, Store  # noqa: E402
+from superset_bot.config import load_settings  # noqa: E402
+from superset_bot.engine.core import Engine  # noqa: E402
+from superset_bot.frontends.slack.runtime import SlackBot  # noqa: E402
+from superset_bot.plugins.hooks import builtin_hooks  # noqa: E402
+from superset_bot.presets.core import load_presets  # noqa: E402
+from superset_bot.store import REVIEWABLE_STATES, Store  # noqa: E402
 
 SECRET = "render-secret"
 CHANNEL = "C0TASKS"

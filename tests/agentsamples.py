@@ -6,7 +6,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from bot.agents import AgentEvent, Progress, make_parser
+from superset_bot.agents.formats import AgentEvent, Progress, make_parser
 
 SAMPLES = Path(__file__).parent / "samples"
 

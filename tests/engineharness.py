@@ -15,13 +15,13 @@ from typing import Any
 import pytest
 from conftest import AGENTS_DIR, RepoFactory
 
-from bot.config import Settings, load_settings
-from bot.engine import Engine
-from bot.events import EngineEvent, StateChanged
-from bot.hooks import builtin_hooks
-from bot.presets import load_presets
-from bot.runner import AgentRun
-from bot.store import REVIEWABLE_STATES, RUNNING, Store
+from superset_bot.agents.runner import AgentRun
+from superset_bot.config import Settings, load_settings
+from superset_bot.domain.events import EngineEvent, StateChanged
+from superset_bot.engine.core import Engine
+from superset_bot.plugins.hooks import builtin_hooks
+from superset_bot.presets.core import load_presets
+from superset_bot.store import REVIEWABLE_STATES, RUNNING, Store
 
 
 class FakeClock:

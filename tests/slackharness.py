@@ -20,12 +20,12 @@ import pytest
 from conftest import AGENTS_DIR, RepoFactory
 from fakeslack import FakeSlack
 
-from bot.config import Settings, load_settings
-from bot.engine import Engine
-from bot.hooks import builtin_hooks
-from bot.presets import load_presets
-from bot.slack.runtime import SlackBot
-from bot.store import REVIEWABLE_STATES, Store
+from superset_bot.config import Settings, load_settings
+from superset_bot.engine.core import Engine
+from superset_bot.frontends.slack.runtime import SlackBot
+from superset_bot.plugins.hooks import builtin_hooks
+from superset_bot.presets.core import load_presets
+from superset_bot.store import REVIEWABLE_STATES, Store
 
 AGENT = str(AGENTS_DIR / "engine_agent.py")
 SIGNING_SECRET = "test-signing-secret-0123456789"

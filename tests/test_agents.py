@@ -14,7 +14,7 @@ from conftest import RepoFactory, git
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bot.agents import EVENT_KINDS, FORMATS, AgentEvent, Progress, make_parser
+from superset_bot.agents.formats import EVENT_KINDS, FORMATS, AgentEvent, Progress, make_parser
 
 PROJECT_ROOT = Path(__file__).parent.parent
 
@@ -213,7 +213,7 @@ def test_progress_snapshot_round_trip() -> None:
 def run_demo(repo: Path, prompt: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "SUPERSET_DEMO_DELAY": "0", "PYTHONPATH": str(PROJECT_ROOT)}
     return subprocess.run(
-        [sys.executable, "-m", "bot.demo_agent", prompt],
+        [sys.executable, "-m", "superset_bot.agents.demo", prompt],
         cwd=repo,
         env=env,
         capture_output=True,

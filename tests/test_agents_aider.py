@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from agentsamples import SAMPLES, run_lines
 
-from bot.agents import AgentEvent, Progress, make_parser
+from superset_bot.agents.formats import AgentEvent, Progress, make_parser
 
 
 def run(lines: list[str] | str, cwd: str = "/TMP") -> tuple[list[AgentEvent], Progress]:

@@ -14,8 +14,8 @@ import agentsamples
 import pytest
 from agentsamples import SAMPLES
 
-from bot.agents import AgentEvent, Progress, make_parser
-from bot.agents.claude import command_prefix
+from superset_bot.agents.formats import AgentEvent, Progress, make_parser
+from superset_bot.agents.formats.claude import command_prefix
 
 WORKTREE = "/srv/wt/claude-task"
 GRANT = "in the preset's agent.permissions"

@@ -15,8 +15,8 @@ from typing import Any
 import agentsamples
 from agentsamples import SAMPLES
 
-from bot.agents import AgentEvent, Progress, make_parser
-from bot.agents.codex import CARRY_IN, CARRY_OUT, api_status
+from superset_bot.agents.formats import AgentEvent, Progress, make_parser
+from superset_bot.agents.formats.codex import CARRY_IN, CARRY_OUT, api_status
 
 WORKTREE = "/srv/wt/codex-task"
 

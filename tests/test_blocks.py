@@ -12,9 +12,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bot.commands import COMMANDS
-from bot.slack import blocks as b
-from bot.store import ALL_STATES, Task
+from superset_bot.domain.commands import COMMANDS
+from superset_bot.frontends.slack import blocks as b
+from superset_bot.store import ALL_STATES, Task
 
 NOW = 1_760_000_000.0
 HOSTILE = "<!channel> <!here> <!everyone> <@U0BAD> <#C123> <http://evil.example|click> &amp; ``` *x* _y_"

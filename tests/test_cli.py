@@ -16,7 +16,7 @@ ROOT = Path(__file__).parent.parent
 
 def run_cli(args: list[str], env: dict[str, str], cwd: Path, stdin: str = "", timeout: float = 90) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "bot.cli", *args], input=stdin, capture_output=True, text=True,
+        [sys.executable, "-m", "superset_bot.cli", *args], input=stdin, capture_output=True, text=True,
         env=env, cwd=cwd, timeout=timeout,
     )
 
@@ -109,13 +109,13 @@ def test_doctor_lists_what_blocks_running(tmp_path: Path, make_repo: RepoFactory
 def test_tokens_never_reach_the_log(capfd: pytest.CaptureFixture[str]) -> None:
     import logging
 
-    from bot.cli import setup_logging
+    from superset_bot.cli import setup_logging
 
     token = "xoxb-1111-2222-abcdefSECRET"
     setup_logging("DEBUG", [token])
     try:
         logging.getLogger("slack_sdk.web").debug("Sending a request - headers: {'Authorization': 'Bearer %s'}", token)
-        logging.getLogger("bot.engine").info("task k3x9qa: running (%s)", "superset-bot")
+        logging.getLogger("superset_bot.engine.core").info("task k3x9qa: running (%s)", "superset-bot")
     finally:
         logging.getLogger().handlers.clear()
     err = capfd.readouterr().err
@@ -130,7 +130,7 @@ def test_sigusr1_logs_every_coroutine_stack(tmp_path: Path, make_repo: RepoFacto
 
     repo = make_repo("demo", {"README.md": "# demo\n"})
     env = {**base_env(tmp_path, repo), "SUPERSET_POOL_SIZE": "0"}
-    proc = subprocess.Popen([sys.executable, "-m", "bot.cli", "console"], stdin=subprocess.PIPE,
+    proc = subprocess.Popen([sys.executable, "-m", "superset_bot.cli", "console"], stdin=subprocess.PIPE,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=tmp_path)
     try:
         assert proc.stdin is not None and proc.stdout is not None

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bot.commands import Command, CommandError, parse
+from superset_bot.domain.commands import Command, CommandError, parse
 
 
 @pytest.mark.parametrize("text, expected", [

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.config import SETTINGS, ConfigError, load_settings, missing_for_slack
+from superset_bot.config import SETTINGS, ConfigError, load_settings, missing_for_slack
 
 
 @pytest.fixture

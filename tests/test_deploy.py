@@ -28,8 +28,8 @@ from typing import Any
 import pytest
 from slackharness import bot  # noqa: F401 - the fixture
 
-from bot.config import SETTINGS
-from bot.doctor import REQUIRED_BOT_SCOPES
+from superset_bot.config import SETTINGS
+from superset_bot.doctor import REQUIRED_BOT_SCOPES
 
 ROOT = Path(__file__).parent.parent
 DEPLOY = ROOT / "deploy"
@@ -284,7 +284,7 @@ def schema_problems(value: Any, spec: dict[str, Any], where: str = "") -> list[s
 
 
 def bot_sources() -> Iterator[tuple[Path, ast.Module]]:
-    for path in sorted((ROOT / "bot").rglob("*.py")):
+    for path in sorted((ROOT / "superset_bot").rglob("*.py")):
         yield path, ast.parse(path.read_text(), filename=str(path))
 
 
@@ -318,7 +318,7 @@ def code_registrations() -> dict[str, set[str]]:
 
 
 def code_methods() -> dict[str, set[str]]:
-    """Web API methods named in bot/ (string literals and slack_sdk method calls) -> where."""
+    """Web API methods named in superset_bot/ (string literals and slack_sdk method calls) -> where."""
     found: dict[str, set[str]] = {}
     for path, tree in bot_sources():
         for node in ast.walk(tree):
@@ -447,7 +447,7 @@ def test_http_manifest_points_every_url_at_slack_events() -> None:
         "/settings/event_subscriptions/request_url": EVENTS_URL,
         "/settings/interactivity/request_url": EVENTS_URL,
     }
-    runtime = (ROOT / "bot" / "slack" / "runtime.py").read_text()
+    runtime = (ROOT / "superset_bot" / "frontends" / "slack" / "runtime.py").read_text()
     assert 'web_app(path="/slack/events")' in runtime  # the path the bot serves in HTTP mode
 
 

@@ -15,8 +15,8 @@ import pytest
 from conftest import RepoFactory
 from fakeslack import DEFAULT_SCOPES, FakeSlack
 
-from bot.config import load_settings
-from bot.doctor import REQUIRED_BOT_SCOPES, mask_token, run_doctor
+from superset_bot.config import load_settings
+from superset_bot.doctor import REQUIRED_BOT_SCOPES, mask_token, run_doctor
 
 BOT_TOKEN = "xoxb-1111-2222-doctorbottokenvalue"
 APP_TOKEN = "xapp-1-A1-3333-doctorapptokenvalue"

@@ -11,7 +11,7 @@ import pytest
 from realagents.install import NPM_PACKAGES, PIP_PACKAGES, agent_bin
 from test_doctor import Setup, failures, setup, warnings  # noqa: F401  (the fixture)
 
-from bot.agent_cli import KNOWN_CLIS, argv_flags, in_tested_range, parse_version, subcommands
+from superset_bot.agents.versions import KNOWN_CLIS, argv_flags, in_tested_range, parse_version, subcommands
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -11,10 +11,19 @@ import pytest
 from conftest import git
 from engineharness import SECRET, Harness, MakeHarness, agent_preset, harness  # noqa: F401 - fixture
 
-from bot.engine import Engine, UserError
-from bot.events import EngineEvent, Milestone, OutputLines, ProgressChanged, ReviewReady
-from bot.hooks import HookEvent, builtin_hooks
-from bot.store import CANCELLED, FAILED, FINISHED, MERGED, REVIEWABLE_STATES, RUNNING, TIMED_OUT, Task
+from superset_bot.domain.events import EngineEvent, Milestone, OutputLines, ProgressChanged, ReviewReady
+from superset_bot.engine.core import Engine, UserError
+from superset_bot.plugins.hooks import HookEvent, builtin_hooks
+from superset_bot.store import (
+    CANCELLED,
+    FAILED,
+    FINISHED,
+    MERGED,
+    REVIEWABLE_STATES,
+    RUNNING,
+    TIMED_OUT,
+    Task,
+)
 
 
 async def test_spawn_review_merge_lands_on_base(harness: MakeHarness) -> None:

@@ -26,9 +26,9 @@ from conftest import AGENTS_DIR, RepoFactory, git
 from engineharness import Harness, MakeHarness, harness  # noqa: F401 - fixture
 from test_faults import PRESETS, KillableBot, killable  # noqa: F401 - fixture
 
-from bot import gitworktrees as gw
-from bot.housekeeping import Housekeeper
-from bot.store import CANCELLED, CLOSED_STATES, DISCARDED, FAILED, FINISHED, REVIEWABLE_STATES, Task
+from superset_bot.git import worktrees as gw
+from superset_bot.housekeeping.jobs import Housekeeper
+from superset_bot.store import CANCELLED, CLOSED_STATES, DISCARDED, FAILED, FINISHED, REVIEWABLE_STATES, Task
 
 PROMPT = "add a feature"
 TASK_ID = "race01"

@@ -21,8 +21,8 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 from slack_sdk.web.async_client import AsyncWebClient
 from soak import run_outage
 
-from bot.slack.blocks import validate_blocks
-from bot.slack.outbox import Outbox
+from superset_bot.frontends.slack.blocks import validate_blocks
+from superset_bot.frontends.slack.outbox import Outbox
 
 OUTAGE_SECONDS = 15.0
 

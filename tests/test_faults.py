@@ -28,8 +28,19 @@ import pytest
 from conftest import AGENTS_DIR, RepoFactory, git
 from engineharness import MakeHarness, agent_preset, harness  # noqa: F401 - fixture
 
-from bot.housekeeping import Housekeeper
-from bot.store import CANCELLED, FAILED, FINISHED, MERGED, MERGING, PREPARING, RUNNING, Store, StoreBusy, Task
+from superset_bot.housekeeping.jobs import Housekeeper
+from superset_bot.store import (
+    CANCELLED,
+    FAILED,
+    FINISHED,
+    MERGED,
+    MERGING,
+    PREPARING,
+    RUNNING,
+    Store,
+    StoreBusy,
+    Task,
+)
 
 
 def preset_running(script: str, **env: str) -> dict[str, object]:
@@ -175,7 +186,7 @@ class KillableBot:
             "SUPERSET_PRESETS_DIR": str(presets), "SUPERSET_DEFAULT_PRESET": "edit", "SUPERSET_MIN_FREE_DISK": "1M",
             "SUPERSET_POOL_SIZE": "0", "PAUSE_MARKER": str(self.marker), **pause,
         }
-        self.proc = subprocess.Popen([sys.executable, "-m", "bot.cli", "console"], stdin=subprocess.PIPE,
+        self.proc = subprocess.Popen([sys.executable, "-m", "superset_bot.cli", "console"], stdin=subprocess.PIPE,
                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
                                      cwd=Path(__file__).parent.parent, start_new_session=True)
 
@@ -349,7 +360,7 @@ def run_bot_on_small_disk(tmp_path: Path, repos: dict[str, Path], small: Path, c
         "SUPERSET_DATA_DIR": str(tmp_path / "data"), "SUPERSET_PRESETS_DIR": str(presets_dir),
         "SUPERSET_DEFAULT_PRESET": "edit", "SUPERSET_MIN_FREE_DISK": "1M", "SUPERSET_POOL_SIZE": "0",
     }
-    script = f'mount -t tmpfs -o size=2m tmpfs "{small}" && exec "{sys.executable}" -m bot.cli console'
+    script = f'mount -t tmpfs -o size=2m tmpfs "{small}" && exec "{sys.executable}" -m superset_bot.cli console'
     done = subprocess.run([*prefix, "sh", "-c", script], input="\n".join(commands) + "\n", capture_output=True,
                           text=True, env=env, cwd=Path(__file__).parent.parent, timeout=90)
     with contextlib.closing(sqlite3.connect(tmp_path / "data" / "superset.sqlite3")) as conn:

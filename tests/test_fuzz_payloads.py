@@ -33,8 +33,8 @@ from slackharness import (  # noqa: F401 - `bot` is the fixture
     bot,
 )
 
-from bot.slack import blocks as ui
-from bot.store import DISCARDED, FINISHED, MERGED
+from superset_bot.frontends.slack import blocks as ui
+from superset_bot.store import DISCARDED, FINISHED, MERGED
 
 ALICE = "U0ALICE"
 UNREADABLE = ("Traceback", 'File "/', "internal error", "failed unexpectedly", "log has the details",

@@ -1,4 +1,4 @@
-"""bot.gitcmd against real git: errors, lock retries, version checks, ref validation."""
+"""superset_bot.git.commands against real git: errors, lock retries, version checks, ref validation."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from conftest import RepoFactory, git
 
-from bot.gitcmd import (
+from superset_bot.git.commands import (
     BOT_WRITE_CONFIG,
     GitError,
     branch_exists,

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from conftest import RepoFactory, git
 
-from bot.gitcmd import GitError
-from bot.gitworktrees import (
+from superset_bot.git.commands import GitError
+from superset_bot.git.worktrees import (
     BOT_AUTHOR,
     BaseCheckoutDirty,
     MergeConflict,

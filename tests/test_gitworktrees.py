@@ -1,4 +1,4 @@
-"""bot.gitworktrees against real repos: names, create, commit, summaries, discard, list, orphans."""
+"""superset_bot.git.worktrees against real repos: names, create, commit, summaries, discard, list, orphans."""
 
 from __future__ import annotations
 
@@ -14,8 +14,8 @@ from conftest import RepoFactory, git
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bot.gitcmd import GitError
-from bot.gitworktrees import (
+from superset_bot.git.commands import GitError
+from superset_bot.git.worktrees import (
     BOT_AUTHOR,
     branch_name,
     commit_pending,

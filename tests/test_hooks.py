@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.hooks import (
+from superset_bot.plugins.hooks import (
     LIFECYCLE_EVENTS,
     ChecksResult,
     HookEvent,
@@ -20,7 +20,7 @@ from bot.hooks import (
     builtin_hooks,
     checks_plugin,
 )
-from bot.presets import parse_preset
+from superset_bot.presets.core import parse_preset
 
 
 def event(name: str = "agent_finished", **kw: object) -> HookEvent:
@@ -121,7 +121,7 @@ async def test_a_raising_plugin_is_reported_and_the_others_still_run(
     hooks = Hooks()
     hooks.register(broken, name="broken-plugin")
     hooks.register(fine)
-    with caplog.at_level(logging.WARNING, logger="bot.hooks"):
+    with caplog.at_level(logging.WARNING, logger="superset_bot.plugins.hooks"):
         bad, good = await hooks.dispatch(event(task_id="task-77"))
     assert not bad.ok and not bad.timed_out and bad.error == "RuntimeError: boom"
     assert good.ok and good.result == 7
@@ -229,7 +229,7 @@ async def test_entry_point_plugins_load_and_broken_ones_are_skipped(
     plugin_dist: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     hooks = Hooks()
-    with caplog.at_level(logging.ERROR, logger="bot.hooks"):
+    with caplog.at_level(logging.ERROR, logger="superset_bot.plugins.hooks"):
         loaded = hooks.load_entry_points()
     assert sorted(loaded) == ["factory", "fancy", "simple"]
     logged = " ".join(r.getMessage() for r in caplog.records)

@@ -24,8 +24,8 @@ from slackharness import (  # noqa: F401 - `bot` is the fixture
     preset,
 )
 
-from bot.presets import PresetError, load_presets
-from bot.store import FAILED, FINISHED
+from superset_bot.presets.core import PresetError, load_presets
+from superset_bot.store import FAILED, FINISHED
 
 HOSTILE_AGENT = str(AGENTS_DIR / "hostile_agent.py")
 API_SECRET = "sk-live-0123456789-very-secret"
@@ -196,7 +196,7 @@ def test_bad_preset_files_stop_the_bot_before_anything_runs(tmp_path: Path, make
     env = {"PATH": os.environ["PATH"], "HOME": str(tmp_path), "GIT_CONFIG_GLOBAL": os.environ["GIT_CONFIG_GLOBAL"],
            "SUPERSET_REPOS": f"demo={repo}", "SUPERSET_DATA_DIR": str(data), "SUPERSET_PRESETS_DIR": str(presets),
            "SUPERSET_DEFAULT_PRESET": "edit"}
-    result = subprocess.run([sys.executable, "-m", "bot.cli", "--env-file", str(tmp_path / "none.env"), "console"],
+    result = subprocess.run([sys.executable, "-m", "superset_bot.cli", "--env-file", str(tmp_path / "none.env"), "console"],
                             input="spawn hello\n", capture_output=True, text=True, env=env, timeout=60,
                             cwd=Path(__file__).parent.parent)
     assert result.returncode != 0

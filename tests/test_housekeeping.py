@@ -10,10 +10,10 @@ from pathlib import Path
 from conftest import git
 from engineharness import FakeClock, MakeHarness, agent_preset, harness  # noqa: F401 - fixture
 
-from bot.events import Milestone, PruneWarning
-from bot.housekeeping import Housekeeper
-from bot.scheduler import build_scheduler
-from bot.store import (
+from superset_bot.domain.events import Milestone, PruneWarning
+from superset_bot.housekeeping.jobs import Housekeeper
+from superset_bot.housekeeping.scheduler import build_scheduler
+from superset_bot.store import (
     DISCARDED,
     DISCARDING,
     FAILED,
@@ -156,8 +156,8 @@ async def test_digest_content_and_skip_when_empty(harness: MakeHarness) -> None:
     again = await keeper.build_digest()
     assert again.closed == [], "closed tasks are reported once"
 
-    from bot.slack.blocks import validate_blocks
-    from bot.slack.digest import digest_message
+    from superset_bot.frontends.slack.blocks import validate_blocks
+    from superset_bot.frontends.slack.digest import digest_message
 
     rendered = digest_message(digest, lambda t: f"https://x.slack.com/archives/C1/p{t.id}")
     assert validate_blocks(rendered.blocks) == []

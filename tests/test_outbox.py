@@ -21,8 +21,8 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 )
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.slack.blocks import validate_blocks
-from bot.slack.outbox import Outbox
+from superset_bot.frontends.slack.blocks import validate_blocks
+from superset_bot.frontends.slack.outbox import Outbox
 
 CHANNEL = "C0OUT"
 Make = Callable[..., Any]
@@ -34,7 +34,7 @@ def section(text: str) -> list[dict[str, Any]]:
 
 @pytest.fixture
 async def slack() -> AsyncIterator[Make]:
-    """make(limits=..., **outbox_options) -> (fake, outbox); the client is built as bot/slack/runtime.py does."""
+    """make(limits=..., **outbox_options) -> (fake, outbox); the client is built as superset_bot/frontends/slack/runtime.py does."""
     opened: list[tuple[FakeSlack, Outbox, aiohttp.ClientSession]] = []
 
     async def make(limits: dict[str, tuple[float, float]] | None = None, rate_limits: bool = True,

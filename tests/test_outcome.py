@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from bot.agents import AgentEvent, Progress
-from bot.outcome import decide_exit
-from bot.runner import ExitInfo
-from bot.store import CANCELLED, FAILED, FINISHED, TIMED_OUT
+from superset_bot.agents.formats import AgentEvent, Progress
+from superset_bot.agents.runner import ExitInfo
+from superset_bot.engine.outcome import decide_exit
+from superset_bot.store import CANCELLED, FAILED, FINISHED, TIMED_OUT
 
 
 def exited(code: int | None, reason: str = "exited", detail: str = "") -> ExitInfo:

@@ -12,11 +12,11 @@ from pathlib import Path
 from conftest import AGENTS_DIR, git
 from engineharness import Harness, MakeHarness, agent_preset, harness  # noqa: F401 - fixture
 
-from bot.events import Milestone
-from bot.gitworktrees import POOL_PREFIX
-from bot.housekeeping import Housekeeper
-from bot.runner import AgentRun
-from bot.store import FAILED, FINISHED, MERGED, PREPARING, QUEUED, Task, new_task_id
+from superset_bot.agents.runner import AgentRun
+from superset_bot.domain.events import Milestone
+from superset_bot.git.worktrees import POOL_PREFIX
+from superset_bot.housekeeping.jobs import Housekeeper
+from superset_bot.store import FAILED, FINISHED, MERGED, PREPARING, QUEUED, Task, new_task_id
 
 POOL = {"SUPERSET_POOL_SIZE": "2"}
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from conftest import AGENTS_DIR, git
 
-from bot.presets import (
+from superset_bot.presets.core import (
     AGENT_FORMATS,
     AgentSpec,
     Preset,
@@ -95,12 +95,12 @@ def test_every_shipped_preset_loads_cleanly() -> None:
         assert "{prompt}" in " ".join(preset.agent.command), f"{name} must pass the prompt"
     assert presets["claude-code"].agent.format == "claude-stream-json"
     assert presets["codex"].agent.format == "codex-json"
-    assert presets["demo"].agent.command[:3] == ("{python}", "-m", "bot.demo_agent")
+    assert presets["demo"].agent.command[:3] == ("{python}", "-m", "superset_bot.agents.demo")
     assert agent_argv(presets["demo"], "hi")[0] == sys.executable
 
 
 def test_agent_formats_match_the_output_parsers() -> None:
-    agents = pytest.importorskip("bot.agents")
+    agents = pytest.importorskip("superset_bot.agents.formats")
     assert tuple(AGENT_FORMATS) == tuple(agents.FORMATS)
 
 

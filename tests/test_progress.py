@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 
-from bot.agents import AgentEvent, Progress
-from bot.agents.progress import DENIALS_MAX
+from superset_bot.agents.formats import AgentEvent, Progress
+from superset_bot.agents.formats.progress import DENIALS_MAX
 
 
 def test_denials_are_distinct_bounded_and_survive_a_snapshot() -> None:

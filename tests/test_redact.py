@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bot.redact import Redactor, agent_environment, secret_values
+from superset_bot.redact import Redactor, agent_environment, secret_values
 
 
 def test_secret_values_by_name_case_insensitive_and_long_enough() -> None:

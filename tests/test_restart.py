@@ -18,7 +18,7 @@ LINES = 400
 
 
 def console(env: dict[str, str], cwd: Path, stdin: int | None = subprocess.PIPE) -> subprocess.Popen[str]:
-    return subprocess.Popen([sys.executable, "-m", "bot.cli", "console"], stdin=stdin, stdout=subprocess.PIPE,
+    return subprocess.Popen([sys.executable, "-m", "superset_bot.cli", "console"], stdin=stdin, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, env=env, cwd=cwd)
 
 
@@ -68,7 +68,7 @@ def test_kill_9_then_restart_finishes_every_task(tmp_path: Path, make_repo: Repo
     pids = [int(r["pid"]) for r in tasks(db)]  # type: ignore[call-overload]
     assert all(Path(f"/proc/{pid}").exists() for pid in pids), "agents outlive the bot"
 
-    second = subprocess.run([sys.executable, "-m", "bot.cli", "console"], input="", capture_output=True,
+    second = subprocess.run([sys.executable, "-m", "superset_bot.cli", "console"], input="", capture_output=True,
                             text=True, env=env, cwd=tmp_path, timeout=120)
     assert second.returncode == 0, second.stderr
     rows = tasks(db)

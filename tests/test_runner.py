@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from bot.redact import Redactor, agent_environment, secret_values
-from bot.runner import AgentRun, ExitInfo, RunLimits, RunnerError
+from superset_bot.agents.runner import AgentRun, ExitInfo, RunLimits, RunnerError
+from superset_bot.redact import Redactor, agent_environment, secret_values
 
 MiB = 1024 * 1024
 AGENTS_DIR = Path(__file__).parent / "agents"

@@ -26,7 +26,7 @@ from slackharness import (  # noqa: F401 - `bot` is the fixture
     preset,
 )
 
-from bot.store import FINISHED, MERGED
+from superset_bot.store import FINISHED, MERGED
 
 
 async def test_spawn_thread_review_merge(bot: Callable[..., Any]) -> None:

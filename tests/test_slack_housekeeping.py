@@ -14,7 +14,7 @@ from typing import Any
 
 from slackharness import CHANNEL, Bot, bot, buttons  # noqa: F401 - `bot` is the fixture
 
-from bot.store import PRUNED
+from superset_bot.store import PRUNED
 
 
 async def test_warning_keep_then_prune(bot: Callable[..., Any]) -> None:

@@ -29,7 +29,7 @@ from slackharness import (  # noqa: F401 - `bot` is the fixture
     preset,
 )
 
-from bot.store import CANCELLED, FINISHED, RUNNING
+from superset_bot.store import CANCELLED, FINISHED, RUNNING
 
 ALICE, ADMIN, MALLORY = "U0ALICE", "U0ADMIN", "U0MALLORY"
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from soak import ACTION_CANCEL, CHANNELS, PLANS, USERS, Stuck, make_plans, run_soak, start_bot
 
-from bot.store import CANCELLED, REVIEWABLE_STATES, RUNNING
+from superset_bot.store import CANCELLED, REVIEWABLE_STATES, RUNNING
 
 # a fixed seed whose 20 tasks meet every kind of fate (checked below), so a failure replays exactly:
 # PYTHONPATH=tests .venv/bin/python -m soak --tasks 20 --seed 49

@@ -8,7 +8,17 @@ from pathlib import Path
 
 import pytest
 
-from bot.store import FINISHED, MERGED, MERGING, QUEUED, RUNNING, Store, StoreError, Task, new_task_id
+from superset_bot.store import (
+    FINISHED,
+    MERGED,
+    MERGING,
+    QUEUED,
+    RUNNING,
+    Store,
+    StoreError,
+    Task,
+    new_task_id,
+)
 
 
 async def test_create_get_update_and_events(tmp_path: Path) -> None:

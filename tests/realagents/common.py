@@ -14,8 +14,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from bot.presets import agent_argv, parse_preset
 from realagents.install import agent_bin
+from superset_bot.presets.core import agent_argv, parse_preset
 
 PROJECT = Path(__file__).resolve().parents[2]
 PRESETS = PROJECT / "presets"

@@ -17,7 +17,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-# the versions the presets and parsers are tested with; bot.doctor warns outside them
+# the versions the presets and parsers are tested with; superset_bot.doctor warns outside them
 NPM_PACKAGES = {"claude": ("@anthropic-ai/claude-code", "2.1.197"), "codex": ("@openai/codex", "0.171.0")}
 PIP_PACKAGES = {"aider": ("aider-chat", "0.86.2")}
 

@@ -14,9 +14,9 @@ from conftest import git
 from engineharness import Harness, MakeHarness, harness  # noqa: F401 - fixture
 from fakemodels.openai_chat import FakeOpenAIChat, Reply, diff_edit
 
-from bot.events import ProgressChanged, ReviewReady
-from bot.store import FAILED, FINISHED, MERGED
 from realagents.aider import aider_env, bindir, preset_body, write_model_metadata
+from superset_bot.domain.events import ProgressChanged, ReviewReady
+from superset_bot.store import FAILED, FINISHED, MERGED
 
 
 async def start(harness: MakeHarness, tmp_path: Path, fake: FakeOpenAIChat, **env: Any) -> Harness:

@@ -19,8 +19,6 @@ from conftest import RepoFactory, git
 from engineharness import Harness, MakeHarness, harness  # noqa: F401 - fixture
 from fakemodels.anthropic import FakeAnthropic, fail, message_texts
 
-from bot.events import ProgressChanged, ReviewReady
-from bot.store import FAILED, FINISHED, MERGED
 from realagents.claude import (
     MAKEFILE,
     claude_env,
@@ -29,6 +27,8 @@ from realagents.claude import (
     preset_body,
     resumed_run,
 )
+from superset_bot.domain.events import ProgressChanged, ReviewReady
+from superset_bot.store import FAILED, FINISHED, MERGED
 
 pytestmark = pytest.mark.timeout(300)
 

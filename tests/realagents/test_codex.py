@@ -20,10 +20,10 @@ from fakemodels.openai_responses import (
     message,
 )
 
-from bot.agents import make_parser
-from bot.events import ProgressChanged, ReviewReady
-from bot.store import FAILED, FINISHED, MERGED
 from realagents import codex as real
+from superset_bot.agents.formats import make_parser
+from superset_bot.domain.events import ProgressChanged, ReviewReady
+from superset_bot.store import FAILED, FINISHED, MERGED
 
 pytestmark = pytest.mark.timeout(300)
 

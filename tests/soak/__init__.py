@@ -39,16 +39,22 @@ import aiohttp
 from fakeslack import FakeSlack
 from slackharness import SIGNING_SECRET, SignedRequests
 
-from bot.config import Settings, load_settings
-from bot.engine import Engine
-from bot.events import EngineEvent, ProgressChanged, StateChanged
-from bot.gitworktrees import POOL_PREFIX
-from bot.hooks import builtin_hooks
-from bot.presets import load_presets
-from bot.slack.blocks import ACTION_CANCEL, ACTION_DISCARD, ACTION_MERGE, STATE_EMOJI, STATE_LABEL
-from bot.slack.outbox import TokenBucket
-from bot.slack.runtime import SlackBot
-from bot.store import (
+from superset_bot.config import Settings, load_settings
+from superset_bot.domain.events import EngineEvent, ProgressChanged, StateChanged
+from superset_bot.engine.core import Engine
+from superset_bot.frontends.slack.blocks import (
+    ACTION_CANCEL,
+    ACTION_DISCARD,
+    ACTION_MERGE,
+    STATE_EMOJI,
+    STATE_LABEL,
+)
+from superset_bot.frontends.slack.outbox import TokenBucket
+from superset_bot.frontends.slack.runtime import SlackBot
+from superset_bot.git.worktrees import POOL_PREFIX
+from superset_bot.plugins.hooks import builtin_hooks
+from superset_bot.presets.core import load_presets
+from superset_bot.store import (
     CANCELLED,
     CLOSED_STATES,
     DISCARDED,
@@ -365,7 +371,7 @@ def _worktrees(repo: Path) -> set[str]:
 
 
 def _pooled(path: str) -> bool:
-    """A warm-pool worktree (SUPERSET_POOL_SIZE, bot/pool.py) belongs to the pool, not to a lost task."""
+    """A warm-pool worktree (SUPERSET_POOL_SIZE, superset_bot/engine/pool.py) belongs to the pool, not to a lost task."""
     return Path(path).name.startswith(POOL_PREFIX)
 
 

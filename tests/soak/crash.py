@@ -30,8 +30,8 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from bot.gitworktrees import POOL_PREFIX
 from soak import AGENT, git, isolate_git, make_repo
+from superset_bot.git.worktrees import POOL_PREFIX
 
 ACTIVE = {"queued", "preparing", "running", "merging", "discarding"}
 REVIEWABLE = {"finished", "failed", "cancelled", "timed_out"}
@@ -45,7 +45,7 @@ class Bot:
 
     def __init__(self, env: dict[str, str], log: Path) -> None:
         self.log = log.open("a")
-        self.proc = subprocess.Popen([sys.executable, "-m", "bot.cli", "console"], stdin=subprocess.PIPE,
+        self.proc = subprocess.Popen([sys.executable, "-m", "superset_bot.cli", "console"], stdin=subprocess.PIPE,
                                      stdout=self.log, stderr=subprocess.STDOUT, text=True, env=env,
                                      cwd=ROOT, start_new_session=True)
         self.lock = threading.Lock()

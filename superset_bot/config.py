@@ -1,0 +1,373 @@
+"""Settings, read once from the environment and `.env`, validated before anything starts.
+
+This is the only module that reads the environment: everything else gets a `Settings`.
+Errors name the variable and say what is expected, so a wrong `.env` is fixed in one go.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from dotenv import dotenv_values
+
+from superset_bot.units import parse_duration, parse_size
+
+REPO_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+SLACK_ID = re.compile(r"^[A-Z0-9]{2,}$")
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+PERMISSION_MODES = ("requester", "anyone")
+
+
+class ConfigError(Exception):
+    """One or more settings are wrong; the message has one line per problem."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__("\n".join(problems))
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One documented setting: the single source for validation, `.env.example` and README."""
+
+    name: str
+    default: str
+    help: str
+
+
+# Every setting the bot reads. `.env.example` and the README table are checked against this list.
+SETTINGS: tuple[Setting, ...] = (
+    Setting("SLACK_BOT_TOKEN", "", "Bot token (xoxb-...) from OAuth & Permissions; needed to talk to Slack."),
+    Setting("SLACK_APP_TOKEN", "", "App-level token (xapp-..., scope connections:write); when set, Socket Mode is used."),
+    Setting("SLACK_SIGNING_SECRET", "", "Signing secret from Basic Information; needed for HTTP mode (run --http)."),
+    Setting("SLACK_API_URL", "https://slack.com/api/", "Slack Web API base URL (tests point it at a local fake)."),
+    Setting("SUPERSET_REPOS", "", "Repositories agents may work in: name=/path/to/repo,other=/path/to/other."),
+    Setting("SUPERSET_DEFAULT_REPO", "", "Repo used when a command names none (default: the first in SUPERSET_REPOS)."),
+    Setting("SUPERSET_DATA_DIR", "data", "Where the database, agent logs and worktrees live."),
+    Setting("SUPERSET_PRESETS_DIR", "presets", "Directory of preset manifests (NAME.json)."),
+    Setting("SUPERSET_DEFAULT_PRESET", "claude-code", "Preset used when a command names none."),
+    Setting("SUPERSET_CHANNEL_DEFAULTS", "", "Per-channel defaults: C0123=repo:web/preset:codex;C0456=repo:api."),
+    Setting("SUPERSET_HTTP_PORT", "3000", "Port for HTTP mode (POST /slack/events, GET /healthz)."),
+    Setting("SUPERSET_MAX_CONCURRENT", "4", "Agents running at once; further tasks wait in a FIFO queue."),
+    Setting("SUPERSET_ALLOWED_USERS", "", "Slack user ids allowed to use the bot, comma-separated (empty: everyone)."),
+    Setting("SUPERSET_ALLOWED_CHANNELS", "", "Channel ids where the bot takes commands, comma-separated (empty: all)."),
+    Setting("SUPERSET_ADMINS", "", "User ids who may act on anyone's task and run prune/digest, comma-separated (empty: everyone)."),
+    Setting("SUPERSET_TASK_ACTIONS_BY", "requester", "Who may merge/discard/cancel/follow up: requester (and admins) or anyone."),
+    Setting("SUPERSET_DIGEST_CHANNEL", "", "Channel id for status digests (empty: no scheduled digest)."),
+    Setting("SUPERSET_DIGEST_CRON", "0 9 * * mon-fri", "When digests are posted (crontab: minute hour day month weekday)."),
+    Setting("SUPERSET_TIMEZONE", "UTC", "Time zone for the digest schedule, e.g. Europe/Berlin."),
+    Setting("SUPERSET_STALE_AFTER", "72h", "Idle time after which a finished task's worktree is pruned."),
+    Setting("SUPERSET_PRUNE_WARNING", "24h", "How long before pruning a task awaiting review is warned in its thread."),
+    Setting("SUPERSET_DISK_BUDGET", "", "Total size the bot's worktrees may use, e.g. 50G (empty: no budget)."),
+    Setting("SUPERSET_MIN_FREE_DISK", "1G", "Spawning is refused when free disk in the data dir is below this."),
+    Setting("SUPERSET_POOL_SIZE", "2", "Warm worktrees kept ready per repo (and per prewarm preset) for instant spawns; 0: off."),
+    Setting("SUPERSET_CANCEL_GRACE", "5s", "Time an agent gets between SIGTERM and SIGKILL when cancelled."),
+    Setting("SUPERSET_LOG_LEVEL", "INFO", "DEBUG, INFO, WARNING or ERROR."),
+)
+SETTING_NAMES = frozenset(s.name for s in SETTINGS)
+_DEFAULTS = {s.name: s.default for s in SETTINGS}
+
+
+@dataclass(frozen=True)
+class ChannelDefaults:
+    repo: str | None = None
+    preset: str | None = None
+    base: str | None = None
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the bot was configured with; immutable once loaded."""
+
+    slack_bot_token: str | None
+    slack_app_token: str | None
+    slack_signing_secret: str | None
+    slack_api_url: str
+    repos: Mapping[str, Path]
+    default_repo: str | None
+    data_dir: Path
+    presets_dir: Path
+    default_preset: str
+    channel_defaults: Mapping[str, ChannelDefaults]
+    http_port: int
+    max_concurrent: int
+    allowed_users: frozenset[str]
+    allowed_channels: frozenset[str]
+    admins: frozenset[str]
+    task_actions_by: str
+    digest_channel: str | None
+    digest_cron: str
+    timezone: str
+    stale_after: float
+    prune_warning: float
+    disk_budget: int | None
+    min_free_disk: int
+    pool_size: int
+    cancel_grace: float
+    log_level: str
+    # The process environment at start (without .env additions): what agents inherit.
+    process_env: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}), repr=False)
+
+    @property
+    def db_path(self) -> Path:
+        return self.data_dir / "superset.sqlite3"
+
+    @property
+    def worktrees_dir(self) -> Path:
+        return self.data_dir / "worktrees"
+
+    @property
+    def runs_dir(self) -> Path:
+        return self.data_dir / "runs"
+
+    def secrets(self) -> list[str]:
+        """The bot's own credentials: never given to agents, never shown anywhere."""
+        return [s for s in (self.slack_bot_token, self.slack_app_token, self.slack_signing_secret) if s]
+
+    def __repr__(self) -> str:  # tokens must never reach a log through a repr
+        return f"Settings(repos={dict(self.repos)!r}, data_dir={str(self.data_dir)!r}, ...)"
+
+
+def _split_list(value: str) -> list[str]:
+    return [item.strip() for item in value.split(",") if item.strip()]
+
+
+def _is_git_repo(path: Path) -> bool:
+    """A work tree with `.git` (dir or file, as in worktrees) or a bare repository."""
+    return (path / ".git").exists() or ((path / "HEAD").is_file() and (path / "objects").is_dir())
+
+
+def _parse_repos(value: str, problems: list[str]) -> dict[str, Path]:
+    repos: dict[str, Path] = {}
+    for item in _split_list(value):
+        name, sep, raw = item.partition("=")
+        name, raw = name.strip(), raw.strip()
+        if not sep or not name or not raw:
+            problems.append(f'SUPERSET_REPOS: "{item}" should be name=/path/to/repo')
+            continue
+        if not REPO_NAME.match(name):
+            problems.append(
+                f'SUPERSET_REPOS: repo name "{name}" may only use letters, digits, ".", "_" and "-"'
+                " and must start with a letter or digit"
+            )
+            continue
+        if name in repos:
+            problems.append(f'SUPERSET_REPOS: repo name "{name}" is given twice')
+            continue
+        path = Path(raw).expanduser()
+        if not path.is_absolute():
+            path = Path.cwd() / path
+        if not path.is_dir():
+            problems.append(f'SUPERSET_REPOS: "{name}" points to {path}, which does not exist')
+        elif not _is_git_repo(path):
+            problems.append(f'SUPERSET_REPOS: "{name}" points to {path}, which is not a git repository')
+        repos[name] = path.resolve()
+    return repos
+
+
+def _parse_channel_defaults(value: str, problems: list[str]) -> dict[str, ChannelDefaults]:
+    result: dict[str, ChannelDefaults] = {}
+    for entry in (e.strip() for e in value.split(";")):
+        if not entry:
+            continue
+        channel, sep, rest = entry.partition("=")
+        channel = channel.strip()
+        if not sep or not SLACK_ID.match(channel):
+            problems.append(
+                f'SUPERSET_CHANNEL_DEFAULTS: "{entry}" should be CHANNEL_ID=repo:NAME/preset:NAME/base:BRANCH'
+            )
+            continue
+        values: dict[str, str] = {}
+        for part in rest.split("/"):
+            key, sep, val = part.partition(":")
+            key, val = key.strip(), val.strip()
+            if not sep or key not in ("repo", "preset", "base") or not val:
+                problems.append(
+                    f'SUPERSET_CHANNEL_DEFAULTS: "{part}" for {channel} should be repo:NAME, preset:NAME or base:BRANCH'
+                )
+                continue
+            values[key] = val
+        result[channel] = ChannelDefaults(**values)
+    return result
+
+
+def _check_data_dir(path: Path, problems: list[str]) -> None:
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=path, prefix=".write-test-"):
+            pass
+    except OSError as exc:
+        problems.append(f"SUPERSET_DATA_DIR: {path} is not writable ({exc.strerror or exc}); pick a directory you own")
+
+
+def load_settings(
+    environ: Mapping[str, str] | None = None,
+    env_file: Path | None = Path(".env"),
+) -> Settings:
+    """Read settings from `environ` (default: the process env) over `env_file`; raise ConfigError."""
+    process_env = dict(os.environ if environ is None else environ)
+    file_values: dict[str, str] = {}
+    if env_file is not None and env_file.is_file():
+        file_values = {k: v for k, v in dotenv_values(env_file).items() if v is not None}
+    merged = {**file_values, **process_env}
+    problems: list[str] = []
+
+    def get(name: str) -> str:
+        return merged.get(name, _DEFAULTS[name]).strip()
+
+    def optional(name: str) -> str | None:
+        return get(name) or None
+
+    def integer(name: str, minimum: int) -> int:
+        raw = get(name)
+        try:
+            value = int(raw)
+        except ValueError:
+            problems.append(f'{name}: expected a whole number, got "{raw}"')
+            return int(_DEFAULTS[name])
+        if value < minimum:
+            problems.append(f"{name}: expected a number >= {minimum}, got {value}")
+        return value
+
+    def duration(name: str) -> float:
+        try:
+            return parse_duration(get(name))
+        except ValueError as exc:
+            problems.append(f"{name}: {exc}")
+            return parse_duration(_DEFAULTS[name])
+
+    def size(name: str) -> int | None:
+        raw = get(name)
+        if not raw:
+            return None
+        try:
+            return parse_size(raw)
+        except ValueError as exc:
+            problems.append(f"{name}: {exc}")
+            return None
+
+    def ids(name: str) -> frozenset[str]:
+        values = _split_list(get(name))
+        bad = [v for v in values if not SLACK_ID.match(v)]
+        if bad:
+            problems.append(f"{name}: {', '.join(bad)} do not look like Slack ids (e.g. U024BE7LH, C024BE91L)")
+        return frozenset(values)
+
+    bot_token, app_token = optional("SLACK_BOT_TOKEN"), optional("SLACK_APP_TOKEN")
+    if bot_token and not bot_token.startswith("xoxb-"):
+        problems.append("SLACK_BOT_TOKEN: expected a bot token starting with xoxb- (OAuth & Permissions page)")
+    if app_token and not app_token.startswith("xapp-"):
+        problems.append("SLACK_APP_TOKEN: expected an app-level token starting with xapp- (Basic Information page)")
+
+    api_url = get("SLACK_API_URL")
+    if not re.match(r"^https?://", api_url):
+        problems.append(f'SLACK_API_URL: expected an http(s) URL, got "{api_url}"')
+    elif not api_url.endswith("/"):
+        api_url += "/"
+
+    repos = _parse_repos(get("SUPERSET_REPOS"), problems)
+    default_repo = optional("SUPERSET_DEFAULT_REPO")
+    if default_repo and default_repo not in repos:
+        known = ", ".join(repos) or "none configured"
+        problems.append(f'SUPERSET_DEFAULT_REPO: "{default_repo}" is not in SUPERSET_REPOS (known: {known})')
+    if default_repo is None and repos:
+        default_repo = next(iter(repos))
+
+    data_dir = Path(get("SUPERSET_DATA_DIR")).expanduser()
+    data_dir = (data_dir if data_dir.is_absolute() else Path.cwd() / data_dir).resolve()
+    _check_data_dir(data_dir, problems)
+    presets_dir = Path(get("SUPERSET_PRESETS_DIR")).expanduser()
+    presets_dir = (presets_dir if presets_dir.is_absolute() else Path.cwd() / presets_dir).resolve()
+    if not presets_dir.is_dir():
+        problems.append(f"SUPERSET_PRESETS_DIR: {presets_dir} does not exist; point it at a directory of NAME.json presets")
+
+    port = integer("SUPERSET_HTTP_PORT", 1)
+    if port > 65535:
+        problems.append(f"SUPERSET_HTTP_PORT: expected a port between 1 and 65535, got {port}")
+
+    timezone = get("SUPERSET_TIMEZONE")
+    try:
+        ZoneInfo(timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        problems.append(f'SUPERSET_TIMEZONE: "{timezone}" is not a known time zone (e.g. UTC, Europe/Berlin)')
+
+    cron = get("SUPERSET_DIGEST_CRON")
+    if len(cron.split()) != 5:
+        problems.append(f'SUPERSET_DIGEST_CRON: expected 5 crontab fields "minute hour day month weekday", got "{cron}"')
+    else:
+        from apscheduler.triggers.cron import CronTrigger
+
+        try:
+            CronTrigger.from_crontab(cron)
+        except ValueError as exc:
+            problems.append(f'SUPERSET_DIGEST_CRON: "{cron}" is not a valid schedule ({exc})')
+
+    log_level = get("SUPERSET_LOG_LEVEL").upper()
+    if log_level not in LOG_LEVELS:
+        problems.append(f'SUPERSET_LOG_LEVEL: expected one of {", ".join(LOG_LEVELS)}, got "{log_level}"')
+    actions_by = get("SUPERSET_TASK_ACTIONS_BY").lower()
+    if actions_by not in PERMISSION_MODES:
+        problems.append(f'SUPERSET_TASK_ACTIONS_BY: expected requester or anyone, got "{actions_by}"')
+
+    digest_channel = optional("SUPERSET_DIGEST_CHANNEL")
+    if digest_channel and not SLACK_ID.match(digest_channel):
+        problems.append(f'SUPERSET_DIGEST_CHANNEL: "{digest_channel}" is not a channel id (e.g. C024BE91L)')
+
+    values: dict[str, Any] = dict(
+        slack_bot_token=bot_token,
+        slack_app_token=app_token,
+        slack_signing_secret=optional("SLACK_SIGNING_SECRET"),
+        slack_api_url=api_url,
+        repos=MappingProxyType(repos),
+        default_repo=default_repo,
+        data_dir=data_dir,
+        presets_dir=presets_dir,
+        default_preset=get("SUPERSET_DEFAULT_PRESET"),
+        channel_defaults=MappingProxyType(_parse_channel_defaults(get("SUPERSET_CHANNEL_DEFAULTS"), problems)),
+        http_port=port,
+        max_concurrent=integer("SUPERSET_MAX_CONCURRENT", 1),
+        allowed_users=ids("SUPERSET_ALLOWED_USERS"),
+        allowed_channels=ids("SUPERSET_ALLOWED_CHANNELS"),
+        admins=ids("SUPERSET_ADMINS"),
+        task_actions_by=actions_by,
+        digest_channel=digest_channel,
+        digest_cron=cron,
+        timezone=timezone,
+        stale_after=duration("SUPERSET_STALE_AFTER"),
+        prune_warning=duration("SUPERSET_PRUNE_WARNING"),
+        disk_budget=size("SUPERSET_DISK_BUDGET"),
+        min_free_disk=size("SUPERSET_MIN_FREE_DISK") or 0,
+        pool_size=integer("SUPERSET_POOL_SIZE", 0),
+        cancel_grace=duration("SUPERSET_CANCEL_GRACE"),
+        log_level=log_level,
+        process_env=MappingProxyType(process_env),
+    )
+    if problems:
+        raise ConfigError(problems)
+    return Settings(**values)
+
+
+def missing_for_slack(settings: Settings, http: bool) -> list[str]:
+    """What `run` still needs before it can talk to Slack, as sentences a person can act on."""
+    missing = []
+    if not settings.slack_bot_token:
+        missing.append("SLACK_BOT_TOKEN is not set: install the app to your workspace and copy the xoxb- token")
+    if http:
+        if not settings.slack_signing_secret:
+            missing.append("SLACK_SIGNING_SECRET is not set: HTTP mode needs it to verify requests from Slack")
+    elif not settings.slack_app_token:
+        missing.append(
+            "SLACK_APP_TOKEN is not set: Socket Mode needs an xapp- token with connections:write"
+            " (or run with --http and set SLACK_SIGNING_SECRET)"
+        )
+    if not settings.repos:
+        missing.append("SUPERSET_REPOS is not set: name at least one repository, e.g. SUPERSET_REPOS=demo=/path/to/repo")
+    return missing

@@ -1,0 +1,47 @@
+"""Who may do what: allowed users and channels, admins, and who may act on a task.
+
+Every check answers with the reason for a refusal (a sentence to show the person), or None.
+"""
+
+from __future__ import annotations
+
+from superset_bot.config import Settings
+from superset_bot.domain.commands import COMMANDS
+from superset_bot.store import Task
+
+TASK_ACTIONS = ("merge", "discard", "cancel", "followup", "update", "retry", "keep")
+
+
+class Access:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    def is_admin(self, user: str) -> bool:
+        """An empty SUPERSET_ADMINS makes everyone an admin (small teams need no roles)."""
+        return not self.settings.admins or user in self.settings.admins
+
+    def refuse_user(self, user: str, channel: str | None) -> str | None:
+        allowed_users = self.settings.allowed_users
+        if allowed_users and user not in allowed_users and user not in self.settings.admins:
+            return "You are not on this bot's list of allowed users (SUPERSET_ALLOWED_USERS); ask an admin to add you."
+        allowed_channels = self.settings.allowed_channels
+        if channel and allowed_channels and channel not in allowed_channels:
+            where = ", ".join(f"<#{c}>" for c in sorted(allowed_channels))
+            return f"The bot does not take commands in this channel. Use it in {where} (SUPERSET_ALLOWED_CHANNELS)."
+        return None
+
+    def refuse_action(self, user: str, task: Task, action: str) -> str | None:
+        """Merge, discard, cancel, follow-up: the requester and admins (or anyone, if so configured)."""
+        if self.settings.task_actions_by == "anyone" or user == task.requester or self.is_admin(user):
+            return None
+        return (f"Only <@{task.requester}> (who started task `{task.id}`) or an admin can {action} it. "
+                "Ask them, or an admin listed in SUPERSET_ADMINS.")
+
+    def refuse_command(self, user: str, command: str) -> str | None:
+        spec = next((c for c in COMMANDS if c.name == command), None)
+        if spec is not None and spec.admin_only and not self.is_admin(user):
+            return f"`{command}` is for admins (SUPERSET_ADMINS)."
+        return None
+
+    def allowed_commands(self, user: str) -> list[str]:
+        return [c.name for c in COMMANDS if not c.admin_only or self.is_admin(user)]

@@ -1,0 +1,71 @@
+"""Typed events the engine publishes; front ends (console, Slack) render them.
+
+Events carry the task as stored *after* the change, so a subscriber never has to ask again.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from superset_bot.store import Task
+
+
+@dataclass(frozen=True)
+class EngineEvent:
+    task: Task
+
+
+@dataclass(frozen=True)
+class StateChanged(EngineEvent):
+    """A stored state transition (already written to the store when published)."""
+
+    previous: str | None
+    actor: str
+    reason: str | None = None
+
+
+@dataclass(frozen=True)
+class QueuePosition(EngineEvent):
+    """The task waits for a free agent slot; position 1 is next."""
+
+    position: int
+
+
+@dataclass(frozen=True)
+class OutputLines(EngineEvent):
+    """New output of setup or the agent, redacted; batched, and `dropped` lines were skipped."""
+
+    lines: tuple[str, ...]
+    source: str = "agent"  # "setup" | "agent" | "checks"
+    dropped: int = 0
+
+
+@dataclass(frozen=True)
+class ProgressChanged(EngineEvent):
+    """Throttled snapshot of the agent's progress (see agents.Progress.snapshot)."""
+
+    progress: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Milestone(EngineEvent):
+    """Something a person following the task wants to hear about, as one sentence."""
+
+    kind: str  # worktree_ready | setup_done | agent_started | checks | followup | plugin_failed | ...
+    text: str
+    ok: bool = True
+
+
+@dataclass(frozen=True)
+class ReviewReady(EngineEvent):
+    """The agent's work is ready to review: a JSON-able review (see engine.Review.to_dict)."""
+
+    review: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class PruneWarning(EngineEvent):
+    """The task's worktree will be pruned after `grace_s` unless someone keeps it."""
+
+    grace_s: float = 0.0
