@@ -46,9 +46,9 @@ unit: $(VENV)/.installed-dev agent-clis
 test: lint typecheck unit
 
 bench: $(VENV)/.installed-dev
-	@if [ -f bench/__main__.py ]; then $(BIN)/python -m bench; else echo "no benchmarks yet (bench/ is issue 7)"; fi
+	$(BIN)/python -m bench
 
-# issue 8: 100 tasks with random cancels, merges, discards, follow-ups and Slack 429/500 answers, then
+# 100 tasks with random cancels, merges, discards, follow-ups and Slack 429/500 answers, then
 # Slack down and failing for 2 minutes; prints the seed (replay: make soak SOAK_ARGS="--seed N")
 soak: $(VENV)/.installed-dev
 	PYTHONPATH=tests $(BIN)/python -m soak --tasks 100 --outage 120 $(SOAK_ARGS)

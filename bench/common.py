@@ -20,7 +20,7 @@ from typing import Any
 from superset_bot.config import Settings, load_settings
 from superset_bot.engine.core import Engine
 from superset_bot.plugins.hooks import Hooks, builtin_hooks
-from superset_bot.presets.core import load_presets
+from superset_bot.presets import load_presets
 from superset_bot.store import Store
 
 BENCH_DIR = Path(__file__).resolve().parent
@@ -263,7 +263,7 @@ class Rig:
 
 
 async def cancel_runs(engine: Engine) -> None:
-    runs = list(engine._runs.values())
+    runs = list(engine.running_agents().values())
     await asyncio.gather(*(run.cancel(0.5) for run in runs), return_exceptions=True)
 
 
@@ -280,6 +280,6 @@ async def make_rig(tmp: Path, repo: Path, presets: dict[str, dict[str, Any]], *,
 async def settled(engine: Engine, task_id: str, states: Iterable[str], timeout: float = 120) -> None:
     """Wait for a state, then for the task's driver (review posted) to finish."""
     await engine.wait_for(task_id, states, timeout=timeout)
-    driver = engine._drivers.get(task_id)
+    driver = engine.driver_of(task_id)
     if driver is not None:
         await asyncio.wait_for(asyncio.shield(driver), timeout)

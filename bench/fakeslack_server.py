@@ -16,7 +16,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
-from fakeslack import FakeSlack  # noqa: E402 - tests/ is not a package
+from support.fakeslack import FakeSlack  # noqa: E402 - tests/ is not a package
 
 RESPONSE_KEYS = 20_000
 

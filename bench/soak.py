@@ -22,7 +22,7 @@ from superset_bot.config import load_settings
 from superset_bot.engine.core import Engine
 from superset_bot.frontends.slack.runtime import SlackBot
 from superset_bot.plugins.hooks import builtin_hooks
-from superset_bot.presets.core import load_presets
+from superset_bot.presets import load_presets
 from superset_bot.store import ACTIVE_STATES, REVIEWABLE_STATES, RUNNING, Store
 
 CHANNEL = "C0TASKS"
@@ -162,7 +162,7 @@ async def run(tmp: Path, *, agents: int = 20, seconds: float = 20.0, rate: int =
         for task in tasks:
             await engine.wait_for(task.id, REVIEWABLE_STATES, timeout=120)
         for task in tasks:
-            driver = engine._drivers.get(task.id)
+            driver = engine.driver_of(task.id)
             if driver is not None:
                 await asyncio.wait_for(asyncio.shield(driver), 120)
         assert slack.frontend is not None and slack.outbox is not None
@@ -170,15 +170,16 @@ async def run(tmp: Path, *, agents: int = 20, seconds: float = 20.0, rate: int =
         await slack.outbox.flush(300)
         settle_s = time.monotonic() - settle_start
         final = [await engine.get(t.id) for t in tasks]
-        after = await fake.stats([[CHANNEL, t.status_ts] for t in final if t.status_ts])
+        cards = {t.id: ids.status_ts for t in final if (ids := slack.frontend.messages.get(t.id)) and ids.status_ts}
+        after = await fake.stats([[CHANNEL, ts] for ts in cards.values()])
         for task in final:
-            card = after["messages"].get(f"{CHANNEL}/{task.status_ts}")
+            card = after["messages"].get(f"{CHANNEL}/{cards.get(task.id)}")
             if card is None or task.state not in card["blocks"].lower():
                 stale.append(task.id)
         outbox_stats = dict(slack.outbox.stats)
     finally:
         logging.getLogger().removeHandler(watcher)
-        for run in list(engine._runs.values()):
+        for run in list(engine.running_agents().values()):
             with contextlib.suppress(Exception):
                 await run.cancel(0.5)
         await commands.close()

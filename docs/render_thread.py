@@ -1,6 +1,6 @@
 """Render README's picture of a task thread from a real run against the fake Slack.
 
-Runs the bot in HTTP mode against tests/fakeslack.py with the demo preset in a temporary repo,
+Runs the bot in HTTP mode against tests/support/fakeslack/ with the demo preset in a temporary repo,
 sends a signed `/superset spawn`, waits for the review, and draws the channel message and its
 thread as an SVG (docs/thread.svg). Usage: .venv/bin/python docs/render_thread.py
 """
@@ -24,13 +24,13 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
-from fakeslack import FakeSlack  # noqa: E402
+from support.fakeslack import FakeSlack  # noqa: E402
 
 from superset_bot.config import load_settings  # noqa: E402
 from superset_bot.engine.core import Engine  # noqa: E402
 from superset_bot.frontends.slack.runtime import SlackBot  # noqa: E402
 from superset_bot.plugins.hooks import builtin_hooks  # noqa: E402
-from superset_bot.presets.core import load_presets  # noqa: E402
+from superset_bot.presets import load_presets  # noqa: E402
 from superset_bot.store import REVIEWABLE_STATES, Store  # noqa: E402
 
 SECRET = "render-secret"
@@ -141,7 +141,8 @@ async def render(tmp: str, repo: Path) -> None:
         await bot.frontend.wait_jobs()
         await bot.outbox.flush(60)
         task = await engine.get(task.id)
-        thread = fake.thread(CHANNEL, task.thread_ts or "")
+        ids = bot.frontend.messages.get(task.id)
+        thread = fake.thread(CHANNEL, ids.thread_ts if ids else "")
         messages = [("superset (in #agents)" if i == 0 else "superset (thread reply)", block_lines(m.blocks, m.text))
                     for i, m in enumerate(thread)]
         out = ROOT / "docs" / "thread.svg"

@@ -7,21 +7,19 @@ import asyncio
 import contextlib
 import logging
 import sys
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Sequence
 from pathlib import Path
 
 from slack_sdk.errors import SlackApiError
 
 from superset_bot import __version__
 from superset_bot.aio import stack_of
+from superset_bot.composition import open_runtime
 from superset_bot.config import ConfigError, Settings, load_settings, missing_for_slack
-from superset_bot.engine.core import Engine
-from superset_bot.git.commands import GitError, require_git
-from superset_bot.plugins.hooks import builtin_hooks
-from superset_bot.presets.core import PresetError, load_presets
+from superset_bot.git.commands import GitError
+from superset_bot.presets import PresetError
 from superset_bot.redact import Redactor
-from superset_bot.store import Store, StoreError
+from superset_bot.store import StoreError
 
 log = logging.getLogger("bot")
 
@@ -71,65 +69,36 @@ def dump_stacks_on_signal(loop: asyncio.AbstractEventLoop) -> None:
         loop.add_signal_handler(signal.SIGUSR1, dump)
 
 
-@asynccontextmanager
-async def open_engine(settings: Settings) -> AsyncIterator[Engine]:
-    """Check git, open the store, load presets and plugins; always close the store.
-
-    The caller starts the engine (`await engine.start()`) once its front end has subscribed, so
-    what happens while tasks are recovered (a review of an agent that ended meanwhile) is seen.
-    """
-    await require_git()
-    presets = load_presets(settings.presets_dir)
-    hooks = builtin_hooks()
-    loaded = hooks.load_entry_points()
-    if loaded:
-        log.info("plugins loaded: %s", ", ".join(loaded))
-    store = await Store.open(settings.db_path)
-    engine = Engine(settings, store, presets, hooks)
-    try:
-        yield engine
-    finally:
-        await engine.stop()
-        await store.close()
-
-
 async def _run_slack(settings: Settings, http: bool) -> int:
     import signal
 
     from superset_bot.frontends.slack.runtime import SlackBot
-    from superset_bot.housekeeping.jobs import Housekeeper
-    from superset_bot.housekeeping.scheduler import build_scheduler
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     dump_stacks_on_signal(loop)
-    async with open_engine(settings) as engine:
-        housekeeper = Housekeeper(engine)
-        bot = SlackBot(settings, engine, http=http, housekeeper=housekeeper)
-        scheduler = build_scheduler(housekeeper)
+    async with open_runtime(settings) as runtime:
+        bot = SlackBot(settings, runtime.engine, http=http, housekeeper=runtime.housekeeper, service=runtime.service)
         try:
             await bot.start()
-            await engine.start()  # after the front end subscribed: recovery's events reach Slack
-            scheduler.start()
+            await runtime.start()  # after the front end subscribed: recovery's events reach Slack
             log.info("superset-bot is running (%s); Ctrl-C stops it, agents keep running",
                      "HTTP" if http else "Socket Mode")
             await stop.wait()
             log.info("stopping; running agents stay alive and are picked up at the next start")
         finally:
-            if scheduler.running:
-                scheduler.shutdown(wait=False)
             await bot.stop()
     return 0
 
 
 async def _console(settings: Settings) -> int:
-    from superset_bot.frontends.console import run_console
+    from superset_bot.frontends.console import CONSOLE_USER, run_console
 
     dump_stacks_on_signal(asyncio.get_running_loop())
-    async with open_engine(settings) as engine:
-        await run_console(engine)
+    async with open_runtime(settings, operators={CONSOLE_USER}) as runtime:
+        await run_console(runtime)
     return 0
 
 

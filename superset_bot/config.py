@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from dotenv import dotenv_values
 
+from superset_bot.git.naming import BadBranchName, check_branch_name
 from superset_bot.units import parse_duration, parse_size
 
 REPO_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
@@ -194,6 +195,13 @@ def _parse_channel_defaults(value: str, problems: list[str]) -> dict[str, Channe
                     f'SUPERSET_CHANNEL_DEFAULTS: "{part}" for {channel} should be repo:NAME, preset:NAME or base:BRANCH'
                 )
                 continue
+            if key == "base":
+                try:
+                    check_branch_name(val)
+                except BadBranchName as exc:
+                    problems.append(f'SUPERSET_CHANNEL_DEFAULTS: base "{val}" for {channel} is not a valid branch '
+                                    f"name: {exc.reason}")
+                    continue
             values[key] = val
         result[channel] = ChannelDefaults(**values)
     return result

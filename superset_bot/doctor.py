@@ -33,8 +33,8 @@ from superset_bot.agents.versions import (
 )
 from superset_bot.config import ConfigError, Settings, load_settings
 from superset_bot.git.commands import GitError, default_branch, git_version, is_git_repo, run_git
-from superset_bot.git.worktrees import is_dirty
-from superset_bot.presets.core import Preset, PresetError, agent_argv, scan_presets
+from superset_bot.git.diff import is_dirty
+from superset_bot.presets import Preset, PresetError, agent_argv, scan_presets
 from superset_bot.redact import Redactor
 from superset_bot.units import format_size
 

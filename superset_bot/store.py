@@ -2,7 +2,8 @@
 
 One long-lived connection does all writes; each transaction holds an asyncio lock and runs
 `BEGIN IMMEDIATE ... COMMIT`, so state changes are atomic and compare-and-swap transitions
-(`transition(..., expect=...)`) make a double click or a retried request act once.
+(`transition(..., expect=...)`) make a double click or a retried request act once; a move the
+state machine has no arrow for (domain/state.py TRANSITIONS) is refused in the same transaction.
 The connection must be closed on shutdown: aiosqlite's worker thread would keep the process alive.
 """
 
@@ -16,22 +17,34 @@ import sqlite3
 import time
 from collections.abc import AsyncIterator, Iterable, Mapping
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, fields, replace
+from dataclasses import fields, replace
 from pathlib import Path
 from typing import Any
 
 import aiosqlite
 
 from superset_bot.aio import run_to_end
+from superset_bot.domain.state import (
+    ACTIVE,
+    ALL,
+    CLOSED,
+    REVIEWABLE,
+    TRANSIENT,
+    TaskState,
+    UnknownState,
+    decode_state,
+    encode_state,
+)
+from superset_bot.domain.task import Event, Task
 
-# Task states (DESIGN.md). `merging`/`discarding` are short claims that make a button act once.
-QUEUED, PREPARING, RUNNING = "queued", "preparing", "running"
-FINISHED, FAILED, CANCELLED, TIMED_OUT = "finished", "failed", "cancelled", "timed_out"
-MERGING, MERGED, DISCARDING, DISCARDED, PRUNED = "merging", "merged", "discarding", "discarded", "pruned"
-ACTIVE_STATES = frozenset({QUEUED, PREPARING, RUNNING})
-REVIEWABLE_STATES = frozenset({FINISHED, FAILED, CANCELLED, TIMED_OUT})
-CLOSED_STATES = frozenset({MERGED, DISCARDED, PRUNED})
-ALL_STATES = ACTIVE_STATES | REVIEWABLE_STATES | CLOSED_STATES | {MERGING, DISCARDING}
+# Task states (domain/state.py has the enum and its transition table). These names stay for the
+# many modules that import them from here; they are the enum's members, which are strings.
+QUEUED, PREPARING, RUNNING = TaskState.QUEUED, TaskState.PREPARING, TaskState.RUNNING
+FINISHED, FAILED, CANCELLED, TIMED_OUT = TaskState.FINISHED, TaskState.FAILED, TaskState.CANCELLED, TaskState.TIMED_OUT
+MERGING, MERGED = TaskState.MERGING, TaskState.MERGED
+DISCARDING, DISCARDED, PRUNED = TaskState.DISCARDING, TaskState.DISCARDED, TaskState.PRUNED
+ACTIVE_STATES, REVIEWABLE_STATES, CLOSED_STATES = ACTIVE, REVIEWABLE, CLOSED
+TRANSIENT_STATES, ALL_STATES = TRANSIENT, ALL
 
 BUSY_TIMEOUT = 30.0  # seconds a write waits for another process's lock before giving up
 _ID_ALPHABET = "23456789abcdefghjkmnpqrstuvwxyz"  # no 0/1/i/l/o: easy to read aloud and type
@@ -39,52 +52,6 @@ _ID_ALPHABET = "23456789abcdefghjkmnpqrstuvwxyz"  # no 0/1/i/l/o: easy to read a
 
 def new_task_id() -> str:
     return "".join(secrets.choice(_ID_ALPHABET) for _ in range(6))
-
-
-@dataclass(frozen=True)
-class Task:
-    id: str
-    repo: str
-    prompt: str
-    preset: str
-    state: str = QUEUED
-    requester: str = ""
-    branch: str | None = None
-    base_branch: str | None = None
-    base_commit: str | None = None
-    worktree: str | None = None
-    channel: str | None = None
-    thread_ts: str | None = None
-    status_ts: str | None = None  # the status card in the thread
-    review_ts: str | None = None  # the latest review message (its buttons are removed once closed)
-    pid: int | None = None
-    exit_code: int | None = None
-    reason: str | None = None
-    run_dir: str | None = None
-    log_pos: int = 0
-    runs: int = 0
-    session_id: str | None = None
-    pending_prompt: str | None = None  # a follow-up waiting for a slot (survives restarts)
-    closed_by: str | None = None
-    merge_commit: str | None = None
-    progress: str | None = None  # JSON snapshot of the agent's progress
-    review: str | None = None  # JSON of the last review summary
-    created_at: float = 0.0
-    updated_at: float = 0.0
-    started_at: float | None = None
-    finished_at: float | None = None
-    last_activity: float = 0.0
-    prune_warned_at: float | None = None  # when the thread was told this worktree will be pruned
-
-
-@dataclass(frozen=True)
-class Event:
-    id: int
-    task_id: str | None
-    actor: str
-    action: str
-    detail: dict[str, Any]
-    created_at: float
 
 
 TASK_COLUMNS = tuple(f.name for f in fields(Task))
@@ -149,6 +116,25 @@ _MIGRATIONS: tuple[str, ...] = (
     """
     ALTER TABLE tasks ADD COLUMN prune_warned_at REAL;
     """,
+    # 4: Slack's message ids leave the task record. The Slack front end owns slack_messages
+    # (frontends/slack/messages.py reads and writes it); it is created here so that the ids of tasks
+    # in flight are moved before the columns that held them are dropped.
+    """
+    CREATE TABLE slack_messages (
+        task_id TEXT PRIMARY KEY,
+        channel TEXT NOT NULL,
+        thread_ts TEXT NOT NULL,
+        status_ts TEXT,
+        review_ts TEXT
+    );
+    INSERT INTO slack_messages (task_id, channel, thread_ts, status_ts, review_ts)
+        SELECT id, channel, thread_ts, status_ts, review_ts FROM tasks WHERE channel <> '' AND thread_ts <> '';
+    DROP INDEX tasks_thread;
+    ALTER TABLE tasks DROP COLUMN thread_ts;
+    ALTER TABLE tasks DROP COLUMN status_ts;
+    ALTER TABLE tasks DROP COLUMN review_ts;
+    CREATE INDEX tasks_channel ON tasks(channel);
+    """,
 )
 
 
@@ -158,6 +144,19 @@ class StoreError(Exception):
 
 class StoreBusy(StoreError):
     """Another process held the database's write lock for longer than the bot waits."""
+
+
+class IllegalTransition(StoreError):
+    """A move the state machine (domain/state.py TRANSITIONS) has no arrow for; nothing was written."""
+
+    def __init__(self, task_id: str, previous: TaskState, state: TaskState) -> None:
+        allowed = ", ".join(sorted(previous.successors)) or "nothing: it is closed"
+        super().__init__(f"task {task_id} cannot move from {previous} to {state} (from {previous} it may go to {allowed})")
+        self.task_id, self.previous, self.state = task_id, previous, state
+
+
+class CorruptTask(StoreError):
+    """A stored task row the bot cannot read (an unknown state: a newer bot wrote it, or a hand edit)."""
 
 
 class Store:
@@ -258,25 +257,21 @@ class Store:
     # tasks
 
     async def create_task(self, task: Task, actor: str, detail: Mapping[str, Any] | None = None) -> Task:
+        try:
+            state = decode_state(task.state, task.id)
+        except UnknownState as exc:
+            raise StoreError(f"{exc}; nothing was stored") from None
         now = self.clock()
-        task = replace(task, created_at=now, updated_at=now, last_activity=now)
+        task = replace(task, state=state, created_at=now, updated_at=now, last_activity=now)
         cols = ", ".join(TASK_COLUMNS)
         marks = ", ".join("?" for _ in TASK_COLUMNS)
         async with self.transaction() as db:
-            await db.execute(f"INSERT INTO tasks ({cols}) VALUES ({marks})", [getattr(task, c) for c in TASK_COLUMNS])
-            await self._append(db, task.id, actor, "created", {"state": task.state, **(detail or {})}, now)
+            await db.execute(f"INSERT INTO tasks ({cols}) VALUES ({marks})", _row_values(task))
+            await self._append(db, task.id, actor, "created", {"state": task.state.value, **(detail or {})}, now)
         return task
 
     async def get_task(self, task_id: str) -> Task | None:
         async with self._db.execute("SELECT * FROM tasks WHERE id = ?", (task_id,)) as cur:
-            row = await cur.fetchone()
-        return _task(row) if row else None
-
-    async def find_by_thread(self, channel: str, thread_ts: str) -> Task | None:
-        async with self._db.execute(
-            "SELECT * FROM tasks WHERE channel = ? AND thread_ts = ? ORDER BY created_at DESC LIMIT 1",
-            (channel, thread_ts),
-        ) as cur:
             row = await cur.fetchone()
         return _task(row) if row else None
 
@@ -292,7 +287,7 @@ class Store:
     ) -> list[Task]:
         where, args = [], []
         if states is not None:
-            state_list = list(states)
+            state_list = [s.value if isinstance(s, TaskState) else s for s in states]
             where.append(f"state IN ({', '.join('?' for _ in state_list)})")
             args.extend(state_list)
         for column, value in (("repo", repo), ("requester", requester), ("channel", channel)):
@@ -310,7 +305,7 @@ class Store:
         return [_task(r) for r in rows]
 
     async def update_task(self, task_id: str, **changes: Any) -> Task:
-        """Change fields that are not the state (progress, log position, message ts...)."""
+        """Change fields that are not the state (progress, log position, review...)."""
         if "state" in changes:
             raise StoreError("use transition() to change a task's state")
         async with self.transaction() as db:
@@ -320,26 +315,35 @@ class Store:
     async def transition(
         self,
         task_id: str,
-        state: str,
+        state: TaskState | str,
         actor: str,
         *,
         expect: Iterable[str] | None = None,
         detail: Mapping[str, Any] | None = None,
         **changes: Any,
     ) -> Task | None:
-        """Move a task to `state` and log it, atomically; None when its state was not in `expect`."""
-        if state not in ALL_STATES:
-            raise StoreError(f"unknown state {state!r}")
+        """Move a task to `state` and log it, atomically; None when its state was not in `expect`.
+
+        `expect` is the caller's compare-and-swap guard (a lost race answers None); a move the
+        state machine forbids raises IllegalTransition, in the same transaction, writing nothing.
+        """
+        try:
+            target = decode_state(state)
+        except UnknownState:
+            raise StoreError(f"unknown state {state!r}") from None
         async with self.transaction() as db:
             async with db.execute("SELECT state FROM tasks WHERE id = ?", (task_id,)) as cur:
                 row = await cur.fetchone()
             if row is None:
                 raise StoreError(f"no task {task_id}")
-            previous = row[0]
+            previous = _decode_state(row[0], task_id)
             if expect is not None and previous not in set(expect):
                 return None
-            task = await self._update(db, task_id, {**changes, "state": state})
-            await self._append(db, task_id, actor, state, {"from": previous, **(detail or {})}, self.clock())
+            if not previous.may_become(target):
+                raise IllegalTransition(task_id, previous, target)
+            task = await self._update(db, task_id, {**changes, "state": target})
+            await self._append(db, task_id, actor, target.value, {"from": previous.value, **(detail or {})},
+                               self.clock())
         return task
 
     async def _update(self, db: aiosqlite.Connection, task_id: str, changes: Mapping[str, Any]) -> Task:
@@ -348,6 +352,8 @@ class Store:
             raise StoreError(f"unknown task fields: {', '.join(sorted(unknown))}")
         now = self.clock()
         values = {**changes, "updated_at": now}
+        if "state" in values:
+            values["state"] = encode_state(values["state"])
         if "last_activity" not in values:
             values["last_activity"] = now
         assignments = ", ".join(f"{c} = ?" for c in values)
@@ -394,6 +400,13 @@ class Store:
             for r in rows
         ]
 
+    # tables a front end owns (the Slack front end's slack_messages)
+
+    async def fetch_all(self, sql: str, args: Iterable[Any] = ()) -> list[aiosqlite.Row]:
+        """The rows of one read-only query; writes go through `transaction()`."""
+        async with self._db.execute(sql, tuple(args)) as cur:
+            return list(await cur.fetchall())
+
     # small key/value state
 
     async def get_meta(self, key: str) -> str | None:
@@ -410,7 +423,23 @@ class Store:
 
 
 def _task(row: aiosqlite.Row) -> Task:
-    return Task(**{c: row[c] for c in TASK_COLUMNS})
+    """A stored row as a Task; CorruptTask (naming it) when its state is none the bot knows."""
+    values = {c: row[c] for c in TASK_COLUMNS}
+    values["state"] = _decode_state(values["state"], values["id"])
+    return Task(**values)
+
+
+def _decode_state(value: object, task_id: str) -> TaskState:
+    try:
+        return decode_state(value, task_id)
+    except UnknownState as exc:
+        raise CorruptTask(f"{exc}; it was written by another superset-bot version or edited by hand. "
+                          "Upgrade the bot, or set the task's state to a known one with sqlite3") from None
+
+
+def _row_values(task: Task) -> list[Any]:
+    """The task's column values as stored: the state as its string."""
+    return [encode_state(task.state) if c == "state" else getattr(task, c) for c in TASK_COLUMNS]
 
 
 def _split_sql(script: str) -> list[str]:

@@ -1,4 +1,5 @@
-"""Shared fixtures: a private git config and real repositories in temp dirs."""
+"""Shared fixtures: a private git config, real repositories in temp dirs, and the harnesses'
+fixtures (tests/support/), registered once here; and no process a test started outlives the suite."""
 
 from __future__ import annotations
 
@@ -8,9 +9,13 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from support.procs import left_running
 
 TESTS_DIR = Path(__file__).parent
 AGENTS_DIR = TESTS_DIR / "agents"
+
+# the fixtures every test may ask for by name: harness, bot, killable, setup
+pytest_plugins = ["support.engineharness", "support.slackharness", "support.faultbot", "support.doctorsetup"]
 
 
 @pytest.fixture(autouse=True, scope="session")
@@ -31,6 +36,16 @@ def _isolated_git_config(tmp_path_factory: pytest.TempPathFactory) -> Iterator[N
             os.environ.pop(key, None)
         else:
             os.environ[key] = value
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _nothing_outlives_the_suite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """At the end, no process may still run in the suite's temp dirs (agents, git, bots: each test
+    stops what it started). One being stopped gets 10 s; anything left fails the run, named."""
+    yield
+    left = left_running(tmp_path_factory.getbasetemp())
+    if left:
+        pytest.fail("processes started by the tests still run after the suite:\n" + "\n".join(left), pytrace=False)
 
 
 def git(cwd: Path, *args: str) -> str:

@@ -5,22 +5,20 @@ Alice owns the tasks; Bob is allowed but owns none; Mallory is not allowed at al
 allowed channel. A refused row must leave the task exactly as it was and say why; an allowed row must
 have its effect.
 """
-# ruff: noqa: F811 - pytest fixtures are parameters named like the imported fixture
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 from conftest import git
-from slackharness import (  # noqa: F401 - `bot` is the fixture
+from support.engineharness import driver_done
+from support.slackharness import (
     CHANNEL,
     OTHER_CHANNEL,
     Bot,
-    bot,
     preset,
 )
 
@@ -64,9 +62,7 @@ async def jobs_done(b: Bot) -> None:
 
 async def ended(b: Bot, task_id: str, states: Any = REVIEWABLE_STATES) -> Any:
     await b.engine.wait_for(task_id, set(states), timeout=60)
-    driver = b.engine._drivers.get(task_id)
-    if driver is not None:
-        await asyncio.wait_for(asyncio.shield(driver), 60)
+    await driver_done(b.engine, task_id, 60)
     return await b.engine.get(task_id)
 
 
@@ -153,20 +149,21 @@ async def test_buttons_and_thread_follow_ups_obey_the_same_rules(bot: Callable[.
     await b.command("spawn --preset followup click target", user=ALICE)
     task = await b.task_for_thread()
     done = await b.finished(task.id)
+    ids = b.thread_of(done)
     rows = [(MALLORY, CHANNEL, "user"), (BOB, CHANNEL, "owner"), (ALICE, OTHER_CHANNEL, "channel")]
     for user, channel, expected in rows:
-        _, key = await b.click(action, task.id, user=user, channel=channel, message_ts=done.review_ts)
+        _, key = await b.click(action, task.id, user=user, channel=channel, message_ts=ids.review_ts)
         await b.settle()
         assert REFUSED[expected] in json.dumps(b.answers(key)), (user, channel, b.answers(key))
     for user, expected in ((MALLORY, "user"), (BOB, "owner")):
         told = len(b.fake.ephemerals)
         await b.event({"type": "app_mention", "user": user, "channel": CHANNEL, "ts": "9.9",
-                       "thread_ts": done.thread_ts, "text": "<@UBOT> do more"})
+                       "thread_ts": ids.thread_ts, "text": "<@UBOT> do more"})
         await b.settle()
         assert any(REFUSED[expected] in (e["text"] or "") and e["user"] == user for e in b.fake.ephemerals[told:])
     now = await b.engine.get(task.id)
     assert now.state == FINISHED and now.runs == 1
-    _, key = await b.click(action, task.id, user=ADMIN, message_ts=done.review_ts)
+    _, key = await b.click(action, task.id, user=ADMIN, message_ts=ids.review_ts)
     await b.settle()
     if action != "task_cancel":
         want = MERGED if action == "task_merge" else DISCARDED
@@ -180,6 +177,7 @@ async def test_task_actions_by_anyone_lets_allowed_users_act_but_not_strangers(b
     await b.command("spawn --preset edit anyone may merge", user=ALICE)
     task = await b.task_for_thread()
     done = await b.finished(task.id)
+    ids = b.thread_of(done)
     _, stranger = await b.command(f"merge {task.id}", user=MALLORY)
     _, prune = await b.command("prune", user=BOB)
     await b.settle()
@@ -189,4 +187,4 @@ async def test_task_actions_by_anyone_lets_allowed_users_act_but_not_strangers(b
     await b.command(f"merge {task.id}", user=BOB)
     merged = await b.finished(task.id, {MERGED})
     assert merged.closed_by == BOB and git(b.repo, "rev-parse", "main") == merged.merge_commit
-    assert done.review_ts and b.fake.rejected == []
+    assert ids.review_ts and b.fake.rejected == []

@@ -9,10 +9,10 @@ import sys
 from pathlib import Path
 
 import pytest
-from agentsamples import run_sample
 from conftest import RepoFactory, git
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from support.agentsamples import run_sample
 
 from superset_bot.agents.formats import EVENT_KINDS, FORMATS, AgentEvent, Progress, make_parser
 

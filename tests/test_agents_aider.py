@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from agentsamples import SAMPLES, run_lines
+from support.agentsamples import SAMPLES, run_lines
 
 from superset_bot.agents.formats import AgentEvent, Progress, make_parser
 

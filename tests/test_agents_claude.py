@@ -10,9 +10,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import agentsamples
 import pytest
-from agentsamples import SAMPLES
+from support import agentsamples
+from support.agentsamples import SAMPLES
 
 from superset_bot.agents.formats import AgentEvent, Progress, make_parser
 from superset_bot.agents.formats.claude import command_prefix

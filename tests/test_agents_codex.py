@@ -12,8 +12,8 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-import agentsamples
-from agentsamples import SAMPLES
+from support import agentsamples
+from support.agentsamples import SAMPLES
 
 from superset_bot.agents.formats import AgentEvent, Progress, make_parser
 from superset_bot.agents.formats.codex import CARRY_IN, CARRY_OUT, api_status

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
 import sys
@@ -10,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from conftest import RepoFactory, git
+from support.env import bot_env
 
 ROOT = Path(__file__).parent.parent
 
@@ -22,18 +22,7 @@ def run_cli(args: list[str], env: dict[str, str], cwd: Path, stdin: str = "", ti
 
 
 def base_env(tmp_path: Path, repo: Path | None = None) -> dict[str, str]:
-    env = {
-        "PATH": os.environ["PATH"],
-        "HOME": str(tmp_path),
-        "GIT_CONFIG_GLOBAL": os.environ["GIT_CONFIG_GLOBAL"],
-        "GIT_CONFIG_NOSYSTEM": "1",
-        "SUPERSET_DATA_DIR": str(tmp_path / "data"),
-        "SUPERSET_PRESETS_DIR": str(ROOT / "presets"),
-        "SUPERSET_MIN_FREE_DISK": "1M",
-    }
-    if repo is not None:
-        env["SUPERSET_REPOS"] = f"demo={repo}"
-    return env
+    return bot_env(tmp_path, repo, presets=ROOT / "presets")
 
 
 def test_run_without_tokens_says_what_is_missing(tmp_path: Path, make_repo: RepoFactory) -> None:
@@ -78,7 +67,7 @@ def test_console_first_run_with_demo_preset(tmp_path: Path, make_repo: RepoFacto
     first = run_cli(["console"], env, tmp_path, stdin="spawn --preset demo add a greeting\nbogus\n")
     out = first.stdout
     assert first.returncode == 0, first.stderr
-    match = re.search(r"\[(\w+)\] spawned in demo with preset demo", out)
+    match = re.search(r"Started task `(\w+)` in `demo` with preset `demo`", out)
     assert match, out
     task_id = match.group(1)
     assert 'Unknown command "bogus"' in out
@@ -89,7 +78,7 @@ def test_console_first_run_with_demo_preset(tmp_path: Path, make_repo: RepoFacto
     second = run_cli(["console"], env, tmp_path,
                      stdin=f"list\nmerge {task_id}\nmerge {task_id}\nprune --dry-run\ndigest\n")
     assert second.returncode == 0, second.stderr
-    assert f"[{task_id}] merged into main" in second.stdout
+    assert re.search(rf"Merged `superset/{task_id}-[\w-]+` into `main` \([0-9a-f]{{10}}\)", second.stdout), second.stdout
     assert "already merged by console" in second.stdout
     assert "Nothing to prune." in second.stdout
     assert "Closed since the last digest:" in second.stdout and "Worktrees: demo" in second.stdout

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from support.env import bot_env
 
 from superset_bot.config import SETTINGS, ConfigError, load_settings, missing_for_slack
 
@@ -12,13 +13,8 @@ from superset_bot.config import SETTINGS, ConfigError, load_settings, missing_fo
 @pytest.fixture
 def base_env(tmp_path: Path, make_repo) -> dict[str, str]:
     repo = make_repo("demo")
-    presets = tmp_path / "presets"
-    presets.mkdir()
-    return {
-        "SUPERSET_REPOS": f"demo={repo}",
-        "SUPERSET_DATA_DIR": str(tmp_path / "data"),
-        "SUPERSET_PRESETS_DIR": str(presets),
-    }
+    (tmp_path / "presets").mkdir()
+    return bot_env(tmp_path, repo, bare=True)  # the settings' own defaults are what these tests check
 
 
 def test_defaults_and_repos(base_env: dict[str, str]) -> None:

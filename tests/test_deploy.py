@@ -26,7 +26,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from slackharness import bot  # noqa: F401 - the fixture
 
 from superset_bot.config import SETTINGS
 from superset_bot.doctor import REQUIRED_BOT_SCOPES
@@ -585,7 +584,7 @@ async def _run_healthcheck(port: int) -> tuple[int, str]:
     return proc.returncode, err.decode(errors="replace")
 
 
-async def test_dockerfile_healthcheck_passes_against_the_real_bot_and_fails_without_it(bot: Any) -> None:  # noqa: F811
+async def test_dockerfile_healthcheck_passes_against_the_real_bot_and_fails_without_it(bot: Any) -> None:
     running = await bot(http=True)
     code, err = await _run_healthcheck(running.slack.port)
     assert code == 0, err

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 from realagents.install import NPM_PACKAGES, PIP_PACKAGES, agent_bin
-from test_doctor import Setup, failures, setup, warnings  # noqa: F401  (the fixture)
+from support.doctorsetup import Setup, failures, warnings
 
 from superset_bot.agents.versions import KNOWN_CLIS, argv_flags, in_tested_range, parse_version, subcommands
 
@@ -42,7 +42,7 @@ def test_versions_flags_and_subcommands_are_read_from_cli_output() -> None:
         "exec", "resume"}
 
 
-async def test_the_shipped_presets_pass_against_the_real_clis(setup: Setup) -> None:  # noqa: F811
+async def test_the_shipped_presets_pass_against_the_real_clis(setup: Setup) -> None:
     aider_dir = agent_bin("aider").parent
     for name in ("claude-code", "codex", "aider"):
         setup.write_preset(name, json.loads((ROOT / "presets" / f"{name}.json").read_text()))
@@ -53,7 +53,7 @@ async def test_the_shipped_presets_pass_against_the_real_clis(setup: Setup) -> N
     assert not warnings(text), text
 
 
-async def test_a_flag_the_installed_cli_no_longer_has_is_a_failure(setup: Setup) -> None:  # noqa: F811
+async def test_a_flag_the_installed_cli_no_longer_has_is_a_failure(setup: Setup) -> None:
     setup.write_preset("agent", {"agent": {"command": ["codex", "exec", "--json", "--full-auto", "--", "{prompt}"],
                                            "format": "codex-json"}})
     code, text = await setup.doctor(PATH=npm_path())
@@ -62,7 +62,7 @@ async def test_a_flag_the_installed_cli_no_longer_has_is_a_failure(setup: Setup)
     assert "codex 0.171.0 does not accept --full-auto" in line
 
 
-async def test_a_version_outside_the_tested_range_is_a_warning(setup: Setup) -> None:  # noqa: F811
+async def test_a_version_outside_the_tested_range_is_a_warning(setup: Setup) -> None:
     bin_dir = setup.tmp / "old"
     bin_dir.mkdir()
     claude = bin_dir / "claude"
@@ -78,7 +78,7 @@ async def test_a_version_outside_the_tested_range_is_a_warning(setup: Setup) -> 
     assert "does not accept --output-format" in failure and code == 1
 
 
-async def test_a_cli_that_cannot_run_is_said_plainly(setup: Setup) -> None:  # noqa: F811
+async def test_a_cli_that_cannot_run_is_said_plainly(setup: Setup) -> None:
     bin_dir = setup.tmp / "broken"
     bin_dir.mkdir()
     codex = bin_dir / "codex"

@@ -1,5 +1,4 @@
 """The engine end to end: real repos, real presets, real agent subprocesses, a real SQLite file."""
-# ruff: noqa: F811 - pytest fixtures are parameters named like the imported fixture
 
 from __future__ import annotations
 
@@ -9,7 +8,7 @@ from typing import Any
 
 import pytest
 from conftest import git
-from engineharness import SECRET, Harness, MakeHarness, agent_preset, harness  # noqa: F401 - fixture
+from support.engineharness import SECRET, MakeHarness, agent_preset
 
 from superset_bot.domain.events import EngineEvent, Milestone, OutputLines, ProgressChanged, ReviewReady
 from superset_bot.engine.core import Engine, UserError
@@ -204,7 +203,7 @@ async def test_restart_reattaches_running_agent(harness: MakeHarness, tmp_path: 
     seen: list[EngineEvent] = []
     engine2.subscribe(seen.append)
     await engine2.start()
-    assert task.id in engine2._runs
+    assert engine2.is_driven(task.id), "the agent is followed again"
     while not any(isinstance(e, ProgressChanged) and e.task.id == task.id for e in seen):
         await asyncio.sleep(0.05)
     cancelled = await engine2.cancel(task.id, "U1")

@@ -1,5 +1,4 @@
-# ruff: noqa: F811 - pytest fixtures are parameters named like the imported fixture
-"""A cancel, discard or stop landing while a task's worktree is being made (engine._prepare).
+"""A cancel, discard or stop landing while a task's worktree is being made (engine/preparing.py).
 
 `git worktree add`, or a take from the warm pool (update-ref, symbolic-ref, worktree move), makes a
 worktree and a branch that only the stored task row ties to the task. tests/agents/git_hold.sh,
@@ -23,16 +22,16 @@ from pathlib import Path
 
 import pytest
 from conftest import AGENTS_DIR, RepoFactory, git
-from engineharness import Harness, MakeHarness, harness  # noqa: F401 - fixture
-from test_faults import PRESETS, KillableBot, killable  # noqa: F401 - fixture
+from support.engineharness import Harness, MakeHarness
+from support.faultbot import PRESETS, KillableBot
 
-from superset_bot.git import worktrees as gw
+from superset_bot.git import naming as gitnaming
 from superset_bot.housekeeping.jobs import Housekeeper
 from superset_bot.store import CANCELLED, CLOSED_STATES, DISCARDED, FAILED, FINISHED, REVIEWABLE_STATES, Task
 
 PROMPT = "add a feature"
 TASK_ID = "race01"
-BRANCH = gw.branch_name(TASK_ID, PROMPT)
+BRANCH = gitnaming.branch_name(TASK_ID, PROMPT)
 
 
 @dataclass
@@ -108,7 +107,7 @@ def unowned(h: Harness, tasks: list[Task]) -> list[str]:
     for block in listing[1:]:  # the first is the main checkout
         lines = dict(line.split(" ", 1) for line in block.splitlines() if " " in line)
         path, branch = lines.get("worktree", ""), lines.get("branch", "").removeprefix("refs/heads/")
-        if gw.is_pool_spare(Path(path), branch or None):
+        if gitnaming.is_pool_spare(Path(path), branch or None):
             continue
         if os.path.realpath(path) not in owned_paths:
             found.append(f"worktree {path} ({branch or 'detached'})")
@@ -124,7 +123,7 @@ def nothing_left(h: Harness) -> list[str]:
     listing = git(h.repo, "worktree", "list", "--porcelain").split("\n\n")
     for block in listing[1:]:
         lines = dict(line.split(" ", 1) for line in block.splitlines() if " " in line)
-        if not gw.is_pool_spare(Path(lines.get("worktree", "")), lines.get("branch")):
+        if not gitnaming.is_pool_spare(Path(lines.get("worktree", "")), lines.get("branch")):
             left.append(f"worktree {lines.get('worktree')}")
     return left
 

@@ -10,7 +10,6 @@ from typing import Any
 
 import aiohttp
 import pytest
-from fakeslack import FakeSlack, check_blocks, check_view
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_bolt.async_app import AsyncApp
 from slack_sdk.errors import SlackApiError
@@ -20,6 +19,7 @@ from slack_sdk.socket_mode.request import SocketModeRequest
 from slack_sdk.socket_mode.response import SocketModeResponse
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.webhook.async_client import AsyncWebhookClient
+from support.fakeslack import FakeSlack, check_blocks, check_view
 
 
 class ManualClock:

@@ -1,6 +1,6 @@
-"""Slack's Web API down (every call 503), or answering 500, while tasks run and finish (issue 8 part 1).
+"""Slack's Web API down (every call 503), or answering 500, while tasks run and finish.
 
-The issue asks for a 2-minute outage. That takes too long for `make test`, so the duration is a
+The bot must ride out a 2-minute outage. That takes too long for `make test`, so the duration is a
 parameter: here the scenario runs with a 15-second outage (long enough for several rounds of the
 outbox's backoff), and `make soak` runs the same code for the full 2 minutes (`--outage 120`, both
 kinds at once; the summary prints the figures). The scenario is tests/soak/__init__.py:run_outage.
@@ -12,7 +12,6 @@ from pathlib import Path
 
 import aiohttp
 import pytest
-from fakeslack import FakeSlack
 from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_async_handlers import (
     AsyncConnectionErrorRetryHandler,
@@ -20,6 +19,7 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 )
 from slack_sdk.web.async_client import AsyncWebClient
 from soak import run_outage
+from support.fakeslack import FakeSlack
 
 from superset_bot.frontends.slack.blocks import validate_blocks
 from superset_bot.frontends.slack.outbox import Outbox

@@ -1,5 +1,4 @@
-# ruff: noqa: F811 - pytest fixtures are parameters named like the imported fixture
-"""Faults the bot must survive without losing work (issue 8): kill -9 mid-merge and mid-create,
+"""Faults the bot must survive without losing work: kill -9 mid-merge and mid-create,
 a locked database, a full disk, and an agent whose processes will not die.
 
 Everything is real: the bot runs as a separate process where it must be killed, and a `git` shim
@@ -16,17 +15,18 @@ import contextlib
 import json
 import os
 import shutil
-import signal
 import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from conftest import AGENTS_DIR, RepoFactory, git
-from engineharness import MakeHarness, agent_preset, harness  # noqa: F401 - fixture
+from support.engineharness import MakeHarness, agent_preset
+from support.env import bot_env
+from support.faultbot import PRESETS, KillableBot
 
 from superset_bot.housekeeping.jobs import Housekeeper
 from superset_bot.store import (
@@ -154,88 +154,7 @@ async def test_a_database_locked_for_too_long_fails_with_a_clear_error(tmp_path:
 
 
 # ----------------------------------------------------------------------------- the bot as a process to kill
-
-PRESETS = {"edit": agent_preset("edit")}
-
-
-class KillableBot:
-    """`superset-bot console` in its own process group, with tests/agents/git_pause.sh as its git.
-
-    The data and presets dirs are the ones the `harness` fixture uses, so `await harness(PRESETS,
-    repo=repo)` is the restarted bot: same database, same worktrees, same presets.
-    """
-
-    def __init__(self, tmp_path: Path, repo: Path, pause: dict[str, str]) -> None:
-        self.tmp_path = tmp_path
-        self.db = tmp_path / "data" / "superset.sqlite3"
-        self.marker = tmp_path / "paused"
-        presets = tmp_path / "presets"
-        presets.mkdir(exist_ok=True)
-        for name, body in PRESETS.items():
-            (presets / f"{name}.json").write_text(json.dumps(body))
-        shim = tmp_path / "shim"
-        shim.mkdir()
-        (shim / "git").write_text(f'#!/bin/sh\nexec /bin/sh {AGENTS_DIR / "git_pause.sh"} "$@"\n')
-        (shim / "git").chmod(0o755)
-        real_git = shutil.which("git")
-        assert real_git
-        env = {
-            "PATH": f"{shim}:{os.environ['PATH']}", "HOME": str(tmp_path), "REAL_GIT": real_git,
-            "GIT_CONFIG_GLOBAL": os.environ["GIT_CONFIG_GLOBAL"], "GIT_CONFIG_NOSYSTEM": "1",
-            "SUPERSET_REPOS": f"demo={repo}", "SUPERSET_DATA_DIR": str(tmp_path / "data"),
-            "SUPERSET_PRESETS_DIR": str(presets), "SUPERSET_DEFAULT_PRESET": "edit", "SUPERSET_MIN_FREE_DISK": "1M",
-            "SUPERSET_POOL_SIZE": "0", "PAUSE_MARKER": str(self.marker), **pause,
-        }
-        self.proc = subprocess.Popen([sys.executable, "-m", "superset_bot.cli", "console"], stdin=subprocess.PIPE,
-                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
-                                     cwd=Path(__file__).parent.parent, start_new_session=True)
-
-    def send(self, line: str) -> None:
-        assert self.proc.stdin is not None
-        self.proc.stdin.write(line + "\n")
-        self.proc.stdin.flush()
-
-    def tasks(self) -> list[dict[str, object]]:
-        if not self.db.exists():
-            return []
-        with contextlib.closing(sqlite3.connect(self.db)) as conn:
-            conn.row_factory = sqlite3.Row
-            try:
-                return [dict(r) for r in conn.execute("SELECT * FROM tasks ORDER BY created_at")]
-            except sqlite3.OperationalError:  # not created yet
-                return []
-
-    def wait(self, check, what: str, timeout: float = 60) -> None:  # type: ignore[no-untyped-def]
-        deadline = time.monotonic() + timeout
-        while not check():
-            if time.monotonic() > deadline or self.proc.poll() is not None:
-                self.kill()
-                raise AssertionError(f"{what}: not reached; tasks {self.tasks()}; bot said {self.proc.communicate()}")
-            time.sleep(0.05)
-
-    def wait_paused(self) -> str:
-        self.wait(self.marker.exists, "git paused at the step under test")
-        return self.marker.read_text()
-
-    def kill(self) -> None:
-        """SIGKILL the bot and everything in its process group (its git calls); agents have their own."""
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        self.proc.communicate(timeout=30)
-
-
-@pytest.fixture
-def killable(tmp_path: Path) -> Iterator[Callable[..., KillableBot]]:
-    bots: list[KillableBot] = []
-
-    def start(repo: Path, **pause: str) -> KillableBot:
-        bots.append(KillableBot(tmp_path, repo, pause))
-        return bots[-1]
-
-    yield start
-    for bot in bots:
-        if bot.proc.poll() is None:
-            bot.kill()
+# (KillableBot and its `killable` fixture are in tests/support/faultbot.py)
 
 
 def finished_task(bot: KillableBot) -> dict[str, object]:
@@ -354,12 +273,7 @@ def run_bot_on_small_disk(tmp_path: Path, repos: dict[str, Path], small: Path, c
     for name, body in presets.items():
         (presets_dir / f"{name}.json").write_text(json.dumps(body))
     small.mkdir(parents=True)
-    env = {
-        "PATH": os.environ["PATH"], "HOME": str(tmp_path), "GIT_CONFIG_GLOBAL": os.environ["GIT_CONFIG_GLOBAL"],
-        "GIT_CONFIG_NOSYSTEM": "1", "SUPERSET_REPOS": ",".join(f"{k}={v}" for k, v in repos.items()),
-        "SUPERSET_DATA_DIR": str(tmp_path / "data"), "SUPERSET_PRESETS_DIR": str(presets_dir),
-        "SUPERSET_DEFAULT_PRESET": "edit", "SUPERSET_MIN_FREE_DISK": "1M", "SUPERSET_POOL_SIZE": "0",
-    }
+    env = bot_env(tmp_path, repos, presets=presets_dir, SUPERSET_DEFAULT_PRESET="edit", SUPERSET_POOL_SIZE="0")
     script = f'mount -t tmpfs -o size=2m tmpfs "{small}" && exec "{sys.executable}" -m superset_bot.cli console'
     done = subprocess.run([*prefix, "sh", "-c", script], input="\n".join(commands) + "\n", capture_output=True,
                           text=True, env=env, cwd=Path(__file__).parent.parent, timeout=90)

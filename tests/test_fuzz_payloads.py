@@ -6,7 +6,6 @@ bot on the test's event loop (starting a bot per example would be far too slow).
 no exception may escape into the bot's log, Slack gets a 200 or a clean 4xx, and every answer a
 person sees is a readable sentence, never a stack trace or "internal error".
 """
-# ruff: noqa: F811 - pytest fixtures are parameters named like the imported fixture
 
 from __future__ import annotations
 
@@ -24,13 +23,12 @@ import pytest
 from conftest import git
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from slackharness import (  # noqa: F401 - `bot` is the fixture
+from support.slackharness import (
     CHANNEL,
     OTHER_CHANNEL,
     OUTSIDE_CHANNEL,
     SIGNING_SECRET,
     Bot,
-    bot,
 )
 
 from superset_bot.frontends.slack import blocks as ui
@@ -232,11 +230,11 @@ async def test_fuzzed_spawn_options_create_nothing_unless_valid(bot: Callable[..
     branches = git(b.repo, "branch", "--list", "--format=%(refname:short)").split()
     assert sorted(branches) == sorted(["main", *[t.branch for t in await b.store.list_tasks() if t.branch]])
     for task in await b.store.list_tasks():
-        root = b.fake.messages[(CHANNEL, task.thread_ts)]
+        root = b.fake.messages[(CHANNEL, b.thread_of(task).thread_ts)]
         assert task.id in (root.text or "")
     # a refused spawn's root message (if one was posted) says so instead of looking queued
     roots = [m for m in b.fake.channel_messages(CHANNEL) if m.thread_ts in (None, m.ts)]
-    known = {t.thread_ts for t in await b.store.list_tasks()}
+    known = {b.thread_of(t).thread_ts for t in await b.store.list_tasks()}
     for root in roots:
         if root.ts not in known:
             assert "was not started" in (root.text or ""), root.text
@@ -313,6 +311,7 @@ async def test_fuzzed_button_clicks(bot: Callable[..., Any], caplog: pytest.LogC
     await b.command("spawn something to click on")
     real = await b.task_for_thread()
     done = await b.finished(real.id)
+    ids = b.thread_of(done)
     assert done.state == FINISHED
     drive = on_loop(asyncio.get_running_loop())
     counter = [0]
@@ -328,7 +327,7 @@ async def test_fuzzed_button_clicks(bot: Callable[..., Any], caplog: pytest.LogC
         if channel is not None:
             payload["channel"] = channel
             payload["container"] = {"type": "message", "channel_id": channel.get("id") if isinstance(
-                channel, dict) else channel, "message_ts": done.review_ts}
+                channel, dict) else channel, "message_ts": ids.review_ts}
         if with_url:
             payload["response_url"] = b.fake.response_url(key)
         status, body = await signed(b, as_form(payload), "application/x-www-form-urlencoded")
@@ -514,10 +513,11 @@ async def test_a_replayed_button_click_acts_once(bot: Callable[..., Any]) -> Non
     await b.command("spawn click twice")
     task = await b.task_for_thread()
     done = await b.finished(task.id)
+    ids = b.thread_of(done)
     payload = {"type": "block_actions", "team": {"id": "T1"}, "user": {"id": ALICE}, "api_app_id": "A1",
                "trigger_id": "t", "container": {"type": "message", "channel_id": CHANNEL,
-                                                "message_ts": done.review_ts},
-               "channel": {"id": CHANNEL}, "message": {"ts": done.review_ts},
+                                                "message_ts": ids.review_ts},
+               "channel": {"id": CHANNEL}, "message": {"ts": ids.review_ts},
                "response_url": b.fake.response_url("replayed-click"),
                "actions": [{"action_id": ui.ACTION_DISCARD, "block_id": "review", "value": task.id,
                             "type": "button", "action_ts": "1.1"}]}
@@ -531,7 +531,7 @@ async def test_a_replayed_button_click_acts_once(bot: Callable[..., Any]) -> Non
     assert {first[0], *(s for s, _ in replays)} == {200}
     events = [e.action for e in await b.store.events(task.id)]
     assert events.count(DISCARDED) == 1, events
-    assert sum(1 for m in b.fake.thread(CHANNEL, done.thread_ts) if "Discarded by" in (m.text or "")) == 1
+    assert sum(1 for m in b.fake.thread(CHANNEL, ids.thread_ts) if "Discarded by" in (m.text or "")) == 1
     answers = b.answers("replayed-click")
     assert len(answers) == 3 and all("already discarded" in a for a in answers), answers
     assert (await b.engine.get(task.id)).state == DISCARDED

@@ -20,7 +20,7 @@ from superset_bot.plugins.hooks import (
     builtin_hooks,
     checks_plugin,
 )
-from superset_bot.presets.core import parse_preset
+from superset_bot.presets import parse_preset
 
 
 def event(name: str = "agent_finished", **kw: object) -> HookEvent:

@@ -2,7 +2,6 @@
 must stay out of Slack, the log and the database, odd repo and branch names, and presets whose
 files or `copy` entries lead outside where they should.
 """
-# ruff: noqa: F811 - pytest fixtures are parameters named like the imported fixture
 
 from __future__ import annotations
 
@@ -16,15 +15,15 @@ from typing import Any
 
 import pytest
 from conftest import AGENTS_DIR, git
-from slackharness import (  # noqa: F401 - `bot` is the fixture
+from support.env import bot_env
+from support.slackharness import (
     CHANNEL,
     SIGNING_SECRET,
     Bot,
-    bot,
     preset,
 )
 
-from superset_bot.presets.core import PresetError, load_presets
+from superset_bot.presets import PresetError, load_presets
 from superset_bot.store import FAILED, FINISHED
 
 HOSTILE_AGENT = str(AGENTS_DIR / "hostile_agent.py")
@@ -61,13 +60,14 @@ async def test_full_run_keeps_secrets_out_and_pings_and_shell_syntax_inert(
     _, started = await b.command(f"spawn {prompt}")
     task = await b.task_for_thread()
     done = await b.finished(task.id)
+    ids = b.thread_of(done)
     assert done.state == FINISHED, done.reason
     follow = f"and $(touch {marker}4); `touch {marker}5` <!here>"
     await b.event({"type": "app_mention", "user": "U0ALICE", "channel": CHANNEL, "ts": "9.1",
-                   "thread_ts": done.thread_ts, "text": f"<@UBOT> {follow}"})
+                   "thread_ts": ids.thread_ts, "text": f"<@UBOT> {follow}"})
     again = await b.finished(task.id)
     assert again.runs == 2
-    await b.click("task_diff", task.id, message_ts=again.review_ts)
+    await b.click("task_diff", task.id, message_ts=b.thread_of(again).review_ts)
     _, status = await b.command(f"status {task.id}")
     await b.settle()
 
@@ -193,9 +193,7 @@ def test_bad_preset_files_stop_the_bot_before_anything_runs(tmp_path: Path, make
     write_preset(presets, "edit", preset("edit"))
     bad = write_preset(presets, "bad", body)
     data = tmp_path / "data"
-    env = {"PATH": os.environ["PATH"], "HOME": str(tmp_path), "GIT_CONFIG_GLOBAL": os.environ["GIT_CONFIG_GLOBAL"],
-           "SUPERSET_REPOS": f"demo={repo}", "SUPERSET_DATA_DIR": str(data), "SUPERSET_PRESETS_DIR": str(presets),
-           "SUPERSET_DEFAULT_PRESET": "edit"}
+    env = bot_env(tmp_path, repo, presets=presets, SUPERSET_DEFAULT_PRESET="edit")
     result = subprocess.run([sys.executable, "-m", "superset_bot.cli", "--env-file", str(tmp_path / "none.env"), "console"],
                             input="spawn hello\n", capture_output=True, text=True, env=env, timeout=60,
                             cwd=Path(__file__).parent.parent)
@@ -219,10 +217,11 @@ async def test_copy_of_a_symlink_leading_outside_fails_the_task_before_the_agent
     await b.command("spawn use the config")
     task = await b.task_for_thread()
     done = await b.finished(task.id)
+    ids = b.thread_of(done)
     assert done.state == FAILED and "outside the repository" in (done.reason or ""), done.reason
     assert not ran.exists(), "the agent ran although setup failed"
     if done.worktree:
         assert not (Path(done.worktree) / "config.env").exists()
     assert "TOP SECRET CONTENT" not in everything_sent(b)
-    thread = json.dumps([m.text for m in b.fake.thread(CHANNEL, done.thread_ts)])
+    thread = json.dumps([m.text for m in b.fake.thread(CHANNEL, ids.thread_ts)])
     assert "outside the repository" in thread

@@ -1,5 +1,4 @@
 """Prune, reconcile, digest and maintenance with a clock the tests move: hours pass in no time."""
-# ruff: noqa: F811 - pytest fixtures are parameters named like the imported fixture
 
 from __future__ import annotations
 
@@ -8,7 +7,7 @@ import json
 from pathlib import Path
 
 from conftest import git
-from engineharness import FakeClock, MakeHarness, agent_preset, harness  # noqa: F401 - fixture
+from support.engineharness import FakeClock, MakeHarness, agent_preset
 
 from superset_bot.domain.events import Milestone, PruneWarning
 from superset_bot.housekeeping.jobs import Housekeeper
@@ -156,8 +155,7 @@ async def test_digest_content_and_skip_when_empty(harness: MakeHarness) -> None:
     again = await keeper.build_digest()
     assert again.closed == [], "closed tasks are reported once"
 
-    from superset_bot.frontends.slack.blocks import validate_blocks
-    from superset_bot.frontends.slack.digest import digest_message
+    from superset_bot.frontends.slack.blocks import digest_message, validate_blocks
 
     rendered = digest_message(digest, lambda t: f"https://x.slack.com/archives/C1/p{t.id}")
     assert validate_blocks(rendered.blocks) == []
@@ -292,3 +290,17 @@ async def test_a_lost_merge_or_discard_claim_is_settled_by_reconcile(harness: Ma
     assert gone.state == DISCARDED and gone.closed_by == "U2"
     assert not Path(discarding.worktree or "").exists()
     assert [m.kind for m in h.of(discarding.id, Milestone)].count("stuck") == 1
+
+
+async def test_a_queued_task_that_nothing_drives_is_picked_up_by_reconcile(harness: MakeHarness) -> None:
+    """A queued row with no driver in this process (another process wrote it, or its driver died)
+    does not wait for ever: the next reconcile starts it, and it runs to review."""
+    h = await harness()
+    keeper = Housekeeper(h.engine)
+    orphan = await h.store.create_task(Task(id="q7rphn", repo="demo", prompt="work", preset="edit"), "U1")
+    assert not h.engine.is_driven(orphan.id)
+    fixed = "\n".join(await keeper.reconcile())
+    assert orphan.id in fixed, fixed
+    done = await h.settled(orphan.id, {FINISHED})
+    assert done.branch and Path(done.worktree or "").is_dir()
+    assert await keeper.reconcile() == [], "once driven, the task is left alone"

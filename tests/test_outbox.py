@@ -13,13 +13,13 @@ from typing import Any
 
 import aiohttp
 import pytest
-from fakeslack import FakeSlack
 from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_async_handlers import (
     AsyncConnectionErrorRetryHandler,
     AsyncRateLimitErrorRetryHandler,
 )
 from slack_sdk.web.async_client import AsyncWebClient
+from support.fakeslack import FakeSlack
 
 from superset_bot.frontends.slack.blocks import validate_blocks
 from superset_bot.frontends.slack.outbox import Outbox

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from superset_bot.agents.formats import AgentEvent, Progress
 from superset_bot.agents.runner import ExitInfo
-from superset_bot.engine.outcome import decide_exit
+from superset_bot.engine.outcome import Disk, decide_exit
 from superset_bot.store import CANCELLED, FAILED, FINISHED, TIMED_OUT
 
 
@@ -57,3 +57,34 @@ def test_a_fatal_event_fails_even_a_run_whose_result_looked_fine() -> None:
                     AgentEvent(kind="result", text="Done"))
     outcome = decide_exit(exited(0), progress)
     assert (outcome.state, outcome.reason) == (FAILED, "API error 401, retry 1/10")
+
+
+def test_a_run_that_did_not_finish_on_a_full_disk_says_what_to_fix() -> None:
+    fix = "free some space, then follow up or spawn again"
+    words = said(AgentEvent(kind="text", text="write failed: No space left on device"))
+    outcome = decide_exit(exited(1), words, disk=Disk(free=5 * 1024**3))
+    assert outcome.state == FAILED
+    assert outcome.reason == f"the agent exited with code 1; the disk holding the worktree is full (5.0 GiB free): {fix}"
+    nearly_none = decide_exit(exited(2), Progress(), disk=Disk(free=512))
+    assert nearly_none.reason == f"the agent exited with code 2; the disk holding the worktree is full (512 B free): {fix}"
+    quota = said(AgentEvent(kind="error", text="Disk quota exceeded"))
+    unmeasured = decide_exit(exited(None, "timeout", "timed out after 30m"), quota, disk=Disk(free=None))
+    assert (unmeasured.state, unmeasured.reason) == (TIMED_OUT, f"timed out after 30m; the disk holding the worktree is full: {fix}")
+    no_reason = decide_exit(exited(None, "lost", ""), Progress(), disk=Disk(free=0))
+    assert no_reason.reason == f"failed; the disk holding the worktree is full (0 B free): {fix}"
+
+
+def test_a_full_disk_changes_nothing_for_a_finished_run_or_one_without_a_worktree() -> None:
+    words = said(AgentEvent(kind="text", text="No space left on device"), AgentEvent(kind="result", text="Done"))
+    assert decide_exit(exited(0), words, disk=Disk(free=0)) == decide_exit(exited(0), words)
+    assert decide_exit(exited(1), words, disk=None).reason == "the agent exited with code 1"
+    assert decide_exit(exited(1), Progress(), disk=Disk(free=10 * 1024**2)).reason == "the agent exited with code 1"
+
+
+def test_a_run_log_that_could_not_be_written_is_said_after_the_reason() -> None:
+    lost = "the run log could not be written (disk full), so later output was not kept"
+    broken = ExitInfo(code=0, signal=None, reason="exited", detail="", ended_at=0.0, log_error="disk full")
+    finished = decide_exit(broken, said(AgentEvent(kind="result", text="Done")))
+    assert (finished.state, finished.reason) == (FINISHED, lost)
+    failed = ExitInfo(code=3, signal=None, reason="exited", detail="", ended_at=0.0, log_error="disk full")
+    assert decide_exit(failed, Progress()).reason == f"the agent exited with code 3; {lost}"

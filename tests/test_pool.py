@@ -1,5 +1,4 @@
 """The warm worktree pool: ready checkouts of the base head, taken by spawns, refreshed, adopted."""
-# ruff: noqa: F811 - pytest fixtures are parameters named like the imported fixture
 
 from __future__ import annotations
 
@@ -10,11 +9,11 @@ import sys
 from pathlib import Path
 
 from conftest import AGENTS_DIR, git
-from engineharness import Harness, MakeHarness, agent_preset, harness  # noqa: F401 - fixture
+from support.engineharness import Harness, MakeHarness, agent_preset
 
 from superset_bot.agents.runner import AgentRun
 from superset_bot.domain.events import Milestone
-from superset_bot.git.worktrees import POOL_PREFIX
+from superset_bot.git.naming import POOL_PREFIX
 from superset_bot.housekeeping.jobs import Housekeeper
 from superset_bot.store import FAILED, FINISHED, MERGED, PREPARING, QUEUED, Task, new_task_id
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from superset_bot.presets.core import PresetError, agent_argv, parse_preset, permission_args
+from superset_bot.presets import PresetError, agent_argv, parse_preset, permission_args
 
 PATHS = {"worktree": "/w/t1", "git_dir": "/r/.git/worktrees/t1", "git_common_dir": "/r/.git"}
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from conftest import AGENTS_DIR, git
 
-from superset_bot.presets.core import (
+from superset_bot.presets import (
     AGENT_FORMATS,
     AgentSpec,
     Preset,

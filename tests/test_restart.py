@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import sqlite3
 import subprocess
@@ -12,6 +11,7 @@ import time
 from pathlib import Path
 
 from conftest import AGENTS_DIR, RepoFactory
+from support.env import bot_env
 
 ROOT = Path(__file__).parent.parent
 LINES = 400
@@ -43,11 +43,7 @@ def test_kill_9_then_restart_finishes_every_task(tmp_path: Path, make_repo: Repo
         "description": "counts lines", "agent": {"command": [sys.executable, str(AGENTS_DIR / "engine_agent.py"),
                                                              "{prompt}"]},
         "env": {"AGENT_MODE": "count", "AGENT_LINES": str(LINES), "AGENT_DELAY": "0.01"}}))
-    env = {
-        "PATH": os.environ["PATH"], "HOME": str(tmp_path), "GIT_CONFIG_GLOBAL": os.environ["GIT_CONFIG_GLOBAL"],
-        "GIT_CONFIG_NOSYSTEM": "1", "SUPERSET_REPOS": f"demo={repo}", "SUPERSET_DATA_DIR": str(tmp_path / "data"),
-        "SUPERSET_PRESETS_DIR": str(presets), "SUPERSET_DEFAULT_PRESET": "count", "SUPERSET_MIN_FREE_DISK": "1M",
-    }
+    env = bot_env(tmp_path, repo, presets=presets, SUPERSET_DEFAULT_PRESET="count")
     db = tmp_path / "data" / "superset.sqlite3"
     first = console(env, tmp_path)
     assert first.stdin is not None

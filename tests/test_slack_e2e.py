@@ -1,6 +1,5 @@
 """Slack end to end: signed requests over real HTTP into the bot, a fake Slack Web API that behaves
 like Slack (validates payloads, rate-limits), real repos, real agents, a real SQLite file."""
-# ruff: noqa: F811 - pytest fixtures are parameters named like the imported fixture
 
 from __future__ import annotations
 
@@ -15,13 +14,12 @@ from typing import Any
 
 import pytest
 from conftest import git
-from slackharness import (  # noqa: F401 - `bot` is the fixture
+from support.slackharness import (
     CHANNEL,
     OTHER_CHANNEL,
     OUTSIDE_CHANNEL,
     Bot,
     all_text,
-    bot,
     buttons,
     preset,
 )
@@ -35,27 +33,28 @@ async def test_spawn_thread_review_merge(bot: Callable[..., Any]) -> None:
     assert status == 200
     task = await b.task_for_thread()
     done = await b.finished(task.id)
+    ids = b.thread_of(done)
     assert done.state == FINISHED, done.reason
-    thread = b.fake.thread(CHANNEL, done.thread_ts)
+    thread = b.fake.thread(CHANNEL, ids.thread_ts)
     root, card = thread[0], thread[1]
     assert task.id in root.text and "<!channel>" not in all_text(b.fake)
-    assert card.ts == done.status_ts and "finished" in json.dumps(card.blocks).lower()
-    review = b.fake.messages[(CHANNEL, done.review_ts)]
+    assert card.ts == ids.status_ts and "finished" in json.dumps(card.blocks).lower()
+    review = b.fake.messages[(CHANNEL, ids.review_ts)]
     actions = buttons(review)
     assert actions["task_merge"]["value"] == task.id and actions["task_merge"]["style"] == "primary"
     assert "main" in json.dumps(actions["task_merge"]["confirm"])
     assert actions["task_discard"]["style"] == "danger"
     assert "src/feature.py" in json.dumps(review.blocks) and "NOTES.md" in json.dumps(review.blocks)
-    assert "white_check_mark" in b.fake.messages[(CHANNEL, done.thread_ts)].reactions
+    assert "white_check_mark" in b.fake.messages[(CHANNEL, ids.thread_ts)].reactions
 
-    status, key = await b.click("task_merge", task.id, message_ts=done.review_ts)
+    status, key = await b.click("task_merge", task.id, message_ts=ids.review_ts)
     assert status == 200
     merged = await b.finished(task.id, {MERGED})
     assert git(b.repo, "rev-parse", "main") == merged.merge_commit
-    review = b.fake.messages[(CHANNEL, done.review_ts)]
+    review = b.fake.messages[(CHANNEL, ids.review_ts)]
     assert buttons(review) == {}, "the buttons are gone once merged"
     assert "U0ALICE" in json.dumps(review.blocks)
-    assert any("Merged into" in m.text for m in b.fake.thread(CHANNEL, done.thread_ts))
+    assert any("Merged into" in m.text for m in b.fake.thread(CHANNEL, ids.thread_ts))
     assert b.fake.rejected == []
 
 
@@ -64,11 +63,12 @@ async def test_discard_removes_worktree_and_branch(bot: Callable[..., Any]) -> N
     await b.command("spawn throwaway")
     task = await b.task_for_thread()
     done = await b.finished(task.id)
-    await b.click("task_discard", task.id, message_ts=done.review_ts)
+    ids = b.thread_of(done)
+    await b.click("task_discard", task.id, message_ts=ids.review_ts)
     gone = await b.finished(task.id, {"discarded"})
     assert not Path(done.worktree).exists()
     assert git(b.repo, "branch", "--list", "superset/*") == ""
-    assert buttons(b.fake.messages[(CHANNEL, done.review_ts)]) == {}
+    assert buttons(b.fake.messages[(CHANNEL, ids.review_ts)]) == {}
     assert gone.closed_by == "U0ALICE"
 
 
@@ -77,12 +77,13 @@ async def test_double_and_concurrent_clicks_merge_once(bot: Callable[..., Any]) 
     await b.command("spawn click me")
     task = await b.task_for_thread()
     done = await b.finished(task.id)
-    clicks = await asyncio.gather(*(b.click("task_merge", task.id, user="U0ALICE", message_ts=done.review_ts)
+    ids = b.thread_of(done)
+    clicks = await asyncio.gather(*(b.click("task_merge", task.id, user="U0ALICE", message_ts=ids.review_ts)
                                      for _ in range(4)))
     await b.finished(task.id, {MERGED})
     await b.settle()
     assert git(b.repo, "rev-list", "--count", "--merges", "main") == "1"
-    _, late = await b.click("task_merge", task.id, message_ts=done.review_ts)
+    _, late = await b.click("task_merge", task.id, message_ts=ids.review_ts)
     await b.settle()
     answers = [a for _, key in [*clicks, (0, late)] for a in b.answers(key)]
     assert sum("already merged by U0ALICE" in a or "being merged" in a for a in answers) >= 4
@@ -94,12 +95,13 @@ async def test_unauthorised_merge_is_refused(bot: Callable[..., Any]) -> None:
     await b.command("spawn mine only", user="U0ALICE")
     task = await b.task_for_thread()
     done = await b.finished(task.id)
-    _, key = await b.click("task_merge", task.id, user="U0MALLORY", message_ts=done.review_ts)
+    ids = b.thread_of(done)
+    _, key = await b.click("task_merge", task.id, user="U0MALLORY", message_ts=ids.review_ts)
     await b.settle()
     assert any("Only <@U0ALICE>" in a for a in b.answers(key))
     assert (await b.engine.get(task.id)).state == FINISHED
     assert any(e.actor == "U0MALLORY" and e.action == "merge_refused" for e in await b.store.events(task.id))
-    _, key = await b.click("task_merge", task.id, user="U0ADMIN", message_ts=done.review_ts)
+    _, key = await b.click("task_merge", task.id, user="U0ADMIN", message_ts=ids.review_ts)
     assert (await b.finished(task.id, {MERGED})).closed_by == "U0ADMIN"
 
 
@@ -118,15 +120,16 @@ async def test_follow_up_in_thread_reruns_agent(bot: Callable[..., Any]) -> None
     await b.command("spawn first instruction")
     task = await b.task_for_thread()
     done = await b.finished(task.id)
+    ids = b.thread_of(done)
     mention = {"type": "app_mention", "user": "U0ALICE", "channel": CHANNEL, "ts": "9.1",
-               "thread_ts": done.thread_ts, "text": "<@UBOT> second instruction"}
+               "thread_ts": ids.thread_ts, "text": "<@UBOT> second instruction"}
     assert await b.event(mention, event_id="EvFollow") == 200
     assert await b.event(mention, event_id="EvFollow") == 200  # Slack's retry: deduplicated
     await b.settle()
     again = await b.finished(task.id)
     assert again.runs == 2
     assert (Path(again.worktree) / "RUNS.md").read_text().splitlines() == ["first instruction", "second instruction"]
-    texts = [m.text for m in b.fake.thread(CHANNEL, done.thread_ts)]
+    texts = [m.text for m in b.fake.thread(CHANNEL, ids.thread_ts)]
     assert any("second instruction" in t for t in texts)
     # chatter in the thread without a mention of a task thread is ignored; a stranger may not follow up
     await b.event({**mention, "user": "U0MALLORY", "text": "<@UBOT> do something else"})
@@ -149,9 +152,10 @@ async def test_ten_tasks_streaming_under_rate_limits(bot: Callable[..., Any]) ->
         assert done.state == FINISHED
     await b.settle()
     for task in await b.store.list_tasks():
-        card = b.fake.messages[(CHANNEL, task.status_ts)]
+        ids = b.thread_of(task)
+        card = b.fake.messages[(CHANNEL, ids.status_ts)]
         assert "finished" in json.dumps(card.blocks).lower(), "each status card ends in the final state"
-        assert task.review_ts and buttons(b.fake.messages[(CHANNEL, task.review_ts)])
+        assert ids.review_ts and buttons(b.fake.messages[(CHANNEL, ids.review_ts)])
     assert b.fake.rejected == []
 
 
@@ -206,7 +210,8 @@ async def test_spawn_over_socket_mode(bot: Callable[..., Any]) -> None:
     await b.fake.socket_send("slash_commands", payload)
     task = await b.task_for_thread()
     done = await b.finished(task.id)
-    assert done.state == FINISHED and done.review_ts
+    ids = b.thread_of(done)
+    assert done.state == FINISHED and ids.review_ts
 
 
 async def test_healthz_fails_while_a_task_is_wedged_and_its_thread_hears_when_it_is_settled(
@@ -216,6 +221,7 @@ async def test_healthz_fails_while_a_task_is_wedged_and_its_thread_hears_when_it
     await b.command("spawn throwaway")
     task = await b.task_for_thread()
     done = await b.finished(task.id)
+    ids = b.thread_of(done)
     # the discard's request died after claiming the task, an hour ago: nothing will finish it by itself
     await b.store.transition(task.id, "discarding", "U0ALICE", expect={FINISHED})
     with sqlite3.connect(b.settings.db_path) as db:
@@ -229,8 +235,8 @@ async def test_healthz_fails_while_a_task_is_wedged_and_its_thread_hears_when_it
     assert any(task.id in f for f in fixed), fixed
     gone = await b.finished(task.id, {"discarded"})
     assert not Path(done.worktree).exists() and git(b.repo, "branch", "--list", "superset/*") == ""
-    assert any("without progress" in m.text for m in b.fake.thread(CHANNEL, done.thread_ts)), \
-        [m.text for m in b.fake.thread(CHANNEL, done.thread_ts)]
+    assert any("without progress" in m.text for m in b.fake.thread(CHANNEL, ids.thread_ts)), \
+        [m.text for m in b.fake.thread(CHANNEL, ids.thread_ts)]
     assert gone.closed_by == "U0ALICE"
     async with b.http.get(f"http://127.0.0.1:{b.slack.port}/healthz") as resp:
         assert resp.status == 200 and (await resp.json())["ok"] is True

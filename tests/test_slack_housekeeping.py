@@ -2,7 +2,6 @@
 
 Stale and warning times are set to seconds so real time can pass in the test.
 """
-# ruff: noqa: F811 - pytest fixtures are parameters named like the imported fixture
 
 from __future__ import annotations
 
@@ -12,7 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from slackharness import CHANNEL, Bot, bot, buttons  # noqa: F401 - `bot` is the fixture
+from support.slackharness import CHANNEL, Bot, buttons
 
 from superset_bot.store import PRUNED
 
@@ -22,12 +21,13 @@ async def test_warning_keep_then_prune(bot: Callable[..., Any]) -> None:
     await b.command("spawn short lived")
     task = await b.task_for_thread()
     done = await b.finished(task.id)
+    ids = b.thread_of(done)
     await asyncio.sleep(2.1)  # idle past stale - warning
 
     _, key = await b.command("prune")
     await b.settle()
     assert "warn: task" in b.answers(key)[0]
-    warning = next(m for m in b.fake.thread(CHANNEL, done.thread_ts) if "task_keep" in buttons(m))
+    warning = next(m for m in b.fake.thread(CHANNEL, ids.thread_ts) if "task_keep" in buttons(m))
     assert buttons(warning)["task_keep"]["value"] == task.id
 
     _, keep = await b.click("task_keep", task.id, message_ts=warning.ts)
@@ -47,9 +47,9 @@ async def test_warning_keep_then_prune(bot: Callable[..., Any]) -> None:
     await b.command("prune")
     pruned = await b.finished(task.id, {PRUNED})
     assert not Path(done.worktree).exists()
-    texts = [m.text for m in b.fake.thread(CHANNEL, done.thread_ts)]
+    texts = [m.text for m in b.fake.thread(CHANNEL, ids.thread_ts)]
     assert any("pruned" in t.lower() and "idle for" in t for t in texts), texts
-    assert buttons(b.fake.messages[(CHANNEL, pruned.review_ts)]) == {}, "no Merge on a pruned task"
+    assert buttons(b.fake.messages[(CHANNEL, b.thread_of(pruned).review_ts)]) == {}, "no Merge on a pruned task"
     assert b.fake.rejected == []
 
 

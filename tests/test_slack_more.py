@@ -1,11 +1,11 @@
 """More of the Slack front end end to end: the spawn modal, help, list/status, View diff, App Home,
-access lists, mentions with channel defaults, Update from base, Cancel, and Slack's retries.
+access lists, mentions with channel defaults, Update from base, Cancel, a restart with a task in
+flight, and Slack's retries.
 
 Like test_slack_e2e.py: signed requests over real HTTP into the bot, the fake Slack records and
 validates what the bot sends, real repos and real agent processes. Slack's pacing (about one post a
 second per channel, Tier 3 updates) applies, so each scenario runs as few tasks as it can.
 """
-# ruff: noqa: F811 - pytest fixtures are parameters named like the imported fixture
 
 from __future__ import annotations
 
@@ -19,16 +19,16 @@ from collections.abc import Callable
 from typing import Any
 
 from conftest import git
-from slackharness import (  # noqa: F401 - `bot` is the fixture
+from support.slackharness import (
     CHANNEL,
     OTHER_CHANNEL,
     SIGNING_SECRET,
     Bot,
-    bot,
     buttons,
     preset,
 )
 
+from superset_bot.frontends.slack.runtime import SlackBot
 from superset_bot.store import CANCELLED, FINISHED, RUNNING
 
 ALICE, ADMIN, MALLORY = "U0ALICE", "U0ADMIN", "U0MALLORY"
@@ -131,8 +131,9 @@ async def test_spawn_modal_opens_and_its_submission_starts_a_task(bot: Callable[
     assert (task.channel, task.requester, task.prompt, task.repo) == (
         CHANNEL, ALICE, "write the feature from the form", "demo")
     done = await b.finished(task.id)
+    ids = b.thread_of(done)
     assert done.state == FINISHED
-    assert task.id in (b.fake.messages[(CHANNEL, done.thread_ts)].text or "")
+    assert task.id in (b.fake.messages[(CHANNEL, ids.thread_ts)].text or "")
     assert any(e["user"] == ALICE and "Started task" in (e["text"] or "") for e in b.fake.ephemerals)
     assert b.fake.rejected == []
 
@@ -179,7 +180,8 @@ async def test_list_status_and_app_home_show_the_task_with_thread_links(bot: Cal
     await b.command("spawn --repo demo list me")
     task = await b.task_for_thread()
     done = await b.finished(task.id)
-    link = permalink(CHANNEL, done.thread_ts)
+    ids = b.thread_of(done)
+    link = permalink(CHANNEL, ids.thread_ts)
 
     # App Home follows the state changes, at most once per throttle period
     await eventually(lambda: task.id in home_of(b, ALICE) and "finished" in home_of(b, ALICE), what="home refresh")
@@ -211,16 +213,17 @@ async def test_view_diff_uploads_the_patch_into_the_thread(bot: Callable[..., An
     await b.command("spawn make a diff")
     task = await b.task_for_thread()
     done = await b.finished(task.id)
-    review = b.fake.messages[(CHANNEL, done.review_ts)]
+    ids = b.thread_of(done)
+    review = b.fake.messages[(CHANNEL, ids.review_ts)]
     assert "task_diff" in buttons(review)
-    status, _ = await b.click("task_diff", task.id, message_ts=done.review_ts)
+    status, _ = await b.click("task_diff", task.id, message_ts=ids.review_ts)
     assert status == 200
     await b.settle()
     (upload,) = b.fake.files
     assert upload["snippet_type"] == "diff" and upload["filename"].endswith(".diff")
-    assert upload["thread_ts"] == done.thread_ts and upload["channels"] == [CHANNEL]
+    assert upload["thread_ts"] == ids.thread_ts and upload["channels"] == [CHANNEL]
     assert "src/feature.py" in upload["text"] and "+VALUE = 1" in upload["text"]
-    in_thread = [m for m in b.fake.thread(CHANNEL, done.thread_ts) if m.files]
+    in_thread = [m for m in b.fake.thread(CHANNEL, ids.thread_ts) if m.files]
     assert len(in_thread) == 1 and ALICE in (in_thread[0].text or "")
     assert b.fake.rejected == []
 
@@ -304,24 +307,25 @@ async def test_update_from_base_hands_conflicts_to_the_agent(bot: Callable[..., 
     await b.command("spawn change the shared file")
     task = await b.task_for_thread()
     done = await b.finished(task.id)
+    ids = b.thread_of(done)
     assert git(b.repo, "show", "main:shared.txt") == "main version"
-    review = b.fake.messages[(CHANNEL, done.review_ts)]
+    review = b.fake.messages[(CHANNEL, ids.review_ts)]
     actions = buttons(review)
     assert "task_update_base" in actions and "task_merge" not in actions
     assert "shared.txt" in json.dumps(review.blocks)
 
-    status, _ = await b.click("task_update_base", task.id, message_ts=done.review_ts)
+    status, _ = await b.click("task_update_base", task.id, message_ts=ids.review_ts)
     assert status == 200
     await b.engine.wait_for(task.id, {RUNNING}, timeout=30)
     again = await b.finished(task.id)
     assert again.runs == 2, "the conflict went to the agent as a follow-up run"
-    assert again.review_ts != done.review_ts
-    assert "task_merge" in buttons(b.fake.messages[(CHANNEL, again.review_ts)]), "resolved: Merge is back"
-    old = b.fake.messages[(CHANNEL, done.review_ts)]
+    assert b.thread_of(again).review_ts != ids.review_ts
+    assert "task_merge" in buttons(b.fake.messages[(CHANNEL, b.thread_of(again).review_ts)]), "resolved: Merge is back"
+    old = b.fake.messages[(CHANNEL, ids.review_ts)]
     assert buttons(old) == {} and "Superseded" in json.dumps(old.blocks), "the old review is closed"
     assert "Conflicts with" in json.dumps(old.blocks) and "Merges cleanly" not in json.dumps(old.blocks), \
         "a superseded review keeps showing what it said, not the newer review's summary"
-    thread = json.dumps([m.text for m in b.fake.thread(CHANNEL, done.thread_ts)])
+    thread = json.dumps([m.text for m in b.fake.thread(CHANNEL, ids.thread_ts)])
     assert "conflicts in: shared.txt" in thread
     assert git(b.repo, "merge-base", "--is-ancestor", "main", again.branch) == ""
     assert b.fake.rejected == []
@@ -343,11 +347,12 @@ async def test_cancel_button_in_app_home_stops_a_running_task(bot: Callable[...,
     status, _ = await interactive(b, click)
     assert status == 200
     done = await b.finished(task.id, {CANCELLED})
+    ids = b.thread_of(done)
     assert done.state == CANCELLED and done.reason and "U0ALICE" in done.reason
-    thread = b.fake.thread(CHANNEL, done.thread_ts)
+    thread = b.fake.thread(CHANNEL, ids.thread_ts)
     assert any("cancelled" in (m.text or "").lower() for m in thread[2:]), "a thread reply says it was cancelled"
-    assert "cancelled" in json.dumps(b.fake.messages[(CHANNEL, done.status_ts)].blocks)
-    assert "no_entry_sign" in b.fake.messages[(CHANNEL, done.thread_ts)].reactions
+    assert "cancelled" in json.dumps(b.fake.messages[(CHANNEL, ids.status_ts)].blocks)
+    assert "no_entry_sign" in b.fake.messages[(CHANNEL, ids.thread_ts)].reactions
 
     # a second click on the now stale App Home: App Home clicks carry no response_url, so the answer
     # goes to the app's DM with the person
@@ -360,13 +365,33 @@ async def test_cancel_button_in_app_home_stops_a_running_task(bot: Callable[...,
     assert b.fake.rejected == []
 
 
+async def test_a_restarted_front_end_goes_on_in_the_threads_of_tasks_in_flight(bot: Callable[..., Any]) -> None:
+    """The Slack ids come back from the store: a task running across a restart ends in its own thread."""
+    b: Bot = await bot({"sleepy": preset("sleep")})
+    await b.command("spawn take your time")
+    task = await b.task_for_thread()
+    await b.engine.wait_for(task.id, {RUNNING}, timeout=30)
+    await b.settle()
+    before = b.thread_of(task)
+    assert before.status_ts
+    await b.slack.stop()
+    b.slack = SlackBot(b.settings, b.engine, http=True, host="127.0.0.1", port=0)
+    await b.slack.start()
+    assert b.thread_of(task) == before
+    await b.command(f"cancel {task.id}")
+    await b.finished(task.id, {CANCELLED})
+    thread = b.fake.thread(CHANNEL, before.thread_ts)
+    assert "cancelled" in json.dumps(b.fake.messages[(CHANNEL, before.status_ts)].blocks), "the same card, updated"
+    assert any("cancelled" in (m.text or "").lower() for m in thread[2:]), "a thread reply says it was cancelled"
+    assert "no_entry_sign" in b.fake.messages[(CHANNEL, before.thread_ts)].reactions
+    assert b.fake.rejected == []
+
+
 async def test_a_locked_database_gets_a_readable_answer_and_no_stale_root_message(bot: Callable[..., Any]) -> None:
     import sqlite3
 
-    b = await bot()
     # the bot waits 30 s for a lock by default; this test does not want to wait that long
-    await b.store._db.execute("PRAGMA busy_timeout=300")
-    b.store.busy_timeout = 0.3
+    b = await bot(busy_timeout=0.3)
     other = sqlite3.connect(b.settings.db_path, isolation_level=None)
     other.execute("BEGIN EXCLUSIVE")  # a sqlite3 shell left open by someone, say
     try:

@@ -8,7 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from superset_bot.frontends.slack.messages import SlackIds, SlackMessages
 from superset_bot.store import (
+    _MIGRATIONS,
     FINISHED,
     MERGED,
     MERGING,
@@ -69,7 +71,7 @@ async def test_survives_reopen_and_migrations_are_idempotent(tmp_path: Path) -> 
         await store.close()
     with sqlite3.connect(path) as db:
         assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-        assert db.execute("PRAGMA user_version").fetchone()[0] == 3
+        assert db.execute("PRAGMA user_version").fetchone()[0] == len(_MIGRATIONS)
 
 
 async def test_audit_log_is_append_only(tmp_path: Path) -> None:
@@ -79,6 +81,66 @@ async def test_audit_log_is_append_only(tmp_path: Path) -> None:
     await store.close()
     with sqlite3.connect(path) as db, pytest.raises(sqlite3.IntegrityError, match="append-only"):
         db.execute("DELETE FROM events")
+
+
+async def test_tasks_in_flight_keep_their_slack_threads_across_the_upgrade(tmp_path: Path) -> None:
+    """Schema 4 moves Slack's message ids from the tasks table into slack_messages, then drops the columns."""
+    path = tmp_path / "db.sqlite3"
+    with sqlite3.connect(path) as db:  # the database a bot of schema 3 left behind
+        for script in _MIGRATIONS[:3]:
+            db.executescript(script)
+        db.execute("PRAGMA user_version = 3")
+        columns = "id, repo, prompt, preset, state, channel, thread_ts, status_ts, review_ts, created_at, updated_at, " \
+                  "last_activity"
+        rows = [("slack1", "C1", "1.1", "1.2", "1.3"), ("queued", "C1", "2.1", None, None),
+                ("console", None, None, None, None), ("unposted", "C2", None, None, None)]
+        for n, (task_id, channel, thread_ts, status_ts, review_ts) in enumerate(rows):
+            db.execute(f"INSERT INTO tasks ({columns}) VALUES (?, 'demo', 'p', 'demo', 'running', ?, ?, ?, ?, ?, ?, ?)",
+                       (task_id, channel, thread_ts, status_ts, review_ts, n, n, n))
+    store = await Store.open(path)
+    try:
+        task = await store.get_task("slack1")
+        assert task is not None and task.channel == "C1" and task.state == RUNNING
+        messages = SlackMessages(store)
+        await messages.load()
+        assert messages.get("slack1") == SlackIds("C1", "1.1", "1.2", "1.3")
+        assert messages.get("queued") == SlackIds("C1", "2.1")
+        assert messages.get("console") is None and messages.get("unposted") is None
+        assert messages.task_in_thread("C1", "1.1") == "slack1" and messages.task_in_thread("C1", "1.2") is None
+        assert [t.id for t in await store.list_tasks(channel="C1")] == ["slack1", "queued"]
+    finally:
+        await store.close()
+    with sqlite3.connect(path) as db:
+        assert db.execute("PRAGMA user_version").fetchone()[0] == 4
+        left = {row[1] for row in db.execute("PRAGMA table_info(tasks)")}
+        assert "channel" in left and not left & {"thread_ts", "status_ts", "review_ts"}
+
+
+async def test_slack_messages_are_saved_and_reloaded(tmp_path: Path) -> None:
+    path = tmp_path / "db.sqlite3"
+    store = await Store.open(path)
+    try:
+        messages = SlackMessages(store)
+        await messages.open_thread("abc234", "C1", "5.1")  # the root is posted before the task exists
+        await messages.open_thread("gone22", "C1", "6.1")
+        await messages.set_status("abc234", "5.2")
+        await messages.set_review("abc234", "5.3")
+        await messages.set_review("abc234", "5.4")
+        await messages.forget("gone22")
+        assert messages.get("abc234") == SlackIds("C1", "5.1", "5.2", "5.4")
+        assert messages.get("gone22") is None and messages.task_in_thread("C1", "6.1") is None
+        with pytest.raises(KeyError):
+            await messages.set_status("nothere", "7.1")
+    finally:
+        await store.close()
+    store = await Store.open(path)
+    try:
+        again = SlackMessages(store)
+        await again.load()
+        assert again.get("abc234") == SlackIds("C1", "5.1", "5.2", "5.4") and again.get("gone22") is None
+        assert again.task_in_thread("C1", "5.1") == "abc234"
+    finally:
+        await store.close()
 
 
 async def test_newer_schema_is_refused(tmp_path: Path) -> None:
@@ -112,12 +174,14 @@ async def test_a_write_cancelled_at_any_step_leaves_the_store_usable(tmp_path: P
     # await of the write is hit, and write again each time.
     store = await Store.open(tmp_path / "db.sqlite3")
     try:
-        await store.create_task(Task(id="race1", repo="demo", prompt="p", preset="x", requester="U1"), "U1")
+        await store.create_task(Task(id="race1", repo="demo", prompt="p", preset="x", requester="U1",
+                                     state=FINISHED), "U1")
         for steps in range(40):
             if write == "update":
                 job = asyncio.ensure_future(store.update_task("race1", reason=f"cancelled at {steps}"))
             elif write == "transition":
-                job = asyncio.ensure_future(store.transition("race1", QUEUED, "U1", reason=f"at {steps}"))
+                job = asyncio.ensure_future(store.transition("race1", MERGING, "U1", expect={FINISHED},
+                                                             reason=f"at {steps}"))
             else:
                 job = asyncio.ensure_future(store.add_event("race1", "U1", "note", {"steps": steps}))
             for _ in range(steps):
@@ -126,7 +190,10 @@ async def test_a_write_cancelled_at_any_step_leaves_the_store_usable(tmp_path: P
             await asyncio.gather(job, return_exceptions=True)
             after = await store.update_task("race1", reason=f"written after {steps}")
             assert after.reason == f"written after {steps}"
-            assert (await store.transition("race1", RUNNING, "U1", expect={QUEUED, RUNNING})) is not None
+            if (await store.get_task("race1")).state == MERGING:  # the claim was written before the cancel came
+                assert (await store.transition("race1", FINISHED, "U1", expect={MERGING})) is not None
+            assert (await store.transition("race1", MERGING, "U1", expect={FINISHED})) is not None
+            assert (await store.transition("race1", FINISHED, "U1", expect={MERGING})) is not None
         # and what was written is on disk, not in a transaction left open
         other = sqlite3.connect(tmp_path / "db.sqlite3")
         try:

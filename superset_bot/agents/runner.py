@@ -22,6 +22,7 @@ from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from superset_bot import procs
 from superset_bot.redact import Redactor
 from superset_bot.units import format_size
 
@@ -143,32 +144,9 @@ def _prepare_run_dir(run_dir: Path) -> None:
             raise RunnerError(f"{run_dir} already holds a run ({name} exists); use a new run directory")
 
 
-def _group_members(pgid: int) -> list[int]:
-    members = []
-    for name in os.listdir("/proc"):
-        if not name.isdigit():
-            continue
-        try:
-            raw = Path(f"/proc/{name}/stat").read_bytes()
-        except OSError:
-            continue
-        fields = raw[raw.rfind(b")") + 2 :].split()
-        if len(fields) > 2 and int(fields[2]) == pgid:
-            members.append(int(name))
-    return members
-
-
 def _group_is_ours(pgid: int, token: str) -> bool:
     """Whether a member of process group `pgid` carries this run's token (guards pid reuse)."""
-    marker = f"{RUN_TOKEN_VAR}={token}".encode()
-    for pid in _group_members(pgid):
-        try:
-            environ = Path(f"/proc/{pid}/environ").read_bytes()
-        except OSError:
-            continue
-        if marker in environ.split(b"\0"):
-            return True
-    return False
+    return bool(procs.processes_with_env(f"{RUN_TOKEN_VAR}={token}", procs.group_members(pgid)))
 
 
 class _LogCursor:
@@ -460,14 +438,7 @@ class AgentRun:
         if isinstance(pgid, int) and pgid > 0 and isinstance(token, str):
             if await asyncio.to_thread(_group_is_ours, pgid, token):
                 killed = True
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(pgid, signal.SIGTERM)
-                for _ in range(max(1, math.ceil(grace / 0.05))):
-                    if not await asyncio.to_thread(_group_members, pgid):
-                        break
-                    await asyncio.sleep(0.05)
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(pgid, signal.SIGKILL)
+                await procs.terminate_group(pgid, grace, zombies=True)
         existing = await asyncio.to_thread(_read_exit, self.run_dir)
         if existing is not None:
             return existing

@@ -8,11 +8,12 @@ preset passes against it before a task finds out the hard way.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import os
 import re
+import signal
 from collections.abc import Sequence
 from dataclasses import dataclass
+
+from superset_bot import procs
 
 Version = tuple[int, ...]
 
@@ -105,15 +106,14 @@ class Probe:
 
 
 async def _output(argv: Sequence[str], env: dict[str, str]) -> tuple[int | None, str]:
-    proc = await asyncio.create_subprocess_exec(
+    proc = await procs.start_in_group(
         *argv, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT, env=env, start_new_session=True,
+        stderr=asyncio.subprocess.STDOUT, env=env,
     )
     try:
         out, _ = await asyncio.wait_for(proc.communicate(), PROBE_TIMEOUT)
     except TimeoutError:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, 9)
+        procs.signal_group(proc.pid, signal.SIGKILL)
         await proc.wait()
         return None, ""
     return proc.returncode, out.decode("utf-8", errors="replace")

@@ -9,6 +9,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from superset_bot.git.naming import BadBranchName, check_branch_name
+
 OPTION_NAMES = ("repo", "preset", "base")
 TASK_ID = re.compile(r"^[a-z0-9]{4,12}$")
 
@@ -43,7 +45,8 @@ SPECS = {spec.name: spec for spec in COMMANDS}
 
 def usage(name: str, prefix: str = "/superset") -> str:
     spec = SPECS[name]
-    return f"`{prefix} {spec.name}{' ' + spec.args if spec.args else ''}`"
+    lead = f"{prefix} " if prefix else ""  # the console has no prefix
+    return f"`{lead}{spec.name}{' ' + spec.args if spec.args else ''}`"
 
 
 def usage_all(prefix: str = "/superset", names: list[str] | None = None) -> str:
@@ -93,7 +96,7 @@ def parse(text: str, prefix: str = "/superset") -> Command:
         task_id, _, more = rest.partition(" ")
         task_id = task_id.strip().lower()
         if not task_id:
-            raise CommandError(f"`{name}` needs a task id (see `{prefix} list`).", name, prefix)
+            raise CommandError(f"`{name}` needs a task id (see {usage('list', prefix)}).", name, prefix)
         if not TASK_ID.match(task_id):
             raise CommandError(f'"{_clip(task_id)}" is not a task id (ids look like `k3x9qa`).', name, prefix)
         more = more.strip()
@@ -141,6 +144,12 @@ def _parse_options(rest: str, prefix: str) -> tuple[dict[str, str], str]:
             raise CommandError(f"Option --{key} needs a value.", "spawn", prefix)
         if key in options:
             raise CommandError(f"Option --{key} is given twice.", "spawn", prefix)
+        if key == "base":
+            try:
+                check_branch_name(value)
+            except BadBranchName as exc:
+                raise CommandError(f'"{_clip(value)}" is not a valid branch name for --base: {exc.reason}.',
+                                   "spawn", prefix) from exc
         options[key] = value
         remaining = after
     return options, remaining.strip()

@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from superset_bot.store import Task
+from superset_bot.domain.task import Task
 
 
 @dataclass(frozen=True)
@@ -59,7 +59,7 @@ class Milestone(EngineEvent):
 
 @dataclass(frozen=True)
 class ReviewReady(EngineEvent):
-    """The agent's work is ready to review: a JSON-able review (see engine.Review.to_dict)."""
+    """The agent's work is ready to review: a JSON-able review (see domain.review.Review.to_dict)."""
 
     review: dict[str, Any] = field(default_factory=dict)
 

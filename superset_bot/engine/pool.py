@@ -26,14 +26,17 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from superset_bot.config import Settings
-from superset_bot.git import worktrees as gw
+from superset_bot.git import diff as gitdiff
+from superset_bot.git import inventory as gitinventory
+from superset_bot.git import naming as gitnaming
+from superset_bot.git import worktrees as gitworktrees
 from superset_bot.git.commands import GitError, default_branch, repo_lock, resolve_commit, run_git
-from superset_bot.presets.core import Preset, prepare_worktree
+from superset_bot.presets import Preset, prepare_worktree
 from superset_bot.redact import Redactor
 
 log = logging.getLogger(__name__)
 
-POOL_PREFIX = gw.POOL_PREFIX
+POOL_PREFIX = gitnaming.POOL_PREFIX
 MARKER = "superset-pool.json"  # in the worktree's admin dir (.git/worktrees/<name>), never in the tree
 TEND_EVERY = 5.0  # seconds between checks of the base head (a merge by the bot pokes at once)
 STOP_WAIT = 30.0  # seconds `stop` waits for the tenders it cancelled
@@ -52,7 +55,7 @@ class _Entry:
 
 @dataclass(frozen=True)
 class Taken:
-    worktree: gw.Worktree
+    worktree: gitworktrees.Worktree
     prewarmed: bool  # the preset's copy and setup already ran in it
 
 
@@ -131,7 +134,7 @@ class WorktreePool:
         if self.size == 0 or repo_name not in self._entries:
             return None
         repo = self.settings.repos[repo_name]
-        branch = gw.branch_name(task_id, prompt)
+        branch = gitnaming.branch_name(task_id, prompt)
         async with repo_lock(repo):
             base_branch = await default_branch(repo)
             if base is not None and base != base_branch:
@@ -163,7 +166,7 @@ class WorktreePool:
             path = await self._rename(repo, entry.path, entry.path.parent / task_id)
         log.info("task %s: took %s worktree %s from the pool of %s", task_id,
                  f"prewarmed ({entry.key})" if entry.key else "a plain", path.name, repo_name)
-        return Taken(gw.Worktree(path=path, branch=branch, base_branch=base_branch, base_commit=sha),
+        return Taken(gitworktrees.Worktree(path=path, branch=branch, base_branch=base_branch, base_commit=sha),
                      prewarmed=entry.key is not None)
 
     def _pick(self, repo_name: str, preset: Preset, sha: str) -> _Entry | None:
@@ -286,7 +289,7 @@ class WorktreePool:
             log.warning("prewarm of preset %s in %s failed (%s); its tasks run setup when they start",
                         preset.name, repo_name, self._redactor.redact(result.reason or "setup failed"))
             return False
-        changed = await gw.is_dirty(entry.path, untracked=False)
+        changed = await gitdiff.is_dirty(entry.path, untracked=False)
         if changed:
             log.warning("prewarm of preset %s in %s changed tracked files (%s); such a worktree is not a clean "
                         "checkout, so its tasks run setup when they start", preset.name, repo_name,
@@ -309,7 +312,7 @@ class WorktreePool:
 
     async def _remove(self, repo: Path, path: Path) -> None:
         try:
-            await gw.discard(repo, path, None)
+            await gitworktrees.discard(repo, path, None)
         except GitError as exc:
             log.warning("could not remove warm worktree %s: %s", path, exc)
 
@@ -319,7 +322,7 @@ class WorktreePool:
         """Keep the previous process's ready entries that are still clean and wanted; remove the rest."""
         repo = self.settings.repos[repo_name]
         root = self.settings.worktrees_dir / repo_name
-        found = await gw.pool_worktrees(repo, root)
+        found = await gitinventory.pool_worktrees(repo, root)
         wanted = set(self.keys())
         for path, head in found.items():
             if head is None:  # a folder git does not know: a take or fill that never finished
@@ -344,7 +347,7 @@ class WorktreePool:
         if key is not None and marker.get("fingerprint") != preset_fingerprint(self.presets[key]):
             return None
         try:
-            if await gw.is_dirty(path, untracked=False):
+            if await gitdiff.is_dirty(path, untracked=False):
                 return None
         except GitError:
             return None

@@ -11,7 +11,8 @@ import sys
 from collections.abc import Callable
 from typing import Any, TextIO
 
-from superset_bot.domain.commands import CommandError, parse, usage_all
+from superset_bot.composition import Runtime
+from superset_bot.domain.access import Access
 from superset_bot.domain.events import (
     EngineEvent,
     Milestone,
@@ -21,10 +22,12 @@ from superset_bot.domain.events import (
     ReviewReady,
     StateChanged,
 )
-from superset_bot.engine.core import Engine, UserError, describe
+from superset_bot.engine.core import Engine
 from superset_bot.housekeeping.jobs import Digest, Housekeeper
-from superset_bot.store import ACTIVE_STATES, REVIEWABLE_STATES
-from superset_bot.units import format_duration, format_size
+from superset_bot.service import Caller, Service
+from superset_bot.service.plain import answer
+from superset_bot.service.results import DigestNow, Help
+from superset_bot.units import format_duration
 
 PREFIX = ""
 CONSOLE_USER = "console"
@@ -67,24 +70,13 @@ def format_review(review: dict[str, Any], top: int = 10) -> list[str]:
     return lines
 
 
-def format_digest(digest: Digest) -> list[str]:
-    lines = []
-    for title, tasks in (("Running", digest.running), ("Awaiting review (oldest first)", digest.awaiting),
-                         ("Closed since the last digest", digest.closed), ("About to be pruned", digest.to_prune)):
-        if tasks:
-            lines.append(f"{title}:")
-            lines.extend(f"  {describe(t)}" for t in tasks)
-    usage = ", ".join(f"{name} {format_size(size)}" for name, size in sorted(digest.disk.items()))
-    lines.append(f"Worktrees: {usage or 'none'}; free disk {format_size(digest.free_disk)}")
-    return lines
-
-
 class Console:
-    """Parses console commands into engine calls and prints the engine's events."""
+    """Turns console lines into service calls and prints the engine's events."""
 
-    def __init__(self, engine: Engine, out: TextIO = sys.stdout, show_output: bool = True) -> None:
+    def __init__(self, engine: Engine, out: TextIO = sys.stdout, show_output: bool = True,
+                 service: Service | None = None) -> None:
         self.engine = engine
-        self.housekeeper = Housekeeper(engine)
+        self.service = service or Service(engine, Housekeeper(engine), Access(engine.settings, operators={CONSOLE_USER}))
         self.out = out
         self.show_output = show_output
         self._actions: dict[str, str | None] = {}
@@ -120,75 +112,29 @@ class Console:
             self.print(f"{tag}   merge {event.task.id} | discard {event.task.id} | diff {event.task.id} "
                        f"| followup {event.task.id} TEXT")
 
-    async def handle(self, line: str) -> str | None:
+    async def handle(self, line: str) -> str:
         """Run one command line; returns the text to show (errors included), never raises."""
-        try:
-            command = parse(line, PREFIX)
-        except CommandError as exc:
-            return str(exc)
-        engine = self.engine
-        try:
-            if command.name == "help":
-                return usage_all(PREFIX).replace("`", "") + "\nquit - leave (agents keep running)"
-            if command.name == "spawn":
-                task = await engine.spawn(command.text, requester=CONSOLE_USER, **command.options)
-                return f"[{task.id}] spawned in {task.repo} with preset {task.preset}"
-            if command.name == "list":
-                tasks = await engine.store.list_tasks(ACTIVE_STATES | REVIEWABLE_STATES)
-                return "\n".join(describe(t) for t in tasks) or "No tasks running or awaiting review."
-            if command.name == "status":
-                return await self._status(command.task_id or "")
-            if command.name == "diff":
-                return await engine.diff(command.task_id or "") or "(no changes)"
-            if command.name == "merge":
-                task = await engine.merge(command.task_id or "", CONSOLE_USER)
-                return f"[{task.id}] merged into {task.base_branch} as {str(task.merge_commit)[:10]}"
-            if command.name == "discard":
-                task = await engine.discard(command.task_id or "", CONSOLE_USER)
-                return f"[{task.id}] discarded: worktree and branch removed"
-            if command.name == "cancel":
-                task = await engine.cancel(command.task_id or "", CONSOLE_USER)
-                return f"[{task.id}] {task.state}"
-            if command.name == "followup":
-                task = await engine.followup(command.task_id or "", command.text, CONSOLE_USER)
-                return f"[{task.id}] follow-up queued"
-            if command.name == "presets":
-                return "\n".join(f"{name}: {p.description}" for name, p in sorted(engine.presets.items())) \
-                    or "No presets loaded."
-            if command.name == "repos":
-                return "\n".join(f"{name}: {path}" for name, path in engine.settings.repos.items()) \
-                    or "No repos configured (SUPERSET_REPOS)."
-            if command.name == "prune":
-                report = await self.housekeeper.prune(dry_run=command.dry_run, actor=CONSOLE_USER)
-                return "\n".join(report.lines())
-            if command.name == "digest":
-                digest = await self.housekeeper.digest(force=True)
-                return "\n".join(format_digest(digest)) if digest else "Nothing to report."
-            return f"`{command.name}` is not available in the console."
-        except UserError as exc:
-            return str(exc)
+        result = await self.service.command(Caller(CONSOLE_USER, prefix=PREFIX), line)
+        text = answer(result, PREFIX)
+        if isinstance(result, Help):
+            text += "\nquit - leave (agents keep running)"
+        return text
 
-    async def _status(self, task_id: str) -> str:
-        task = await self.engine.get(task_id)
-        lines = [describe(task), f"branch: {task.branch or '-'} (base {task.base_branch or 'default'})"]
-        if task.worktree:
-            lines.append(f"worktree: {task.worktree}")
-        position = self.engine.queue_position(task.id)
-        if position:
-            lines.append(f"queue position: {position}")
-        if task.reason:
-            lines.append(f"reason: {task.reason}")
-        return "\n".join(lines)
+    async def print_digest(self, digest: Digest) -> None:
+        """The scheduled digest, when the console runs long enough to see one."""
+        self.print(answer(DigestNow(digest), PREFIX))
 
 
-async def run_console(engine: Engine, stdin: TextIO = sys.stdin, out: TextIO = sys.stdout,
+async def run_console(runtime: Runtime, stdin: TextIO = sys.stdin, out: TextIO = sys.stdout,
                       read_line: Callable[[], str] | None = None) -> None:
     """Read commands until EOF or `quit`; at EOF wait for running tasks to settle first."""
-    console = Console(engine, out)
+    engine = runtime.engine
+    console = Console(engine, out, service=runtime.service)
     unsubscribe = engine.subscribe(console.on_event)
+    runtime.housekeeper.digest_sinks.append(console.print_digest)
     reader = read_line or stdin.readline
     console.print("superset-bot console. Type `help` for commands, `quit` to leave.")
-    await engine.start()  # subscribed first: tasks recovered from a previous run are shown too
+    await runtime.start()  # subscribed first: tasks recovered from a previous run are shown too
     try:
         while True:
             line = await asyncio.to_thread(reader)
@@ -199,8 +145,8 @@ async def run_console(engine: Engine, stdin: TextIO = sys.stdin, out: TextIO = s
             if line in ("quit", "exit"):
                 break
             if line:
-                answer = await console.handle(line)
-                if answer:
-                    console.print(answer)
+                text = await console.handle(line)
+                if text:
+                    console.print(text)
     finally:
         unsubscribe()

@@ -17,6 +17,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from superset_bot import procs
+
 # Config for commits, merges and checkouts the bot makes itself: the repo's hooks are the
 # team's business, not the bot's; auto gc/maintenance would race with running agents;
 # signing would prompt for a passphrase nobody is there to type.
@@ -107,13 +109,6 @@ def _short_stderr(stderr: str, limit: int = 1500) -> str:
     return text if len(text) <= limit else "..." + text[-limit:]
 
 
-def _signal_group(pid: int, sig: signal.Signals) -> None:
-    try:
-        os.killpg(pid, sig)  # the group we created for this one git command, and nothing else
-    except ProcessLookupError:
-        pass
-
-
 async def _run_once(
     cwd: Path, argv: list[str], env: dict[str, str], input: bytes | None
 ) -> tuple[int, bytes, bytes]:
@@ -139,11 +134,11 @@ async def _run_once(
     except asyncio.CancelledError:
         # Give git the chance to remove its lock files (it does on SIGTERM, not on SIGKILL).
         if proc.returncode is None:
-            _signal_group(proc.pid, signal.SIGTERM)
+            procs.signal_group(proc.pid, signal.SIGTERM)  # this git command's own group, nothing else
             try:
                 await asyncio.shield(asyncio.wait_for(proc.wait(), 5))
             except (TimeoutError, asyncio.CancelledError):
-                _signal_group(proc.pid, signal.SIGKILL)
+                procs.signal_group(proc.pid, signal.SIGKILL)
         raise
     assert proc.returncode is not None
     return proc.returncode, out, err

@@ -16,7 +16,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from superset_bot.engine.core import BOT_ACTOR, Engine
-from superset_bot.git import worktrees as gw
+from superset_bot.git import inventory as gitinventory
+from superset_bot.git import naming as gitnaming
+from superset_bot.git import worktrees as gitworktrees
 from superset_bot.git.commands import GitError, run_git
 from superset_bot.store import (
     ACTIVE_STATES,
@@ -161,7 +163,7 @@ class Housekeeper:
                      for t in await self.store.list_tasks() if t.state not in CLOSED_STATES}
             root = self.settings.worktrees_dir / name
             try:
-                orphans = await gw.find_orphans(repo, root, known)
+                orphans = await gitinventory.find_orphans(repo, root, known)
             except GitError as exc:
                 report.errors.append(f"repo {name}: {exc}")
                 continue
@@ -172,7 +174,7 @@ class Housekeeper:
                 if not report.dry_run:
                     await self._discard(repo, path, None, report)
             for branch in orphans.branches:
-                if await self._still_owned(gw.task_id_from_branch(branch), branch):
+                if await self._still_owned(gitnaming.task_id_from_branch(branch), branch):
                     continue
                 report.cleaned.append(f"orphan branch {branch} in {name}")
                 if not report.dry_run:
@@ -194,7 +196,7 @@ class Housekeeper:
 
     async def _discard(self, repo: Path, path: Path | None, branch: str | None, report: PruneReport) -> None:
         try:
-            await gw.discard(repo, path, branch)
+            await gitworktrees.discard(repo, path, branch)
         except (GitError, OSError) as exc:
             report.errors.append(str(exc))
 
@@ -224,7 +226,7 @@ class Housekeeper:
         sizes: dict[str, int] = {}
         for name, repo in self.settings.repos.items():
             try:
-                infos = await gw.list_worktrees(repo, self.settings.worktrees_dir / name)
+                infos = await gitinventory.list_worktrees(repo, self.settings.worktrees_dir / name)
             except GitError:
                 continue
             for info in infos:
@@ -236,7 +238,7 @@ class Housekeeper:
         usage: dict[str, int] = {}
         for name, repo in self.settings.repos.items():
             try:
-                infos = await gw.list_worktrees(repo, self.settings.worktrees_dir / name)
+                infos = await gitinventory.list_worktrees(repo, self.settings.worktrees_dir / name)
             except GitError:
                 infos = []
             usage[name] = sum(i.size_bytes for i in infos)
@@ -308,7 +310,7 @@ class Housekeeper:
                 done.append(f"{name}: skipped, an agent is running")
                 continue
             try:
-                await gw.git_maintenance(repo)
+                await gitinventory.git_maintenance(repo)
                 done.append(f"{name}: maintained")
             except GitError as exc:
                 done.append(f"{name}: {exc}")
@@ -343,7 +345,7 @@ class Housekeeper:
 async def _task_branches(repo: Path) -> set[str]:
     """The repo's task branches (`superset/...`); empty when the repo cannot be read."""
     try:
-        refs = await run_git(repo, "for-each-ref", "--format=%(refname:lstrip=2)", f"refs/heads/{gw.BRANCH_PREFIX}")
+        refs = await run_git(repo, "for-each-ref", "--format=%(refname:lstrip=2)", f"refs/heads/{gitnaming.BRANCH_PREFIX}")
     except GitError:
         return set()
     return set(refs.stdout.splitlines())

@@ -20,7 +20,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-from superset_bot.presets.core import (
+from superset_bot.presets import (
     CommandResult,
     Preset,
     describe_failure,

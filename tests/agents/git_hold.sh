@@ -21,11 +21,13 @@ if [ "$PAUSE_WHEN" = "after" ]; then
 fi
 echo "$$ $PAUSE_WHEN $*" > "$PAUSE_MARKER.tmp" && mv "$PAUSE_MARKER.tmp" "$PAUSE_MARKER"
 # held until the test lets go; a test that failed before doing so (or its dead process) frees it
-# after 5 minutes at most, so no shim outlives the suite
+# after 5 minutes at most, so no shim outlives the suite. The caller is gone once we are re-parented
+# (see git_pause.sh: `kill -0 $PPID` is fooled by an unreaped zombie, and by a $PPID of 1).
 parent=$PPID
+parent_now() { read -r stat < "/proc/$$/stat" || return 1; stat=${stat##*) }; set -- $stat; echo "$2"; }
 i=0
 while [ ! -e "$PAUSE_MARKER.go" ]; do
-  if ! kill -0 "$parent" 2>/dev/null || [ "$i" -ge 6000 ]; then
+  if [ "$parent" = 1 ] || [ "$(parent_now)" != "$parent" ] || [ "$i" -ge 6000 ]; then
     exit 1
   fi
   sleep 0.05

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from realagents.install import agent_bin
-from superset_bot.presets.core import agent_argv, parse_preset
+from superset_bot.presets import agent_argv, parse_preset
 
 PROJECT = Path(__file__).resolve().parents[2]
 PRESETS = PROJECT / "presets"

@@ -2,7 +2,6 @@
 
 Four aider runs in all (each costs a few seconds of CPU: python with litellm starts slowly).
 """
-# ruff: noqa: F811 - pytest fixtures are parameters named like the imported fixture
 
 from __future__ import annotations
 
@@ -11,8 +10,8 @@ from typing import Any
 
 import pytest
 from conftest import git
-from engineharness import Harness, MakeHarness, harness  # noqa: F401 - fixture
 from fakemodels.openai_chat import FakeOpenAIChat, Reply, diff_edit
+from support.engineharness import Harness, MakeHarness
 
 from realagents.aider import aider_env, bindir, preset_body, write_model_metadata
 from superset_bot.domain.events import ProgressChanged, ReviewReady

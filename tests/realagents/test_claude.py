@@ -5,7 +5,6 @@ auth failure, an HTTP 500 and a denied command.
 These run whenever the suite runs: the pinned CLI is installed on first use, and a failed install
 fails the test (it is never skipped).
 """
-# ruff: noqa: F811 - pytest fixtures are parameters named like the imported fixture
 
 from __future__ import annotations
 
@@ -16,8 +15,8 @@ from typing import Any
 
 import pytest
 from conftest import RepoFactory, git
-from engineharness import Harness, MakeHarness, harness  # noqa: F401 - fixture
 from fakemodels.anthropic import FakeAnthropic, fail, message_texts
+from support.engineharness import Harness, MakeHarness
 
 from realagents.claude import (
     MAKEFILE,

@@ -1,5 +1,4 @@
 """The shipped codex preset end to end: the real Codex CLI through the engine, against the fake Responses API."""
-# ruff: noqa: F811 - pytest fixtures are parameters named like the imported fixture
 
 from __future__ import annotations
 
@@ -9,7 +8,6 @@ from typing import Any
 
 import pytest
 from conftest import git
-from engineharness import Harness, MakeHarness, harness  # noqa: F401 - fixture
 from fakemodels.openai_responses import (
     FakeResponses,
     Script,
@@ -19,6 +17,7 @@ from fakemodels.openai_responses import (
     exec_command,
     message,
 )
+from support.engineharness import Harness, MakeHarness
 
 from realagents import codex as real
 from superset_bot.agents.formats import make_parser

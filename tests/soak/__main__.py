@@ -29,7 +29,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
                         help="Slack's budgets scaled by this on both sides (default 20)")
     parser.add_argument("--outage", type=float, default=0.0,
                         help="then take Slack down, and separately have it answer 500, for this many seconds "
-                             "while tasks run (issue 8 asks for 120; default 0: skip)")
+                             "while tasks run (`make soak` runs 120; default 0: skip)")
     parser.add_argument("--eager", action="store_true",
                         help="click Merge/Discard the moment a task is done, before its review shows in Slack")
     parser.add_argument("--tmp", help="where repos, worktrees and the database go (default: a temp dir)")

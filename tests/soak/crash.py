@@ -30,8 +30,11 @@ import time
 from collections import Counter
 from pathlib import Path
 
+from support.env import bot_env
+from support.procs import left_running
+
 from soak import AGENT, git, isolate_git, make_repo
-from superset_bot.git.worktrees import POOL_PREFIX
+from superset_bot.git.naming import POOL_PREFIX
 
 ACTIVE = {"queued", "preparing", "running", "merging", "discarding"}
 REVIEWABLE = {"finished", "failed", "cancelled", "timed_out"}
@@ -86,20 +89,6 @@ def tasks(db: Path) -> list[dict[str, object]]:
             return []
 
 
-def _cwd_under(pid: str, folder: Path) -> bool:
-    try:
-        return os.readlink(f"/proc/{pid}/cwd").startswith(str(folder))
-    except OSError:
-        return False
-
-
-def _cmdline(pid: str) -> str:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")[:300]
-    except OSError:
-        return "?"
-
-
 def run(n: int, seed: int, workdir: Path, concurrency: int) -> tuple[list[str], list[str]]:
     isolate_git(workdir)
     rng = random.Random(seed)
@@ -110,11 +99,8 @@ def run(n: int, seed: int, workdir: Path, concurrency: int) -> tuple[list[str], 
         {"description": "soak agent", "agent": {"command": [sys.executable, str(AGENT), "{prompt}"]}}))
     data = workdir / "data"
     db = data / "superset.sqlite3"
-    env = {"PATH": os.environ["PATH"], "HOME": str(workdir), "GIT_CONFIG_GLOBAL": os.environ["GIT_CONFIG_GLOBAL"],
-           "GIT_CONFIG_NOSYSTEM": "1", "SUPERSET_REPOS": f"demo={repo}", "SUPERSET_DATA_DIR": str(data),
-           "SUPERSET_PRESETS_DIR": str(presets), "SUPERSET_DEFAULT_PRESET": "soak",
-           "SUPERSET_MAX_CONCURRENT": str(concurrency), "SUPERSET_MIN_FREE_DISK": "1M",
-           "SUPERSET_CANCEL_GRACE": "1s", "PYTHONPATH": str(ROOT)}
+    env = bot_env(workdir, repo, presets=presets, SUPERSET_DEFAULT_PRESET="soak",
+                  SUPERSET_MAX_CONCURRENT=str(concurrency), SUPERSET_CANCEL_GRACE="1s", PYTHONPATH=str(ROOT))
     fates = {f"t{i:03d}": rng.choices(list(FATES), weights=list(FATES.values()))[0] for i in range(n)}
     mode = {"fail": "fail", "cancel_running": "slow", "discard_running": "slow", "cancel_early": "slow",
             "discard_early": "slow"}
@@ -199,14 +185,9 @@ def run(n: int, seed: int, workdir: Path, concurrency: int) -> tuple[list[str], 
     root = data / "worktrees" / "demo"
     if root.is_dir():
         violations += [f"folder left: {p}" for p in sorted(root.iterdir()) if not p.name.startswith(POOL_PREFIX)]
-    for _ in range(100):  # no agent (or git) may outlive its task; one being stopped gets 10 s to go
-        alive = [pid for pid in os.listdir("/proc") if pid.isdigit() and _cwd_under(pid, workdir)]
-        if not alive:
-            break
-        time.sleep(0.1)
-    else:
-        violations.append("processes still running in the soak's folders: "
-                          + "; ".join(f"{pid} {_cmdline(pid)}" for pid in alive))
+    left = left_running(workdir)  # no agent (or git) may outlive its task; one being stopped gets 10 s to go
+    if left:
+        violations.append("processes still running in the soak's folders: " + "; ".join(left))
     final = dict(Counter(str(r["state"]) for r in rows))
     lines += [f"tasks: {n}; fates: " + ", ".join(f"{k} {v}" for k, v in sorted(
                   dict(Counter(fates.values())).items())),

@@ -23,6 +23,7 @@ from superset_bot.frontends.slack.app import SlackFrontend
 from superset_bot.frontends.slack.blocks import validate_blocks
 from superset_bot.frontends.slack.outbox import Outbox
 from superset_bot.housekeeping.jobs import Housekeeper
+from superset_bot.service import Service
 
 log = logging.getLogger(__name__)
 
@@ -31,10 +32,12 @@ class SlackBot:
     """Everything Slack needs, started and stopped as one: `await start()`, `await stop()`."""
 
     def __init__(self, settings: Settings, engine: Engine, *, http: bool, host: str = "0.0.0.0",
-                 port: int | None = None, housekeeper: Housekeeper | None = None) -> None:
+                 port: int | None = None, housekeeper: Housekeeper | None = None,
+                 service: Service | None = None) -> None:
         self.settings = settings
         self.engine = engine
         self.housekeeper = housekeeper or Housekeeper(engine)
+        self.service = service
         self.http = http
         self.host = host
         self.port = settings.http_port if port is None else port
@@ -55,7 +58,7 @@ class SlackBot:
         self.outbox = Outbox(client, validate=validate_blocks)
         self.outbox.start()
         self.frontend = SlackFrontend(self.settings, self.engine, client, self.outbox, http=self.http,
-                                      housekeeper=self.housekeeper)
+                                      housekeeper=self.housekeeper, service=self.service)
         await self.frontend.start()
         if self.http:
             web_app = self.frontend.app.web_app(path="/slack/events")

@@ -1,0 +1,52 @@
+"""The review of a task's work, and its codec: `to_dict` is what is stored (as JSON) and published."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import MISSING, asdict, dataclass, field, fields
+from typing import Any
+
+from superset_bot.domain.state import TaskState, decode_state
+
+
+@dataclass
+class Review:
+    """What a reviewer needs to decide: the change, whether it merges cleanly, checks and cost."""
+
+    task_id: str
+    state: TaskState
+    reason: str | None
+    branch: str
+    base_branch: str
+    files: list[dict[str, Any]]
+    commits: int
+    insertions: int
+    deletions: int
+    clean: bool
+    conflicts: list[str]
+    checks: dict[str, Any] | None = None
+    duration_s: float | None = None
+    cost_usd: float | None = None
+    tokens_in: int | None = None
+    tokens_out: int | None = None
+    final_text: str | None = None
+    notes: list[str] = field(default_factory=list)
+    denials: list[str] = field(default_factory=list)  # actions the agent's permissions or sandbox refused
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-able values (the state as its string)."""
+        data = asdict(self)
+        data["state"] = str(self.state)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Review:
+        """The review a `to_dict` (perhaps of an older or newer bot) describes; ValueError if it lacks a field."""
+        known = {f.name: f for f in fields(cls)}
+        missing = [name for name, f in known.items()
+                   if name not in data and f.default is MISSING and f.default_factory is MISSING]
+        if missing:
+            raise ValueError(f"a review without {', '.join(missing)}")
+        values = {name: value for name, value in data.items() if name in known}
+        values["state"] = decode_state(values["state"], values.get("task_id"))
+        return cls(**values)

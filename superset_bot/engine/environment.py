@@ -1,0 +1,62 @@
+"""What an agent, its setup and the plugins run with: their environment, the redactor for what they
+print, and the files a preset keeps out of the task's commits."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+from superset_bot.config import Settings
+from superset_bot.presets import Preset
+from superset_bot.redact import Redactor, agent_environment, secret_values
+from superset_bot.store import Task
+
+
+class Environment:
+    """Builds a task's environment from the bot's process, its own preset and where its worktree is."""
+
+    def __init__(self, settings: Settings, presets: Mapping[str, Preset], repo_path: Callable[[str], Path]) -> None:
+        self.settings = settings
+        self.presets = presets
+        self.repo_path = repo_path
+        self.redactor = Redactor([*settings.secrets(), *secret_values(settings.process_env)])
+
+    def for_prewarm(self, repo_name: str, preset: Preset, worktree: Path) -> dict[str, str]:
+        """What a task's setup would get, before there is a task (SUPERSET_TASK_ID is empty)."""
+        return self._command_env(repo_name, preset, "", str(worktree))
+
+    def for_task(self, task: Task, preset: Preset) -> dict[str, str]:
+        return self._command_env(task.repo, preset, task.id, task.worktree or "")
+
+    def _command_env(self, repo_name: str, preset: Preset, task_id: str, worktree: str) -> dict[str, str]:
+        repo = self.repo_path(repo_name)
+        extra = {
+            **preset.env,
+            "SUPERSET_TASK_ID": task_id,
+            "SUPERSET_ROOT_PATH": str(repo),
+            "SUPERSET_WORKSPACE_PATH": worktree,
+            # many agents committing at once must not all start packing the repo
+            "GIT_CONFIG_COUNT": "2",
+            "GIT_CONFIG_KEY_0": "gc.auto",
+            "GIT_CONFIG_VALUE_0": "0",
+            "GIT_CONFIG_KEY_1": "maintenance.auto",
+            "GIT_CONFIG_VALUE_1": "false",
+        }
+        return agent_environment(self.settings.process_env, extra)
+
+    def redactor_for(self, preset: Preset | None) -> Redactor:
+        """The bot's secrets and those of the preset's env (None: a preset no longer loaded)."""
+        preset_secrets = secret_values(preset.env) if preset else []
+        if not preset_secrets:
+            return self.redactor
+        return Redactor([*self.settings.secrets(), *secret_values(self.settings.process_env), *preset_secrets])
+
+    def copied(self, task: Task) -> tuple[str, ...]:
+        """Files the preset copied in from the main checkout: never committed (a .env holds secrets)."""
+        preset = self.presets.get(task.preset)
+        return preset.copy if preset else ()
+
+    def never_commit(self, task: Task) -> tuple[str, ...]:
+        """Globs of files the agent keeps for itself in the worktree (aider's chat history)."""
+        preset = self.presets.get(task.preset)
+        return preset.never_commit if preset else ()

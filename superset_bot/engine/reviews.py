@@ -1,0 +1,101 @@
+"""A task's review: its branch summarised against its base with a merge preview, checks and cost,
+posted to subscribers and plugins; and the full diff a reviewer may ask for."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from dataclasses import asdict
+from typing import TYPE_CHECKING, Any
+
+from superset_bot.agents.formats import Progress
+from superset_bot.domain.events import ReviewReady
+from superset_bot.domain.review import Review
+from superset_bot.domain.task import encode_review
+from superset_bot.engine.errors import UserError
+from superset_bot.git import diff as gitdiff
+from superset_bot.git import merge as gitmerge
+from superset_bot.git.commands import GitError
+from superset_bot.redact import Redactor
+from superset_bot.store import CLOSED_STATES, Task
+
+if TYPE_CHECKING:
+    from superset_bot.engine.core import Engine
+
+log = logging.getLogger(__name__)
+
+
+class Reviews:
+    """Builds and posts reviews, and redacts the diffs it hands out."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    async def build(self, task: Task, progress: Progress | None = None, checks: Any = None) -> Review | None:
+        """Summarise the task's branch against its base and preview the merge."""
+        if not (task.branch and task.base_branch):
+            return None
+        repo = self.engine.repo_path(task.repo)
+        if progress is None and task.progress:
+            progress = Progress.from_snapshot(task.progress_snapshot())
+        try:
+            summary = await gitdiff.summarize(repo, task.branch, task.base_branch)
+            preview = await gitmerge.preview_merge(repo, task.branch, task.base_branch)
+        except GitError as exc:
+            log.warning("task %s: no review: %s", task.id, exc)
+            return None
+        started, finished = task.started_at, task.finished_at
+        return Review(
+            task_id=task.id,
+            state=task.state,
+            reason=task.reason,
+            branch=task.branch,
+            base_branch=task.base_branch,
+            files=[asdict(f) for f in summary.files],
+            commits=summary.commits,
+            insertions=summary.insertions,
+            deletions=summary.deletions,
+            clean=preview.clean,
+            conflicts=list(preview.conflicts),
+            checks=checks if isinstance(checks, dict) else None,
+            duration_s=(finished - started) if (started and finished) else None,
+            cost_usd=progress.cost_usd if progress else None,
+            tokens_in=progress.tokens_in if progress else None,
+            tokens_out=progress.tokens_out if progress else None,
+            final_text=progress.final_text if progress else None,
+            denials=list(progress.denials) if progress else [],
+        )
+
+    async def post(self, task: Task, progress: Progress | None = None, checks: Any = None) -> Review | None:
+        """Build the review, store it with the task (its idle clock starts), and announce it."""
+        engine = self.engine
+        review = await self.build(task, progress, checks)
+        if review is None:
+            return None
+        task = await engine.store.update_task(task.id, review=encode_review(review), last_activity=engine.clock())
+        engine.publish(ReviewReady(task, review.to_dict()))
+        await engine.hooks_dispatch("review_ready", task, {"review": review.to_dict()})
+        return review
+
+    async def diff(self, task_id: str) -> str:
+        engine = self.engine
+        task = await engine.get(task_id)
+        if not (task.branch and task.base_branch) or task.state in CLOSED_STATES:
+            raise UserError(f"Task {task.id} has no branch to diff ({task.state}).")
+        patch = await gitdiff.full_patch(engine.repo_path(task.repo), task.branch, task.base_branch)
+        # the diff goes to Slack: a key the agent wrote into a file must not go with it
+        return engine.env.redactor_for(engine.presets.get(task.preset)).redact(patch)
+
+
+def checks_result(outcomes: Iterable[Any]) -> Any:
+    """What the checks plugin returned among a dispatch's outcomes; None when it did not run or failed."""
+    return next((o.result for o in outcomes if o.plugin == "checks" and o.ok and o.result is not None), None)
+
+
+def checks_view(checks: Any, redactor: Redactor) -> dict[str, Any]:
+    """The checks result as the review shows it; command output may print secrets, so redact it."""
+    return {
+        "passed": bool(checks.passed),
+        "summary": redactor.redact(str(checks.summary)),
+        "failing_tail": redactor.redact(str(getattr(checks, "failing_tail", "") or "")),
+    }

@@ -1,0 +1,74 @@
+"""The buttons on task messages and App Home (merge, discard, diff, update, cancel, retry, keep)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from typing import TYPE_CHECKING, Any
+
+from slack_bolt.async_app import AsyncApp
+from slack_sdk.errors import SlackApiError
+
+from superset_bot.frontends.slack import blocks as ui
+from superset_bot.frontends.slack.commands import Reply
+from superset_bot.frontends.slack.threads import RootMessage
+from superset_bot.service import Caller
+from superset_bot.service.results import Done
+
+if TYPE_CHECKING:
+    from superset_bot.frontends.slack.app import SlackFrontend
+
+log = logging.getLogger(__name__)
+
+BUTTON_VERBS = {ui.ACTION_MERGE: "merge", ui.ACTION_DISCARD: "discard", ui.ACTION_CANCEL: "cancel",
+                ui.ACTION_DIFF: "diff", ui.ACTION_UPDATE: "update", ui.ACTION_RETRY: "retry", ui.ACTION_KEEP: "keep"}
+
+
+class Buttons:
+    def __init__(self, frontend: SlackFrontend) -> None:
+        self.frontend = frontend
+
+    def register(self, app: AsyncApp) -> None:
+        for action in BUTTON_VERBS:
+            app.action(action)(self.on_action)
+
+    async def on_action(self, ack: Callable[..., Awaitable[None]], body: dict[str, Any],
+                        respond: Callable[..., Awaitable[Any]]) -> None:
+        await ack()
+        frontend = self.frontend
+        user = str((body.get("user") or {}).get("id", ""))
+
+        async def reply(rendered: ui.Rendered) -> None:
+            if body.get("response_url"):
+                await respond(text=rendered.text, blocks=rendered.blocks, response_type="ephemeral",
+                              replace_original=False)
+                return
+            # a click in App Home (a view, not a message) has no response_url: answer in the app's DM
+            try:
+                await frontend.outbox.post(user, rendered.text, rendered.blocks)
+            except SlackApiError as exc:
+                log.warning("could not tell %s: %s", user, exc.response.get("error") if exc.response else exc)
+
+        frontend.spawn_job(self.handle_action(body, reply), "action")
+
+    async def handle_action(self, body: Mapping[str, Any], reply: Reply) -> None:
+        frontend = self.frontend
+        actions = body.get("actions") or [{}]
+        action_id = str(actions[0].get("action_id", ""))
+        task_id = str(actions[0].get("value", ""))[:32]
+        user = str((body.get("user") or {}).get("id", ""))
+        channel = str((body.get("channel") or {}).get("id", "") or (body.get("container") or {}).get("channel_id", ""))
+        verb = BUTTON_VERBS.get(action_id, action_id)
+        thread: RootMessage | None = None
+        if verb == "retry":
+            task = await frontend.engine.store.get_task(task_id)
+            if task is not None and not task.channel:
+                await reply(ui.error_message("This task was not started from Slack; spawn it again."))
+                return
+            if task is not None and task.channel:
+                thread = RootMessage(frontend, task.channel)
+                channel = task.channel
+        result = await frontend.service.act(Caller(user, channel or None), verb, task_id, thread=thread)
+        if isinstance(result, Done) and verb not in ("keep", "followup"):
+            return  # the thread shows what happened; the person who clicked needs no second copy
+        await frontend.commands.answer(result, reply, user)

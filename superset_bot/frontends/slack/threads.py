@@ -1,0 +1,285 @@
+"""A task's Slack thread: its root message, and everything the engine's events post or update in it.
+
+Engine events are rendered per task by a serial worker (the status card exists before it is
+updated), so the root, its reaction, the status card, replies and the review follow the task in order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from slack_sdk.errors import SlackApiError
+
+from superset_bot.domain.events import (
+    EngineEvent,
+    Milestone,
+    OutputLines,
+    ProgressChanged,
+    PruneWarning,
+    QueuePosition,
+    ReviewReady,
+    StateChanged,
+)
+from superset_bot.engine.core import UserError
+from superset_bot.frontends.slack import blocks as ui
+from superset_bot.service import Refusal
+from superset_bot.service.errors import failure
+from superset_bot.service.results import INTERNAL, Failed, Result
+from superset_bot.store import (
+    CLOSED_STATES,
+    DISCARDED,
+    FAILED,
+    FINISHED,
+    MERGED,
+    PREPARING,
+    PRUNED,
+    QUEUED,
+    REVIEWABLE_STATES,
+    Task,
+)
+
+if TYPE_CHECKING:
+    from superset_bot.frontends.slack.app import SlackFrontend
+
+log = logging.getLogger(__name__)
+
+MAX_DIFF_BYTES = 5 * 1024 * 1024
+_SAVED_REVIEW: Any = object()
+
+
+@dataclass
+class TaskThread:
+    """What the front end knows of one task's thread, and its serial render queue."""
+
+    queue: asyncio.Queue[EngineEvent] = field(default_factory=asyncio.Queue)
+    progress: dict[str, Any] | None = None
+    setup_tail: deque[str] = field(default_factory=lambda: deque(maxlen=20))
+    queue_position: int | None = None
+    refresh_pending: bool = False
+    review: dict[str, Any] | None = None  # what the current review message shows
+    worker: asyncio.Task[None] | None = None
+
+
+class Threads:
+    """Renders engine events into the threads of tasks started from Slack (`frontend.messages` knows them)."""
+
+    def __init__(self, frontend: SlackFrontend) -> None:
+        self.frontend = frontend
+        self._threads: dict[str, TaskThread] = {}
+
+    def resume(self, tasks: Iterable[Task]) -> None:
+        """Render again for tasks re-attached after a restart."""
+        for task in tasks:
+            if self.frontend.messages.get(task.id):
+                self._thread(task.id)
+
+    def busy(self) -> bool:
+        return any(not t.queue.empty() or t.refresh_pending for t in self._threads.values())
+
+    def workers(self) -> list[asyncio.Task[None]]:
+        return [t.worker for t in self._threads.values() if t.worker]
+
+    # engine events -> thread
+
+    def on_engine_event(self, event: EngineEvent) -> None:
+        task = event.task
+        if self.frontend.messages.get(task.id) is None:
+            return  # not a Slack task (console) or its root message is not posted yet
+        thread = self._thread(task.id)
+        if isinstance(event, ProgressChanged):
+            thread.progress = event.progress
+            self._request_refresh(thread, event)
+            return
+        if isinstance(event, OutputLines):
+            if event.source == "setup":
+                thread.setup_tail.extend(event.lines)
+                self._request_refresh(thread, event)
+            return
+        if isinstance(event, QueuePosition):
+            thread.queue_position = event.position
+            self._request_refresh(thread, event)
+            return
+        thread.queue.put_nowait(event)
+        if isinstance(event, StateChanged):
+            self.frontend.home.schedule(task.requester)
+
+    def _thread(self, task_id: str) -> TaskThread:
+        thread = self._threads.get(task_id)
+        if thread is None:
+            thread = self._threads[task_id] = TaskThread()
+            thread.worker = asyncio.create_task(self._render_loop(task_id, thread), name=f"render-{task_id}")
+        return thread
+
+    def _request_refresh(self, thread: TaskThread, event: EngineEvent) -> None:
+        """Progress is coalesced: at most one pending card refresh per task."""
+        if not thread.refresh_pending:
+            thread.refresh_pending = True
+            thread.queue.put_nowait(event)
+
+    async def _render_loop(self, task_id: str, thread: TaskThread) -> None:
+        while True:
+            event = await thread.queue.get()
+            try:
+                await self._render(event, thread)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("task %s: could not render %s in Slack", task_id, type(event).__name__)
+            if isinstance(event, StateChanged) and event.task.state in CLOSED_STATES and thread.queue.empty():
+                self._threads.pop(task_id, None)
+                return
+
+    async def _render(self, event: EngineEvent, thread: TaskThread) -> None:
+        frontend, outbox = self.frontend, self.frontend.outbox
+        task = await frontend.engine.store.get_task(event.task.id) or event.task
+        ids = frontend.messages.get(task.id)
+        assert ids is not None
+        channel, thread_ts = ids.channel, ids.thread_ts
+        if isinstance(event, ProgressChanged | OutputLines | QueuePosition):
+            thread.refresh_pending = False
+            await self._refresh_card(task, thread)
+        elif isinstance(event, StateChanged):
+            # root, reaction and card show the latest state; the reply is about this transition
+            root = ui.root_message(task)
+            outbox.update(channel, thread_ts, root.text, root.blocks, urgent=True)
+            outbox.set_reaction(channel, thread_ts, ui.STATE_EMOJI.get(task.state))
+            await self._refresh_card(task, thread, urgent=True)
+            changed = event.task
+            reply: ui.Rendered | None = None
+            if event.previous is not None and changed.state in REVIEWABLE_STATES - {FINISHED} and changed.reason:
+                reply = ui.failure_with_retry(changed, changed.reason) if changed.state == FAILED else \
+                    ui.milestone(changed, f"Task {changed.state.replace('_', ' ')}: {changed.reason}", ok=False)
+            elif changed.state == MERGED:
+                self.close_review(task)  # re-read: the review may have been posted since the transition
+                reply = ui.milestone(changed, f"Merged into `{changed.base_branch}` by {{actor}} "
+                                              f"({(changed.merge_commit or '')[:10]}).", actor=changed.closed_by)
+            elif changed.state == DISCARDED:
+                self.close_review(task)  # re-read: the review may have been posted since the transition
+                reply = ui.milestone(changed, "Discarded by {actor}: worktree and branch removed.",
+                                     actor=changed.closed_by)
+            elif changed.state == PRUNED:
+                self.close_review(task)  # re-read: the review may have been posted since the transition
+                reply = ui.milestone(changed, f"Worktree pruned: {changed.reason or 'idle too long'}.")
+            if reply is not None:
+                await outbox.post(channel, reply.text, reply.blocks, thread_ts=thread_ts)
+        elif isinstance(event, PruneWarning):
+            warning = ui.prune_warning(task, event.grace_s / 3600)
+            await outbox.post(channel, warning.text, warning.blocks, thread_ts=thread_ts)
+        elif isinstance(event, Milestone):
+            if event.kind in ("worktree_ready", "committed"):
+                return  # shown on the status card; keep the thread for what matters
+            rendered = ui.milestone(task, event.text, ok=event.ok)
+            await outbox.post(channel, rendered.text, rendered.blocks, thread_ts=thread_ts)
+        elif isinstance(event, ReviewReady):
+            if task.state in CLOSED_STATES:
+                return  # merged or discarded before this review got its turn: no live buttons on a closed task
+            if ids.review_ts:
+                # the store already holds the new review; the old message keeps showing what it said
+                self.close_review(task, outcome="superseded", review=thread.review)
+            thread.review = dict(event.review)
+            rendered = ui.review_message(task, event.review)
+            ts = await outbox.post(channel, rendered.text, rendered.blocks, thread_ts=thread_ts)
+            await frontend.messages.set_review(task.id, ts)
+
+    async def _refresh_card(self, task: Task, thread: TaskThread, urgent: bool = False) -> None:
+        frontend = self.frontend
+        ids = frontend.messages.get(task.id)
+        assert ids is not None
+        progress = thread.progress if thread.progress is not None else task.progress_snapshot()
+        if task.state == PREPARING and thread.setup_tail:
+            progress = {**progress, "tail": list(thread.setup_tail), "action": "Running setup"}
+        card = ui.status_card(task, progress, now=frontend.clock(),
+                              queue_position=thread.queue_position if task.state == QUEUED else None)
+        if ids.status_ts:
+            frontend.outbox.update(ids.channel, ids.status_ts, card.text, card.blocks, urgent=urgent)
+        else:
+            ts = await frontend.outbox.post(ids.channel, card.text, card.blocks, thread_ts=ids.thread_ts)
+            await frontend.messages.set_status(task.id, ts)
+
+    def close_review(self, task: Task, outcome: str | None = None, review: Any = _SAVED_REVIEW) -> None:
+        """Replace the review's buttons with the outcome, so nobody clicks a stale Merge.
+
+        `review` is what the message showed (None: unknown, render the task only); by default the
+        task's saved review, which is the one on the message unless a newer review is being posted.
+        """
+        ids = self.frontend.messages.get(task.id)
+        if not (ids and ids.review_ts):
+            return
+        if review is _SAVED_REVIEW:
+            review = task.review_data()
+        rendered = ui.closed_review(task, review, outcome=outcome or task.state, actor=task.closed_by or "",
+                                    when=task.updated_at or self.frontend.clock())
+        self.frontend.outbox.update(ids.channel, ids.review_ts, rendered.text, rendered.blocks, urgent=True)
+
+    async def post_diff(self, task: Task, patch: str, user: str) -> None:
+        frontend = self.frontend
+        ids = frontend.messages.get(task.id)
+        if ids is None:
+            raise UserError(f"Task `{task.id}` has no Slack thread to post the diff in.")
+        if not patch.strip():
+            await frontend.outbox.post(ids.channel, "No changes yet.", thread_ts=ids.thread_ts)
+            return
+        data = patch.encode()
+        note = ""
+        if len(data) > MAX_DIFF_BYTES:
+            data = data[:MAX_DIFF_BYTES]
+            note = f" (first {MAX_DIFF_BYTES // (1024 * 1024)} MiB)"
+        await frontend.client.files_upload_v2(
+            channel=ids.channel, thread_ts=ids.thread_ts, content=data.decode(errors="replace"),
+            filename=f"{task.id}.diff", title=f"Diff of {task.branch}{note}", snippet_type="diff",
+            initial_comment=f"Diff requested by <@{user}>{note}.",
+        )
+
+
+class RootMessage:
+    """The service's `Thread` for Slack: a task's root message, posted before the task exists."""
+
+    def __init__(self, frontend: SlackFrontend, channel: str) -> None:
+        self.frontend = frontend
+        self.channel = channel
+
+    async def open(self, pending: Task) -> Mapping[str, str]:
+        frontend = self.frontend
+        root = ui.root_message(pending)
+        try:
+            ts = await frontend.outbox.post(self.channel, root.text, root.blocks)
+        except SlackApiError as exc:
+            error = exc.response.get("error") if exc.response is not None else ""
+            if error in ("not_in_channel", "channel_not_found"):
+                bot = frontend.bot_user_id
+                who = f"<@{bot}>" if bot else "the bot"
+                raise Refusal(f"I can't post in this channel yet, so no task was started. Invite me with "
+                              f"`/invite {who}` and run the command again.") from exc
+            raise
+        try:
+            await frontend.messages.open_thread(pending.id, self.channel, ts)
+        except Exception as exc:
+            # the service calls not_started only once open returned: the posted root must not look queued
+            await self._say_not_started(pending, ts, failure(exc, "spawn"))
+            raise
+        return {"channel": self.channel}
+
+    async def not_started(self, pending: Task, where: Mapping[str, str], answer: Result) -> None:
+        ids = self.frontend.messages.get(pending.id)
+        if ids is None:
+            return
+        try:
+            await self._say_not_started(pending, ids.thread_ts, answer)
+        finally:
+            await self.frontend.messages.forget(pending.id)
+
+    async def _say_not_started(self, pending: Task, ts: str, answer: Result) -> None:
+        # blocks must be replaced too: chat.update keeps the old ones (the "queued" card) otherwise
+        if isinstance(answer, Failed) and answer.kind == INTERNAL:
+            text = (f"Task {pending.id} was not started because of an internal error; "
+                    "the bot's log has the details.")
+        else:
+            text = f"Task {pending.id} was not started: {getattr(answer, 'message', '') or getattr(answer, 'reason', '')}"
+        failed = ui.error_message(text)
+        await self.frontend.outbox.call("chat.update", channel=self.channel, ts=ts,
+                                        text=failed.text, blocks=failed.blocks)

@@ -1,0 +1,207 @@
+"""The service every front end calls: parse -> access -> engine -> a typed result.
+
+Slack and the console are thin translators over this one dispatcher (as errbot's backends are):
+they hand in who asked, where, and the text or button; they get back a `Result` to render. Access
+control, refusal audit events, channel scoping and the error map live here once, so a command
+means the same thing whichever front end carries it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Protocol
+
+from superset_bot.domain.access import Access
+from superset_bot.domain.commands import Command, CommandError, parse
+from superset_bot.engine.core import Engine, UserError
+from superset_bot.housekeeping.jobs import Housekeeper
+from superset_bot.service.errors import Refusal, failure
+from superset_bot.service.results import (
+    Diff,
+    DigestNow,
+    Done,
+    Help,
+    NeedsPrompt,
+    Presets,
+    Pruned,
+    Refused,
+    Repos,
+    Result,
+    Started,
+    Status,
+    TaskList,
+)
+from superset_bot.store import ACTIVE_STATES, REVIEWABLE_STATES, Task, new_task_id
+
+# the words access control uses for a task action, in its refusals ("Only ... can merge it")
+_ACTION_WORDS = {"merge": "merge", "discard": "discard", "cancel": "cancel", "followup": "follow up on",
+                 "update": "update", "retry": "retry", "keep": "keep"}
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who asked and where: `channel` is None for front ends without channels (the console)."""
+
+    user: str
+    channel: str | None = None
+    prefix: str = "/superset"  # how this front end writes a command, for usage lines
+
+
+class Thread(Protocol):
+    """A front end's place for a task's messages, opened before the task exists (Slack's root message)."""
+
+    async def open(self, pending: Task) -> Mapping[str, str]:
+        """Post the place; return the task fields that name it (the channel). May raise Refusal.
+
+        The front end keeps its own ids for the place (Slack's message ts), keyed by `pending.id`."""
+
+    async def not_started(self, pending: Task, where: Mapping[str, str], answer: Result) -> None:
+        """The task could not be created after `open` (`answer` says why): say so in that place."""
+
+
+class Service:
+    def __init__(self, engine: Engine, housekeeper: Housekeeper, access: Access) -> None:
+        self.engine = engine
+        self.housekeeper = housekeeper
+        self.access = access
+
+    # a command line: /superset ... in Slack, a line in the console
+
+    async def command(self, caller: Caller, text: str, thread: Thread | None = None) -> Result:
+        refusal = self.access.refuse_user(caller.user, caller.channel)
+        if refusal:
+            return Refused(refusal)
+        try:
+            command = parse(text, caller.prefix)
+        except CommandError as exc:
+            return failure(exc, "", caller.prefix)
+        refusal = self.access.refuse_command(caller.user, command.name)
+        if refusal:
+            return Refused(refusal, command.name)
+        try:
+            return await self._run(caller, command, thread)
+        except Exception as exc:  # noqa: BLE001 - every failure becomes an answer; the map logs the unexpected
+            return failure(exc, command.name, caller.prefix, command.task_id)
+
+    async def _run(self, caller: Caller, command: Command, thread: Thread | None) -> Result:
+        engine, name = self.engine, command.name
+        if name == "help":
+            return Help(tuple(self.access.allowed_commands(caller.user)))
+        if name == "spawn":
+            if not command.text:
+                return NeedsPrompt(dict(command.options))
+            return await self._spawn(caller, command.text, command.options, thread)
+        if name == "list":
+            return await self.list_tasks(caller)
+        if name == "presets":
+            return Presets(tuple((n, p.description) for n, p in sorted(engine.presets.items())))
+        if name == "repos":
+            return Repos(tuple((n, str(path)) for n, path in engine.settings.repos.items()),
+                         engine.settings.default_repo)
+        if name == "prune":
+            return Pruned(await self.housekeeper.prune(dry_run=command.dry_run, actor=caller.user))
+        if name == "digest":
+            # a look at the digest now; the scheduled one keeps its period ("closed since the last digest")
+            return DigestNow(await self.housekeeper.build_digest())
+        task = await engine.get(command.task_id or "")
+        if caller.channel and task.channel and task.channel != caller.channel:
+            raise Refusal(f"Task `{task.id}` belongs to <#{task.channel}>; run the command there.")
+        return await self._on_task(caller, name, task, command.text)
+
+    # a button or a message in a task's thread
+
+    async def act(self, caller: Caller, verb: str, task_id: str, text: str = "",
+                  thread: Thread | None = None) -> Result:
+        """`verb` on one task (merge, discard, cancel, followup, update, keep, retry, diff, status)."""
+        refusal = self.access.refuse_user(caller.user, caller.channel)
+        if refusal:
+            return Refused(refusal, verb)
+        try:
+            task = await self.engine.get(task_id)
+            if verb == "retry":
+                refused = await self._refuse_action(caller, task, verb)
+                if refused:
+                    return refused
+                return await self._spawn(caller, task.prompt, {"repo": task.repo, "preset": task.preset,
+                                                              "base": task.base_branch or ""}, thread)
+            return await self._on_task(caller, verb, task, text)
+        except Exception as exc:  # noqa: BLE001 - as in command()
+            return failure(exc, verb, caller.prefix, task_id)
+
+    async def _on_task(self, caller: Caller, verb: str, task: Task, text: str) -> Result:
+        engine = self.engine
+        if verb == "status":
+            return Status(task, task.progress_snapshot(), engine.queue_position(task.id))
+        if verb == "diff":
+            return Diff(task, await engine.diff(task.id))
+        if verb not in _ACTION_WORDS:
+            raise UserError(f"Unknown action {verb!r}.")
+        refusal = await self._refuse_action(caller, task, verb)
+        if refusal:
+            return refusal
+        if verb == "merge":
+            return Done(verb, await engine.merge(task.id, caller.user))
+        if verb == "discard":
+            return Done(verb, await engine.discard(task.id, caller.user))
+        if verb == "cancel":
+            return Done(verb, await engine.cancel(task.id, caller.user))
+        if verb == "followup":
+            return Done(verb, await engine.followup(task.id, text, caller.user))
+        if verb == "update":
+            return Done(verb, await engine.update_from_base(task.id, caller.user))
+        return Done(verb, await engine.keep(task.id, caller.user))
+
+    async def _refuse_action(self, caller: Caller, task: Task, verb: str) -> Refused | None:
+        refusal = self.access.refuse_action(caller.user, task, _ACTION_WORDS[verb])
+        if not refusal:
+            return None
+        await self.engine.store.add_event(task.id, caller.user, f"{verb}_refused", {"reason": refusal})
+        return Refused(refusal, verb)
+
+    # spawning and listing, shared by commands, mentions, the spawn form and Retry
+
+    async def spawn(self, caller: Caller, prompt: str, options: Mapping[str, str | None],
+                    thread: Thread | None = None) -> Result:
+        """Start a task (a mention, the spawn form); with a `thread`, its place is opened first so the
+        task is born with it."""
+        refusal = self.access.refuse_user(caller.user, caller.channel) or \
+            self.access.refuse_command(caller.user, "spawn")
+        if refusal:
+            return Refused(refusal, "spawn")
+        return await self._spawn(caller, prompt, options, thread)
+
+    async def _spawn(self, caller: Caller, prompt: str, options: Mapping[str, str | None],
+                     thread: Thread | None) -> Result:
+        settings = self.engine.settings
+        defaults = settings.channel_defaults.get(caller.channel) if caller.channel else None
+        repo = options.get("repo") or (defaults.repo if defaults else None)
+        preset = options.get("preset") or (defaults.preset if defaults else None)
+        base = options.get("base") or (defaults.base if defaults else None)
+        try:
+            self.engine.validate_spawn(prompt, repo=repo, preset=preset, base=base)
+        except Exception as exc:  # noqa: BLE001
+            return failure(exc, "spawn", caller.prefix)
+        pending = Task(id=new_task_id(), repo=repo or settings.default_repo or "", prompt=prompt,
+                       preset=preset or settings.default_preset, requester=caller.user, channel=caller.channel,
+                       created_at=self.engine.clock())
+        where: Mapping[str, str] = {}
+        try:
+            if thread is not None:
+                where = await thread.open(pending)
+            task = await self.engine.spawn(prompt, requester=caller.user, repo=repo, preset=preset, base=base,
+                                           task_id=pending.id, **where)
+        except Exception as exc:  # noqa: BLE001
+            answer = failure(exc, "spawn", caller.prefix)
+            if thread is not None and where:
+                await thread.not_started(pending, where, answer)
+            return answer
+        return Started(task)
+
+    async def list_tasks(self, caller: Caller) -> TaskList:
+        """Running, queued and awaiting review; in a channel, only its tasks and the caller's own
+        (prompts from other, maybe private, channels stay there)."""
+        tasks = await self.engine.store.list_tasks(ACTIVE_STATES | REVIEWABLE_STATES)
+        if caller.channel:
+            return TaskList(tuple(t for t in tasks if t.channel == caller.channel or t.requester == caller.user), True)
+        return TaskList(tuple(tasks), False)

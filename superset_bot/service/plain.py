@@ -1,0 +1,116 @@
+"""Every result as plain text: the console's answer, and Slack's notification text for the same result.
+
+One wording for both front ends, so a command says the same thing wherever it is typed. Slack
+adds layout (blocks, links, buttons) around it, never other facts.
+"""
+
+from __future__ import annotations
+
+from superset_bot.domain.commands import usage_all
+from superset_bot.housekeeping.jobs import Digest
+from superset_bot.service.results import (
+    Diff,
+    DigestNow,
+    Done,
+    Failed,
+    Help,
+    NeedsPrompt,
+    Presets,
+    Pruned,
+    Refused,
+    Repos,
+    Result,
+    Started,
+    Status,
+    TaskList,
+)
+from superset_bot.store import Task
+from superset_bot.units import format_size
+
+
+def answer(result: Result, prefix: str = "/superset") -> str:
+    if isinstance(result, Help):
+        if not result.commands:
+            return "You don't have access to any superset-bot commands. Ask an admin to add you."
+        return f"superset-bot commands: {', '.join(result.commands)}\n{usage_all(prefix, list(result.commands))}"
+    if isinstance(result, Started):
+        t = result.task
+        return f"Started task `{t.id}` in `{t.repo}` with preset `{t.preset}`."
+    if isinstance(result, NeedsPrompt):
+        return f"`spawn` needs a prompt: {usage_all(prefix, ['spawn'])}"
+    if isinstance(result, TaskList):
+        if not result.tasks:
+            return "No tasks running or awaiting review."
+        return "\n".join(describe(t) for t in result.tasks)
+    if isinstance(result, Status):
+        return "\n".join(status_lines(result))
+    if isinstance(result, Diff):
+        return result.patch if result.patch.strip() else f"Task `{result.task.id}` has no changes yet."
+    if isinstance(result, Done):
+        return done_sentence(result)
+    if isinstance(result, Presets):
+        return "\n".join(f"{name}: {description}" for name, description in result.presets) or "No presets are loaded."
+    if isinstance(result, Repos):
+        return "\n".join(f"{name}{' (default)' if name == result.default else ''}: {path}"
+                         for name, path in result.repos) or "No repos are configured (SUPERSET_REPOS)."
+    if isinstance(result, Pruned):
+        title = "Prune (dry run): nothing was changed." if result.report.dry_run else "Prune:"
+        return "\n".join([title, *result.report.lines()])
+    if isinstance(result, DigestNow):
+        if result.digest.empty:
+            return "Nothing to report: no tasks running, awaiting review or closed lately."
+        return "\n".join(["Status digest:", *digest_lines(result.digest)])
+    if isinstance(result, Refused):
+        return result.reason
+    if isinstance(result, Failed):
+        return result.message
+    raise TypeError(f"no text for {type(result).__name__}")
+
+
+def done_sentence(result: Done) -> str:
+    t = result.task
+    if result.verb == "merge":
+        return f"Merged `{t.branch}` into `{t.base_branch}` ({(t.merge_commit or '')[:10]})."
+    if result.verb == "discard":
+        return f"Task `{t.id}` was discarded: its worktree and branch are removed."
+    if result.verb == "cancel":
+        return f"Task `{t.id}` is {t.state.replace('_', ' ')}."
+    if result.verb == "followup":
+        return f"Follow-up queued for `{t.id}`."
+    if result.verb == "update":
+        return f"Task `{t.id}` is updated from `{t.base_branch}`."
+    return f"Task `{t.id}` is kept; its idle clock starts again."
+
+
+def describe(task: Task) -> str:
+    """One line per task: id, state, repo, who asked and the prompt's first line."""
+    first = (task.prompt.strip().splitlines() or [""])[0]
+    first = first if len(first) <= 72 else first[:71] + "…"
+    return f"`{task.id}` {task.state.replace('_', ' ')} in {task.repo} ({task.preset}) by {task.requester}: {first}"
+
+
+def status_lines(result: Status) -> list[str]:
+    task = result.task
+    lines = [describe(task), f"branch: {task.branch or '-'} (base {task.base_branch or 'default'})"]
+    if task.worktree:
+        lines.append(f"worktree: {task.worktree}")
+    if result.queue_position:
+        lines.append(f"queue position: {result.queue_position}")
+    progress = result.progress or {}
+    if progress.get("action"):
+        lines.append(f"doing: {progress['action']}")
+    if task.reason:
+        lines.append(f"reason: {task.reason}")
+    return lines
+
+
+def digest_lines(digest: Digest) -> list[str]:
+    lines = []
+    for title, tasks in (("Running", digest.running), ("Awaiting review (oldest first)", digest.awaiting),
+                         ("Closed since the last digest", digest.closed), ("About to be pruned", digest.to_prune)):
+        if tasks:
+            lines.append(f"{title}:")
+            lines.extend(f"  {describe(t)}" for t in tasks)
+    usage = ", ".join(f"{name} {format_size(size)}" for name, size in sorted(digest.disk.items()))
+    lines.append(f"Worktrees: {usage or 'none'}; free disk {format_size(digest.free_disk)}")
+    return lines

@@ -1,0 +1,126 @@
+"""An engine over real repos, presets, agents and SQLite, for tests: `harness(presets, ...)`."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import sys
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import AGENTS_DIR, RepoFactory
+
+from superset_bot.agents.runner import AgentRun, RunnerError
+from superset_bot.config import Settings
+from superset_bot.domain.events import EngineEvent, StateChanged
+from superset_bot.engine.core import Engine
+from superset_bot.plugins.hooks import builtin_hooks
+from superset_bot.presets import load_presets
+from superset_bot.store import REVIEWABLE_STATES, Store
+
+from .env import bot_settings
+
+
+class FakeClock:
+    """A wall clock tests move by hand: hours pass in no time."""
+
+    def __init__(self, start: float | None = None) -> None:
+        self.now = time.time() if start is None else start
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+AGENT = str(AGENTS_DIR / "engine_agent.py")
+SECRET = "sk-test-9f8e7d6c5b4a"
+
+
+def agent_preset(mode: str, **extra: Any) -> dict[str, Any]:
+    env = {"AGENT_MODE": mode, **extra.pop("env", {})}
+    return {"description": f"test agent ({mode})", "agent": {"command": [sys.executable, AGENT, "{prompt}"]},
+            "env": env, **extra}
+
+
+async def driver_done(engine: Engine, task_id: str, timeout: float) -> None:
+    """Wait until the engine no longer drives the task: its driver has ended (the review is posted)."""
+    deadline = time.monotonic() + timeout
+    while engine.is_driven(task_id):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"task {task_id} was still driven {timeout} s after it reached its state")
+        await asyncio.sleep(0.01)
+
+
+async def stop_agents(settings: Settings, grace: float = 0.5) -> None:
+    """Stop every agent a bot with these settings started that still runs, whoever started it:
+    agents are detached, so none would end with the engine, and none may outlive its test."""
+    for pid_file in sorted(settings.runs_dir.glob("*/*/pid")):
+        with contextlib.suppress(RunnerError):
+            await AgentRun.attach(pid_file.parent).cancel(grace)
+
+
+@dataclass
+class Harness:
+    engine: Engine
+    store: Store
+    repo: Path
+    settings: Settings
+    events: list[EngineEvent] = field(default_factory=list)
+
+    def states(self, task_id: str) -> list[str]:
+        return [e.task.state for e in self.events if isinstance(e, StateChanged) and e.task.id == task_id]
+
+    async def settled(self, task_id: str, states: Any = REVIEWABLE_STATES, timeout: float = 60) -> Any:
+        """Wait for the state, then for the task's driver to finish (review posted)."""
+        task = await self.engine.wait_for(task_id, states, timeout=timeout)
+        await driver_done(self.engine, task_id, timeout)
+        return await self.engine.get(task.id)
+
+    def of(self, task_id: str, kind: type) -> list[Any]:
+        return [e for e in self.events if isinstance(e, kind) and e.task.id == task_id]
+
+
+MakeHarness = Callable[..., Any]
+
+
+@pytest.fixture
+async def harness(tmp_path: Path, make_repo: RepoFactory) -> AsyncIterator[MakeHarness]:
+    made: list[Harness] = []
+
+    async def make(presets: dict[str, dict[str, Any]] | None = None, *, max_concurrent: int = 4,
+                   env: dict[str, str] | None = None, hooks: Any = None, repo: Path | None = None,
+                   clock: Callable[[], float] = time.time) -> Harness:
+        if repo is None:
+            repo = make_repo("demo", {"README.md": "# demo\n", "shared.txt": "base version\n"})
+        presets_dir = tmp_path / "presets"
+        presets_dir.mkdir(exist_ok=True)
+        for name, body in (presets or {"edit": agent_preset("edit")}).items():
+            (presets_dir / f"{name}.json").write_text(json.dumps(body))
+        settings = bot_settings(tmp_path, repo, presets=presets_dir, **{
+            "PATH": "/usr/local/bin:/usr/bin:/bin",
+            "SUPERSET_DEFAULT_PRESET": next(iter(presets or {"edit": None})),
+            "SUPERSET_MAX_CONCURRENT": str(max_concurrent),
+            "SUPERSET_CANCEL_GRACE": "1s",
+            "SUPERSET_POOL_SIZE": "0",  # tests of the warm pool turn it on
+            **(env or {}),
+        })
+        store = await Store.open(settings.db_path, clock=clock)
+        engine = Engine(settings, store, load_presets(presets_dir), hooks or builtin_hooks(), clock=clock)
+        h = Harness(engine, store, repo, settings)
+        engine.subscribe(h.events.append)
+        await engine.start()
+        made.append(h)
+        return h
+
+    yield make
+    for h in made:
+        await h.engine.stop()
+        await stop_agents(h.settings)
+        await h.store.close()
