@@ -39,7 +39,7 @@ from superset_bot.redact import Redactor
 from superset_bot.units import format_size
 
 # The bot token scopes the code needs, one reason each; deploy/slack-app-manifest*.yml declare
-# exactly these (tests/test_deploy.py checks manifest, code and this list against each other).
+# exactly these (tests/e2e/test_deploy.py checks manifest, code and this list against each other).
 REQUIRED_BOT_SCOPES: Mapping[str, str] = {
     "app_mentions:read": "@superset mentions start tasks and follow-ups",
     "chat:write": "task threads, status cards and answers",

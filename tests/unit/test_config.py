@@ -107,14 +107,14 @@ def test_channel_defaults(base_env: dict[str, str]) -> None:
 
 
 def test_env_example_lists_every_setting() -> None:
-    example = (Path(__file__).parent.parent / ".env.example").read_text()
+    example = (Path(__file__).parents[2] / ".env.example").read_text()
     names = {line.split("=", 1)[0] for line in example.splitlines() if line and not line.startswith("#")}
     assert {s.name for s in SETTINGS} <= names
     assert names <= {s.name for s in SETTINGS}, "unknown names in .env.example"
 
 
 def test_readme_table_lists_every_setting_with_its_default() -> None:
-    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
     for setting in SETTINGS:
         default = f"`{setting.default}`" if setting.default else "(empty)"
         assert f"| `{setting.name}` | {default} |" in readme, setting.name

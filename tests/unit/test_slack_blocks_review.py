@@ -6,7 +6,9 @@ import time
 from typing import Any
 
 import pytest
-from blocksamples import (
+from hypothesis import given
+from hypothesis import strategies as st
+from support.blocksamples import (
     FUZZ,
     NOW,
     anything,
@@ -22,8 +24,6 @@ from blocksamples import (
     text_tasks,
     texts,
 )
-from hypothesis import given
-from hypothesis import strategies as st
 
 from superset_bot.frontends.slack.blocks.actions import (
     ACTION_DIFF,

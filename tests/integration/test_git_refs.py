@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 from conftest import RepoFactory, git
-from gitfiles import commit_file
+from support.gitfiles import commit_file
 
 from superset_bot.git.commands import GitError
 from superset_bot.git.refs import branch_commit, commit_on_branch, is_ancestor, rev_parse

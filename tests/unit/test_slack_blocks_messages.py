@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from blocksamples import HOSTILE, NOW, assert_safe, dumps, hostile_task, make_task, progress, review
+from support.blocksamples import HOSTILE, NOW, assert_safe, dumps, hostile_task, make_task, progress, review
 
 from superset_bot.domain.commands import COMMANDS
 from superset_bot.frontends.slack.blocks.messages import error_message, help_message, status_message

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 from conftest import RepoFactory, git
-from gitfiles import write
+from support.gitfiles import write
 
 from superset_bot.git.checkout import base_checkout, follow_checkout
 from superset_bot.git.commands import GitError

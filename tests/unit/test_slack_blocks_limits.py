@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from blocksamples import FUZZ, json_values
 from hypothesis import given
 from hypothesis import strategies as st
+from support.blocksamples import FUZZ, json_values
 
 from superset_bot.frontends.slack.blocks.limits import validate_blocks, validate_view
 

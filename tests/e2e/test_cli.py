@@ -11,7 +11,7 @@ import pytest
 from conftest import RepoFactory, git
 from support.env import bot_env
 
-ROOT = Path(__file__).parent.parent
+ROOT = Path(__file__).parents[2]
 
 
 def run_cli(args: list[str], env: dict[str, str], cwd: Path, stdin: str = "", timeout: float = 90) -> subprocess.CompletedProcess[str]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from blocksamples import HOSTILE, NOW, PING, assert_safe, dumps, hostile_task, make_task
+from support.blocksamples import HOSTILE, NOW, PING, assert_safe, dumps, hostile_task, make_task
 
 from superset_bot.frontends.slack.blocks.lists import task_line, task_list
 

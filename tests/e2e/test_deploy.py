@@ -30,7 +30,7 @@ import pytest
 from superset_bot.config import SETTINGS
 from superset_bot.doctor import REQUIRED_BOT_SCOPES
 
-ROOT = Path(__file__).parent.parent
+ROOT = Path(__file__).parents[2]
 DEPLOY = ROOT / "deploy"
 SOCKET_MANIFEST = DEPLOY / "slack-app-manifest.yml"
 HTTP_MANIFEST = DEPLOY / "slack-app-manifest.http.yml"

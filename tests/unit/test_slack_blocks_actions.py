@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from blocksamples import PING, buttons, make_task, review, texts
+from support.blocksamples import PING, buttons, make_task, review, texts
 
 from superset_bot.frontends.slack.blocks.limits import validate_blocks
 from superset_bot.frontends.slack.blocks.notices import failure_with_retry, prune_warning

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from blocksamples import FUZZ, NOW
 from hypothesis import given
 from hypothesis import strategies as st
+from support.blocksamples import FUZZ, NOW
 
 from superset_bot.frontends.slack.blocks.limits import ulen
 from superset_bot.frontends.slack.blocks.text import (

@@ -16,7 +16,7 @@ from support.agentsamples import run_sample
 
 from superset_bot.agents.formats import EVENT_KINDS, FORMATS, AgentEvent, Progress, make_parser
 
-PROJECT_ROOT = Path(__file__).parent.parent
+PROJECT_ROOT = Path(__file__).parents[2]
 
 
 def test_unknown_format_names_the_choices() -> None:

@@ -196,7 +196,7 @@ def test_bad_preset_files_stop_the_bot_before_anything_runs(tmp_path: Path, make
     env = bot_env(tmp_path, repo, presets=presets, SUPERSET_DEFAULT_PRESET="edit")
     result = subprocess.run([sys.executable, "-m", "superset_bot.cli", "--env-file", str(tmp_path / "none.env"), "console"],
                             input="spawn hello\n", capture_output=True, text=True, env=env, timeout=60,
-                            cwd=Path(__file__).parent.parent)
+                            cwd=Path(__file__).parents[2])
     assert result.returncode != 0
     output = result.stdout + result.stderr
     assert str(bad) in output and fragment in output, output

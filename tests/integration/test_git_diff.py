@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 from conftest import RepoFactory, git
-from gitfiles import commit_file, write
+from support.gitfiles import commit_file, write
 
 from superset_bot.git.commands import GitError
 from superset_bot.git.diff import full_patch, is_dirty, live_summary, summarize

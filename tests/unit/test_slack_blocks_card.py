@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from blocksamples import (
+from hypothesis import given
+from hypothesis import strategies as st
+from support.blocksamples import (
     FUZZ,
     HOSTILE,
     NOW,
@@ -18,8 +20,6 @@ from blocksamples import (
     text_tasks,
     texts,
 )
-from hypothesis import given
-from hypothesis import strategies as st
 
 from superset_bot.frontends.slack.blocks.card import root_message, status_card
 from superset_bot.frontends.slack.blocks.limits import ulen, validate_blocks

@@ -19,7 +19,7 @@ from superset_bot.agents.runner import AgentRun, ExitInfo, RunLimits, RunnerErro
 from superset_bot.redact import Redactor, agent_environment, secret_values
 
 MiB = 1024 * 1024
-AGENTS_DIR = Path(__file__).parent / "agents"
+AGENTS_DIR = Path(__file__).parents[1] / "agents"
 
 
 def agent(name: str, *args: object) -> list[str]:

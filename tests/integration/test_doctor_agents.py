@@ -13,7 +13,7 @@ from support.doctorsetup import Setup, failures, warnings
 
 from superset_bot.agents.versions import KNOWN_CLIS, argv_flags, in_tested_range, parse_version, subcommands
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 pytestmark = pytest.mark.timeout(300)
 

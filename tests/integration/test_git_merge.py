@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 from conftest import RepoFactory, git
-from gitfiles import commit_file, write
+from support.gitfiles import commit_file, write
 
 from superset_bot.git.checkout import BaseCheckoutDirty
 from superset_bot.git.commands import GitError

@@ -33,7 +33,7 @@ from superset_bot.presets import (
     workspace_env,
 )
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 PRESETS_DIR = ROOT / "presets"
 MINIMAL = {"agent": {"command": ["agent", "{prompt}"]}}
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 from conftest import RepoFactory, git
-from gitfiles import branches, commit_file, worktree_paths, write
+from support.gitfiles import branches, commit_file, worktree_paths, write
 
 from superset_bot.git.commands import GitError
 from superset_bot.git.worktrees import BOT_AUTHOR, commit_pending, create_worktree, discard

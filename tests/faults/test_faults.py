@@ -276,7 +276,7 @@ def run_bot_on_small_disk(tmp_path: Path, repos: dict[str, Path], small: Path, c
     env = bot_env(tmp_path, repos, presets=presets_dir, SUPERSET_DEFAULT_PRESET="edit", SUPERSET_POOL_SIZE="0")
     script = f'mount -t tmpfs -o size=2m tmpfs "{small}" && exec "{sys.executable}" -m superset_bot.cli console'
     done = subprocess.run([*prefix, "sh", "-c", script], input="\n".join(commands) + "\n", capture_output=True,
-                          text=True, env=env, cwd=Path(__file__).parent.parent, timeout=90)
+                          text=True, env=env, cwd=Path(__file__).parents[2], timeout=90)
     with contextlib.closing(sqlite3.connect(tmp_path / "data" / "superset.sqlite3")) as conn:
         conn.row_factory = sqlite3.Row
         rows = [dict(r) for r in conn.execute("SELECT * FROM tasks ORDER BY created_at")]

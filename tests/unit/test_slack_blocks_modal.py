@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from blocksamples import FUZZ, HOSTILE, PING, json_values, texts
 from hypothesis import given
+from support.blocksamples import FUZZ, HOSTILE, PING, json_values, texts
 
 from superset_bot.frontends.slack.blocks.limits import validate_view
 from superset_bot.frontends.slack.blocks.modal import (

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from blocksamples import HOSTILE, assert_safe, buttons, dumps, hostile_task, make_task
+from support.blocksamples import HOSTILE, assert_safe, buttons, dumps, hostile_task, make_task
 
 from superset_bot.frontends.slack.blocks.actions import ACTION_KEEP, ACTION_RETRY
 from superset_bot.frontends.slack.blocks.notices import failure_with_retry, milestone, prune_warning

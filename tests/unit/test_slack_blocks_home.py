@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import replace
 
-from blocksamples import NOW, PING, dumps, hostile_task, make_task, review, texts
+from support.blocksamples import NOW, PING, dumps, hostile_task, make_task, review, texts
 
 from superset_bot.frontends.slack.blocks.actions import (
     ACTION_CANCEL,

@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 
 from conftest import RepoFactory, git
-from gitfiles import worktree_paths, write
+from support.gitfiles import worktree_paths, write
 
 from superset_bot.git.inventory import find_orphans, git_maintenance, list_worktrees
 from superset_bot.git.worktrees import create_worktree

@@ -13,7 +13,7 @@ from pathlib import Path
 from conftest import AGENTS_DIR, RepoFactory
 from support.env import bot_env
 
-ROOT = Path(__file__).parent.parent
+ROOT = Path(__file__).parents[2]
 LINES = 400
 
 
