@@ -190,6 +190,11 @@ class Store:
             raise
         return store
 
+    @property
+    def writing(self) -> bool:
+        """A write of this process holds the database (or waits for another process's lock)."""
+        return self._lock.locked()
+
     async def close(self) -> None:
         async with self._lock:
             await self._db.close()

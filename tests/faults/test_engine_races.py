@@ -228,7 +228,7 @@ async def test_cancel_while_the_new_worktree_is_being_stored_leaves_nothing_unow
     try:
         hold.release()
         deadline = asyncio.get_running_loop().time() + 30
-        while not h.store._lock.locked():  # the bot's write is waiting on the other process's lock
+        while not h.store.writing:  # the bot's write is waiting on the other process's lock
             assert asyncio.get_running_loop().time() < deadline, "the bot never tried to store the worktree"
             await asyncio.sleep(0.02)
         acting = asyncio.create_task(h.engine.cancel(TASK_ID, "U2"))

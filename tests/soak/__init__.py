@@ -352,7 +352,7 @@ async def start_bot(workdir: Path, *, speed: float, concurrency: int, agent_env:
     assert slack.outbox is not None
     # the outbox keeps its own (Slack's) budgets; scale them like the fake's
     slack.outbox.tier3 = TokenBucket(50 * speed / 60, 5, slack.outbox.clock)
-    slack.outbox._post_rate = 1.0 * speed
+    slack.outbox.post_rate = 1.0 * speed
     await engine.start()
     return SoakBot(fake, slack, engine, store, repo, settings, aiohttp.ClientSession(), tracker,
                    PostWatch(slack.outbox))

@@ -103,7 +103,7 @@ class Outbox:
         # a thread reply (a review with its buttons, "Merged into ...") is not coalesced like an update:
         # given up on, it is lost, so posts keep retrying through an outage of up to this many seconds
         self.post_patience = post_patience
-        self._post_rate, self._post_burst = post_rate, post_burst
+        self.post_rate, self.post_burst = post_rate, post_burst  # per channel, read when its bucket is made
         self._post_buckets: dict[str, TokenBucket] = {}
         self._post_locks: dict[str, asyncio.Lock] = {}
         self.tier3 = TokenBucket(tier3_per_minute / 60.0, tier3_burst, clock)
@@ -149,7 +149,7 @@ class Outbox:
         self._put_blocks(args, blocks)
         if thread_ts:
             args["thread_ts"] = thread_ts
-        bucket = self._post_buckets.setdefault(channel, TokenBucket(self._post_rate, self._post_burst, self.clock))
+        bucket = self._post_buckets.setdefault(channel, TokenBucket(self.post_rate, self.post_burst, self.clock))
         lock = self._post_locks.setdefault(channel, asyncio.Lock())
         async with lock:
             response = await self._call_with_retries("chat.postMessage", args, bucket, patience=self.post_patience)
