@@ -16,9 +16,10 @@ from superset_bot.agents.formats import Progress, make_parser
 from superset_bot.agents.runner import AgentRun, ExitInfo, RunLimits, RunnerError
 from superset_bot.domain.events import Milestone, ProgressChanged, QueuePosition
 from superset_bot.domain.task import encode_progress
+from superset_bot.engine.checks import run_checks
 from superset_bot.engine.outcome import Disk, decide_exit
 from superset_bot.engine.output import OutputBatcher
-from superset_bot.engine.reviews import checks_result, checks_view
+from superset_bot.engine.reviews import checks_view
 from superset_bot.engine.transitions import BOT_ACTOR
 from superset_bot.git import worktrees as gitworktrees
 from superset_bot.git.commands import GitError, git_dirs
@@ -240,12 +241,21 @@ class Lifecycle:
         if committed:
             engine.publish(Milestone(moved, "committed",
                                      f"Committed work the agent left uncommitted ({committed[:8]})."))
-        outcomes = await engine.hooks_dispatch("agent_finished", moved, {"state": outcome.state, "exit": asdict(info)})
-        checks = checks_result(outcomes)
-        view = checks_view(checks, engine.env.redactor_for(engine.preset_for(moved))) if checks else None
-        if view is not None:
-            engine.publish(Milestone(moved, "checks", view["summary"], ok=view["passed"]))
+        view = await self._run_checks(moved)
+        await engine.hooks_dispatch("agent_finished", moved, {"state": outcome.state, "exit": asdict(info)})
         await engine.reviews.post(moved, progress, view)
+
+    async def _run_checks(self, task: Task) -> dict[str, Any] | None:
+        """The preset's checks, run before the agent_finished plugins; their review view, or None."""
+        engine = self.engine
+        preset = engine.presets.get(task.preset)
+        env = engine.env.for_task(task, preset) if preset else {}
+        checks = await run_checks(preset, task.worktree, env, task_id=task.id)
+        if checks is None or preset is None:
+            return None
+        view = checks_view(checks, engine.env.redactor_for(preset))
+        engine.publish(Milestone(task, "checks", view["summary"], ok=view["passed"]))
+        return view
 
     async def _commit_left_over(self, task: Task) -> str | None:
         """Commit what the agent left uncommitted in its worktree; the commit, or None."""

@@ -4,7 +4,6 @@ posted to subscribers and plugins; and the full diff a reviewer may ask for."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
 from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
@@ -87,13 +86,9 @@ class Reviews:
         return engine.env.redactor_for(engine.presets.get(task.preset)).redact(patch)
 
 
-def checks_result(outcomes: Iterable[Any]) -> Any:
-    """What the checks plugin returned among a dispatch's outcomes; None when it did not run or failed."""
-    return next((o.result for o in outcomes if o.plugin == "checks" and o.ok and o.result is not None), None)
-
-
 def checks_view(checks: Any, redactor: Redactor) -> dict[str, Any]:
-    """The checks result as the review shows it; command output may print secrets, so redact it."""
+    """The checks step's result (engine.checks) as the review shows it; command output may print
+    secrets, so redact it."""
     return {
         "passed": bool(checks.passed),
         "summary": redactor.redact(str(checks.summary)),

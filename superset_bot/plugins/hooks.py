@@ -4,8 +4,8 @@ A plugin is an async callable taking a HookEvent. All plugins for an event run c
 one that raises is logged with the task id and reported, one that hangs is cancelled at its
 timeout, and one that ignores cancellation is left behind rather than waited for, so a slow
 or broken plugin never stalls a task or another plugin. Third-party plugins are found through
-the `superset_bot.plugins` entry-point group. The built-in `checks` plugin runs a preset's
-checks when the agent finishes.
+the `superset_bot.plugins` entry-point group. A preset's checks are not a plugin: the engine runs
+them itself (superset_bot.engine.checks) before it hands `agent_finished` to the plugins.
 """
 
 from __future__ import annotations
@@ -20,13 +20,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-from superset_bot.presets import (
-    CommandResult,
-    Preset,
-    describe_failure,
-    run_shell_commands,
-    short_duration,
-)
+from superset_bot.presets import Preset, short_duration
 
 log = logging.getLogger(__name__)
 
@@ -271,61 +265,7 @@ async def _invoke(plugin: Callable[[HookEvent], Any], event: HookEvent) -> Any:
     return result
 
 
-# --------------------------------------------------------------------------- the built-in checks plugin
-
-_CHECKS_GRACE = 5.0  # the hook timeout outlives the commands' own timeout, so the kill is reported
-
-
-@dataclass(frozen=True)
-class ChecksResult:
-    passed: bool
-    results: list[CommandResult]
-    summary: str
-    failing_tail: str
-
-
-class ChecksPlugin:
-    """Runs the preset's `checks` in the worktree after the agent finishes.
-
-    Returns a ChecksResult, or None when the preset has no checks (nothing to report).
-    """
-
-    name = "checks"
-    events = ("agent_finished",)
-
-    def timeout(self, event: HookEvent) -> float:
-        preset = event.preset
-        base = preset.checks_timeout if preset is not None else 600.0
-        return base + _CHECKS_GRACE
-
-    async def __call__(self, event: HookEvent) -> ChecksResult | None:
-        preset = event.preset
-        if preset is None or not preset.checks or event.worktree is None:
-            return None
-        worktree = Path(event.worktree)
-        env = {**event.env, **preset.env}
-        env.setdefault("SUPERSET_WORKSPACE_PATH", str(worktree))
-        results = await run_shell_commands(preset.checks, worktree, env, preset.checks_timeout)
-        passed = len(results) == len(preset.checks) and all(r.ok for r in results)
-        if passed:
-            count = len(results)
-            summary = f"all {count} checks passed" if count > 1 else f'check "{results[0].command}" passed'
-            return ChecksResult(True, results, summary, "")
-        failed = next(r for r in results if not r.ok)
-        if failed.timed_out:
-            summary = f'checks timed out after {short_duration(preset.checks_timeout)} (while running "{failed.command}")'
-        else:
-            summary = describe_failure(failed, "check")
-        return ChecksResult(False, results, summary, failed.output_tail)
-
-
-def checks_plugin() -> ChecksPlugin:
-    return ChecksPlugin()
-
-
 def builtin_hooks(default_timeout: float = 5.0) -> Hooks:
-    """A Hooks with the built-in plugins registered (today: checks on agent_finished)."""
-    hooks = Hooks(default_timeout)
-    plugin = checks_plugin()
-    hooks.register(plugin, name=plugin.name, events=plugin.events, timeout=plugin.timeout)
-    return hooks
+    """A Hooks with the built-in plugins registered: none today (a preset's checks are a core step of
+    the engine, superset_bot.engine.checks, run before the agent_finished plugins)."""
+    return Hooks(default_timeout)

@@ -1,10 +1,10 @@
-"""Hooks: concurrent plugins with per-plugin timeouts and isolation, entry points, the checks plugin."""
+"""Hooks: concurrent plugins with per-plugin timeouts and isolation, entry points (a preset's checks are
+the engine's step: tests/integration/test_engine_checks.py)."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import sys
 import textwrap
 import threading
@@ -12,15 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from superset_bot.plugins.hooks import (
-    LIFECYCLE_EVENTS,
-    ChecksResult,
-    HookEvent,
-    Hooks,
-    builtin_hooks,
-    checks_plugin,
-)
-from superset_bot.presets import parse_preset
+from superset_bot.plugins.hooks import LIFECYCLE_EVENTS, HookEvent, Hooks
 
 
 def event(name: str = "agent_finished", **kw: object) -> HookEvent:
@@ -242,56 +234,3 @@ async def test_entry_point_plugins_load_and_broken_ones_are_skipped(
     outcomes = await hooks.dispatch(event("merged"))
     assert sorted(o.result for o in outcomes) == ["fancy", "fancy", "simple"]
     assert ("fancy", "merged") in hookplug_pkg.CALLS and ("fancy", "agent_finished") not in hookplug_pkg.CALLS
-
-
-# --------------------------------------------------------------------------- the checks plugin
-
-
-def checks_preset(checks: list[str], timeout: str = "1m") -> object:
-    return parse_preset(
-        "p", {"agent": {"command": ["a", "{prompt}"]}, "checks": checks, "checks_timeout": timeout}
-    )
-
-
-def task_env() -> dict[str, str]:
-    return {"PATH": os.environ["PATH"], "LANG": "C.UTF-8"}
-
-
-async def test_checks_pass(tmp_path: Path) -> None:
-    hooks = builtin_hooks()
-    preset = checks_preset(["test -f built.txt", 'echo "checking $SUPERSET_WORKSPACE_PATH"'])
-    (tmp_path / "built.txt").write_text("ok")
-    [outcome] = await hooks.dispatch(event(worktree=tmp_path, preset=preset, env=task_env()))
-    assert outcome.plugin == "checks" and outcome.ok
-    result = outcome.result
-    assert isinstance(result, ChecksResult)
-    assert result.passed and result.summary == "all 2 checks passed" and result.failing_tail == ""
-    assert result.results[1].output_tail == f"checking {tmp_path}"
-
-
-async def test_checks_fail_with_the_failing_output_tail(tmp_path: Path) -> None:
-    preset = checks_preset(["echo lint ok", "echo 'FAILED tests/test_x.py::test_y'; exit 1", "echo never"])
-    result = await checks_plugin()(event(worktree=tmp_path, preset=preset, env=task_env()))
-    assert result is not None and not result.passed
-    assert (
-        result.summary == "check command \"echo 'FAILED tests/test_x.py::test_y'; exit 1\" exited with code 1"
-    )
-    assert result.failing_tail == "FAILED tests/test_x.py::test_y"
-    assert len(result.results) == 2
-
-
-async def test_checks_time_out_within_the_hook_and_say_so(tmp_path: Path) -> None:
-    hooks = builtin_hooks(default_timeout=0.1)  # the checks plugin uses the preset's checks_timeout
-    preset = checks_preset(["echo started; sleep 30"], timeout="300ms")
-    [outcome] = await hooks.dispatch(event(worktree=tmp_path, preset=preset, env=task_env()))
-    assert outcome.ok and not outcome.timed_out
-    assert not outcome.result.passed
-    assert outcome.result.summary == 'checks timed out after 0.3s (while running "echo started; sleep 30")'
-    assert outcome.result.failing_tail == "started"
-
-
-async def test_no_checks_means_nothing_to_report(tmp_path: Path) -> None:
-    preset = parse_preset("p", {"agent": {"command": ["a", "{prompt}"]}})
-    [outcome] = await builtin_hooks().dispatch(event(worktree=tmp_path, preset=preset))
-    assert outcome.ok and outcome.result is None
-    assert await checks_plugin()(event(worktree=None, preset=checks_preset(["true"]))) is None

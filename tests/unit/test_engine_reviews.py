@@ -1,20 +1,14 @@
-"""The checks part of a review: which plugin outcome it comes from, and what of it a review shows."""
+"""The checks part of a review: what of the checks step's result a review shows."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
-from superset_bot.engine.reviews import checks_result, checks_view
-from superset_bot.plugins.hooks import PluginOutcome
+from superset_bot.engine.checks import ChecksResult
+from superset_bot.engine.reviews import checks_view
 from superset_bot.redact import REDACTED, Redactor
 
 SECRET = "sk-checks-secret-77"
-
-
-def outcome(plugin: str, result: Any, ok: bool = True) -> PluginOutcome:
-    return PluginOutcome(plugin=plugin, event="agent_finished", ok=ok, timed_out=False,
-                         error=None if ok else "boom", result=result, duration=0.1)
 
 
 @dataclass
@@ -24,12 +18,13 @@ class Checks:
     failing_tail: str | None = None
 
 
-def test_the_result_is_the_checks_plugins_when_it_ran_and_returned_one() -> None:
-    mine = Checks(True, "3 passed")
-    assert checks_result([outcome("other", "x"), outcome("checks", mine)]) is mine
-    assert checks_result([outcome("checks", mine, ok=False)]) is None
-    assert checks_result([outcome("checks", None), outcome("other", mine)]) is None
-    assert checks_result([]) is None
+def test_the_view_of_the_checks_steps_result_keeps_its_verdict() -> None:
+    redactor = Redactor([SECRET])
+    passed = ChecksResult(True, [], "all 3 checks passed", "")
+    assert checks_view(passed, redactor) == {"passed": True, "summary": "all 3 checks passed", "failing_tail": ""}
+    failed = ChecksResult(False, [], "check failed", f"E {SECRET}")
+    assert checks_view(failed, redactor) == {"passed": False, "summary": "check failed",
+                                             "failing_tail": f"E {REDACTED}"}
 
 
 def test_the_view_is_plain_values_with_secrets_redacted() -> None:
