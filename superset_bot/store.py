@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import secrets
 import sqlite3
 import time
@@ -137,6 +138,8 @@ _MIGRATIONS: tuple[str, ...] = (
     """,
 )
 
+log = logging.getLogger(__name__)
+
 
 class StoreError(Exception):
     pass
@@ -210,7 +213,7 @@ class Store:
         for number, script in enumerate(_MIGRATIONS[version:], start=version + 1):
             async with self.transaction() as db:
                 for statement in (s.strip() for s in _split_sql(script)):
-                    if statement:
+                    if statement and not _unsupported(statement):
                         await db.execute(statement)
                 await db.execute(f"PRAGMA user_version = {number}")
 
@@ -307,7 +310,13 @@ class Store:
             sql += f" LIMIT {int(limit)}"
         async with self._db.execute(sql, args) as cur:
             rows = await cur.fetchall()
-        return [_task(r) for r in rows]
+        tasks = []
+        for row in rows:
+            try:
+                tasks.append(_task(row))
+            except CorruptTask as exc:  # one unreadable row must not hide every other task
+                log.error("skipping a task row: %s", exc)
+        return tasks
 
     async def update_task(self, task_id: str, **changes: Any) -> Task:
         """Change fields that are not the state (progress, log position, review...)."""
@@ -425,6 +434,12 @@ class Store:
                 "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
                 (key, value),
             )
+
+
+def _unsupported(statement: str) -> bool:
+    """DROP COLUMN needs SQLite 3.35 (2021); an older library keeps the unused columns instead of
+    refusing to start (rows are read by TASK_COLUMNS, so a leftover column is never seen)."""
+    return "DROP COLUMN" in statement.upper() and sqlite3.sqlite_version_info < (3, 35, 0)
 
 
 def _task(row: aiosqlite.Row) -> Task:

@@ -115,14 +115,14 @@ class Console:
     async def handle(self, line: str) -> str:
         """Run one command line; returns the text to show (errors included), never raises."""
         result = await self.service.command(Caller(CONSOLE_USER, prefix=PREFIX), line)
-        text = answer(result, PREFIX)
+        text = answer(result, PREFIX, local=True)
         if isinstance(result, Help):
             text += "\nquit - leave (agents keep running)"
         return text
 
     async def print_digest(self, digest: Digest) -> None:
         """The scheduled digest, when the console runs long enough to see one."""
-        self.print(answer(DigestNow(digest), PREFIX))
+        self.print(answer(DigestNow(digest), PREFIX, local=True))
 
 
 async def run_console(runtime: Runtime, stdin: TextIO = sys.stdin, out: TextIO = sys.stdout,

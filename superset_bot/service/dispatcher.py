@@ -9,7 +9,7 @@ means the same thing whichever front end carries it.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Protocol
 
 from superset_bot.domain.access import Access
@@ -82,7 +82,7 @@ class Service:
         try:
             return await self._run(caller, command, thread)
         except Exception as exc:  # noqa: BLE001 - every failure becomes an answer; the map logs the unexpected
-            return failure(exc, command.name, caller.prefix, command.task_id)
+            return failure(exc, command.name, caller.prefix, command.task_id, typed=True)
 
     async def _run(self, caller: Caller, command: Command, thread: Thread | None) -> Result:
         engine, name = self.engine, command.name
@@ -123,7 +123,11 @@ class Service:
                 refused = await self._refuse_action(caller, task, verb)
                 if refused:
                     return refused
-                return await self._spawn(caller, task.prompt, {"repo": task.repo, "preset": task.preset,
+                refusal = self.access.refuse_command(caller.user, "spawn")
+                if refusal:
+                    return Refused(refusal, verb)
+                # again where the task was asked, with that channel's defaults, wherever the click was
+                return await self._spawn(replace(caller, channel=task.channel), task.prompt, {"repo": task.repo, "preset": task.preset,
                                                               "base": task.base_branch or ""}, thread)
             return await self._on_task(caller, verb, task, text)
         except Exception as exc:  # noqa: BLE001 - as in command()

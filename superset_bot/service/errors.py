@@ -28,8 +28,10 @@ class Refusal(Exception):
     """Raised (also by a front end's callbacks) to refuse with a trusted sentence."""
 
 
-def failure(exc: BaseException, what: str, prefix: str = "/superset", task_id: str | None = None) -> Result:
-    """The answer for `exc` raised while doing `what` (a command name or a button's verb)."""
+def failure(exc: BaseException, what: str, prefix: str = "/superset", task_id: str | None = None,
+            typed: bool = False) -> Result:
+    """The answer for `exc` raised while doing `what` (a command name or a button's verb); `typed`:
+    the person typed the command, so a task command's usage line helps (a button needs none)."""
     on = f" on task `{task_id}`" if task_id else ""
     if isinstance(exc, Refusal):
         return Refused(str(exc), what)
@@ -39,7 +41,7 @@ def failure(exc: BaseException, what: str, prefix: str = "/superset", task_id: s
         return Failed(CLOSED, str(exc), what, exc.task)
     if isinstance(exc, UserError):
         # a task command gets its usage line; spawn's errors (bad repo, preset) explain themselves
-        usage = f"\nUsage: {usage_line(what, prefix)}" if what in SPECS and SPECS[what].needs_task else ""
+        usage = f"\nUsage: {usage_line(what, prefix)}" if typed and what in SPECS and SPECS[what].needs_task else ""
         return Failed(NOT_POSSIBLE, f"{exc}{usage}", what)
     if isinstance(exc, GitError):
         return Failed(GIT, f"`{what}`{on} failed in git: {exc}", what)

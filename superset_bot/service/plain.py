@@ -28,7 +28,9 @@ from superset_bot.store import Task
 from superset_bot.units import format_size
 
 
-def answer(result: Result, prefix: str = "/superset") -> str:
+def answer(result: Result, prefix: str = "/superset", local: bool = False) -> str:
+    """`local`: the reader is on the bot's machine (the console), so paths on it are shown too;
+    a chat front end never shows them."""
     if isinstance(result, Help):
         if not result.commands:
             return "You don't have access to any superset-bot commands. Ask an admin to add you."
@@ -43,7 +45,7 @@ def answer(result: Result, prefix: str = "/superset") -> str:
             return "No tasks running or awaiting review."
         return "\n".join(describe(t) for t in result.tasks)
     if isinstance(result, Status):
-        return "\n".join(status_lines(result))
+        return "\n".join(status_lines(result, local))
     if isinstance(result, Diff):
         return result.patch if result.patch.strip() else f"Task `{result.task.id}` has no changes yet."
     if isinstance(result, Done):
@@ -51,7 +53,7 @@ def answer(result: Result, prefix: str = "/superset") -> str:
     if isinstance(result, Presets):
         return "\n".join(f"{name}: {description}" for name, description in result.presets) or "No presets are loaded."
     if isinstance(result, Repos):
-        return "\n".join(f"{name}{' (default)' if name == result.default else ''}: {path}"
+        return "\n".join(f"{name}{' (default)' if name == result.default else ''}{f': {path}' if local else ''}"
                          for name, path in result.repos) or "No repos are configured (SUPERSET_REPOS)."
     if isinstance(result, Pruned):
         title = "Prune (dry run): nothing was changed." if result.report.dry_run else "Prune:"
@@ -89,10 +91,10 @@ def describe(task: Task) -> str:
     return f"`{task.id}` {task.state.replace('_', ' ')} in {task.repo} ({task.preset}) by {task.requester}: {first}"
 
 
-def status_lines(result: Status) -> list[str]:
+def status_lines(result: Status, local: bool = False) -> list[str]:
     task = result.task
     lines = [describe(task), f"branch: {task.branch or '-'} (base {task.base_branch or 'default'})"]
-    if task.worktree:
+    if task.worktree and local:
         lines.append(f"worktree: {task.worktree}")
     if result.queue_position:
         lines.append(f"queue position: {result.queue_position}")

@@ -1,7 +1,7 @@
 """What a command or button did, as data: every front end renders these and nothing else.
 
-A front end never inspects engine exceptions or store rows to decide what to say; it gets one
-of these results from the service and turns it into Slack blocks or terminal lines.
+A command's answer is decided by the service, never by a front end inspecting engine exceptions;
+the front end gets one of these results and turns it into Slack blocks or terminal lines.
 """
 
 from __future__ import annotations

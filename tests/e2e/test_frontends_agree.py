@@ -48,7 +48,12 @@ async def test_every_command_gives_the_same_answer_in_slack_and_the_console(bot:
         # Slack writes a command as `/superset merge ID`, the console as `merge ID`; the console
         # has one command of its own, `quit`
         slack = slack_answer(b, key).replace("/superset ", "")
-        return slack, (await console.handle(line)).replace("\nquit - leave (agents keep running)", "")
+        assert str(b.repo) not in slack and str(b.settings.data_dir) not in slack, "no server paths in Slack"
+        terminal = (await console.handle(line)).replace("\nquit - leave (agents keep running)", "")
+        # the console also shows paths on the bot's machine, where its user is
+        terminal = "\n".join(line for line in terminal.split("\n") if not line.startswith("worktree: "))
+        terminal = terminal.replace(f": {b.repo}", "")
+        return slack, terminal
 
     # commands that read the bot's state, and bad input
     for line in ("help", "presets", "repos", "list", "digest", "prune --dry-run", "bogus", "status",
@@ -84,6 +89,11 @@ async def test_every_command_gives_the_same_answer_in_slack_and_the_console(bot:
     assert a.id in listed and c.id not in listed
     everything = (await console.handle("list")).splitlines()
     assert [line for line in everything if c.id not in line] == listed.splitlines()
+
+    # a console task has no Slack thread to post its diff in: Slack says so rather than nothing
+    _, key = await b.command(f"diff {c.id}")
+    await b.settle()
+    assert f"Task `{c.id}` has no Slack thread to post the diff in." in slack_answer(b, key)
 
     # commands that change a task: the Slack task through Slack, its twin through the console
     for verb in ("followup", "cancel", "merge", "merge", "discard"):

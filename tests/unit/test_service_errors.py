@@ -25,7 +25,7 @@ def test_each_kind_of_failure_gets_its_own_answer() -> None:
     cases = [
         (bad_command(), "merge", USAGE, "is not a task id"),
         (AlreadyClosed(closed), "merge", CLOSED, "already merged by U0BOB"),
-        (UserError("Unknown task `zz9zz9`."), "merge", NOT_POSSIBLE, "Usage: `/superset merge ID`"),
+        (UserError("Unknown task `zz9zz9`."), "merge", NOT_POSSIBLE, "Unknown task `zz9zz9`."),
         (UserError("No such repo."), "spawn", NOT_POSSIBLE, "No such repo."),
         (GitError("ref is locked"), "merge", GIT, "`merge` on task `k3x9qa` failed in git: ref is locked"),
         (StoreBusy("the database is locked"), "merge", BUSY, "Try again in a minute."),
@@ -35,8 +35,10 @@ def test_each_kind_of_failure_gets_its_own_answer() -> None:
         assert isinstance(answer, Failed) and answer.kind == kind and words in answer.message, (exc, answer)
         assert not answer.ok
     assert failure(AlreadyClosed(closed), "merge").task == closed  # the front end closes the stale review
-    # spawn's own errors explain themselves; no usage line is added to them
-    assert "Usage" not in failure(UserError("No such repo."), "spawn").message
+    # a typed task command gets its usage line; a button (not typed) and spawn's own errors do not
+    assert failure(UserError("Unknown task."), "merge", typed=True).message.endswith("Usage: `/superset merge ID`")
+    assert "Usage" not in failure(UserError("Unknown task."), "merge").message
+    assert "Usage" not in failure(UserError("No such repo."), "spawn", typed=True).message
 
 
 def test_a_refusal_keeps_its_trusted_text() -> None:

@@ -59,15 +59,7 @@ class Buttons:
         user = str((body.get("user") or {}).get("id", ""))
         channel = str((body.get("channel") or {}).get("id", "") or (body.get("container") or {}).get("channel_id", ""))
         verb = BUTTON_VERBS.get(action_id, action_id)
-        thread: RootMessage | None = None
-        if verb == "retry":
-            task = await frontend.engine.store.get_task(task_id)
-            if task is not None and not task.channel:
-                await reply(ui.error_message("This task was not started from Slack; spawn it again."))
-                return
-            if task is not None and task.channel:
-                thread = RootMessage(frontend, task.channel)
-                channel = task.channel
+        thread = RootMessage(frontend) if verb == "retry" else None  # in the task's own channel
         result = await frontend.service.act(Caller(user, channel or None), verb, task_id, thread=thread)
         if isinstance(result, Done) and verb not in ("keep", "followup"):
             return  # the thread shows what happened; the person who clicked needs no second copy

@@ -14,7 +14,7 @@ from slack_bolt.async_app import AsyncApp
 from superset_bot.frontends.slack import blocks as ui
 from superset_bot.frontends.slack.blocks import digest_message
 from superset_bot.frontends.slack.threads import RootMessage
-from superset_bot.service import Caller
+from superset_bot.service import Caller, failure
 from superset_bot.service.plain import answer
 from superset_bot.service.results import (
     CLOSED,
@@ -71,7 +71,10 @@ class Commands:
             await frontend.modal.open(body, channel, result.options, reply)
         elif isinstance(result, DigestNow) and not result.digest.empty:
             rendered = digest_message(result.digest, frontend.thread_link)
-            await frontend.outbox.post(channel, text_of(result), rendered.blocks)
+            try:
+                await frontend.outbox.post(channel, text_of(result), rendered.blocks)
+            except Exception as exc:  # noqa: BLE001 - said to the person who asked, logged when unexpected
+                await self.answer(failure(exc, "digest"), reply, user)
         else:
             await self.answer(result, reply, user)
 
@@ -109,7 +112,11 @@ class Commands:
             await reply(ui.status_message(task, result.progress, frontend.thread_link(task),
                                           now=frontend.clock(), queue_position=result.queue_position)._replace(text=text))
         elif isinstance(result, Diff):
-            await frontend.threads.post_diff(result.task, result.patch, user)
+            try:
+                await frontend.threads.post_diff(result.task, result.patch, user)
+            except Exception as exc:  # noqa: BLE001 - a task without a thread, an upload Slack refused
+                await self.answer(failure(exc, "diff", task_id=result.task.id), reply, user)
+                return
             await reply(ui.Rendered(f"The diff of `{result.task.id}` is in its thread.", [section(
                 f"The diff of `{result.task.id}` is in its thread.")]))
         elif isinstance(result, Presets):

@@ -239,12 +239,16 @@ class Threads:
 class RootMessage:
     """The service's `Thread` for Slack: a task's root message, posted before the task exists."""
 
-    def __init__(self, frontend: SlackFrontend, channel: str) -> None:
+    def __init__(self, frontend: SlackFrontend, channel: str | None = None) -> None:
         self.frontend = frontend
-        self.channel = channel
+        self.given = channel  # None: the channel the pending task names (a Retry)
+        self.channel = channel or ""
 
     async def open(self, pending: Task) -> Mapping[str, str]:
         frontend = self.frontend
+        self.channel = self.given or pending.channel or ""
+        if not self.channel:
+            raise Refusal("This task was not started from Slack; spawn it again.")
         root = ui.root_message(pending)
         try:
             ts = await frontend.outbox.post(self.channel, root.text, root.blocks)
