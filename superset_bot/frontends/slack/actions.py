@@ -10,8 +10,8 @@ from slack_bolt.async_app import AsyncApp
 from slack_sdk.errors import SlackApiError
 
 from superset_bot.frontends.slack import blocks as ui
-from superset_bot.frontends.slack.commands import Reply
-from superset_bot.frontends.slack.threads import RootMessage
+from superset_bot.frontends.slack.answers import Reply
+from superset_bot.frontends.slack.rootmessage import RootMessage
 from superset_bot.service import Caller
 from superset_bot.service.results import Done
 
@@ -63,4 +63,4 @@ class Buttons:
         result = await frontend.service.act(Caller(user, channel or None), verb, task_id, thread=thread)
         if isinstance(result, Done) and verb not in ("keep", "followup"):
             return  # the thread shows what happened; the person who clicked needs no second copy
-        await frontend.commands.answer(result, reply, user)
+        await frontend.answers.answer(result, reply, user)

@@ -25,6 +25,7 @@ from superset_bot.domain.access import Access
 from superset_bot.engine.core import Engine
 from superset_bot.frontends.slack import blocks as ui
 from superset_bot.frontends.slack.actions import Buttons
+from superset_bot.frontends.slack.answers import Answers
 from superset_bot.frontends.slack.blocks import digest_message
 from superset_bot.frontends.slack.commands import Commands
 from superset_bot.frontends.slack.home import AppHome
@@ -70,6 +71,7 @@ class SlackFrontend:
         self._unsubscribe: Callable[[], None] | None = None
         self.messages = SlackMessages(engine.store)
         self.threads = Threads(self)
+        self.answers = Answers(self)
         self.commands = Commands(self)
         self.mentions = Mentions(self)
         self.buttons = Buttons(self)

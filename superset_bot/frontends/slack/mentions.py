@@ -47,7 +47,7 @@ class Mentions:
             if task is None:
                 return  # chatter in some other thread
             result = await frontend.service.act(Caller(user, channel), "followup", task.id, text)
-            await frontend.commands.answer(result, reply, user)
+            await frontend.answers.answer(result, reply, user)
             return
         try:
             command = parse(f"spawn {text}")
@@ -55,7 +55,7 @@ class Mentions:
             await reply(ui.error_message(str(exc)))
             return
         if not command.text:
-            await frontend.commands.answer(await frontend.service.command(Caller(user, channel), "help"), reply, user)
+            await frontend.answers.answer(await frontend.service.command(Caller(user, channel), "help"), reply, user)
             return
         await frontend.commands.start_task(channel, user, command.text, command.options, reply)
 

@@ -10,7 +10,7 @@ from slack_bolt.async_app import AsyncApp
 from slack_sdk.errors import SlackApiError
 
 from superset_bot.frontends.slack import blocks as ui
-from superset_bot.frontends.slack.commands import Reply, trusted_error
+from superset_bot.frontends.slack.answers import Reply, trusted_error
 
 if TYPE_CHECKING:
     from superset_bot.frontends.slack.app import SlackFrontend
