@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from superset_bot.domain.review import Review
 from superset_bot.domain.task import Task
 
 
@@ -59,9 +60,9 @@ class Milestone(EngineEvent):
 
 @dataclass(frozen=True)
 class ReviewReady(EngineEvent):
-    """The agent's work is ready to review: a JSON-able review (see domain.review.Review.to_dict)."""
+    """The agent's work is ready to review (the same Review the store holds as JSON)."""
 
-    review: dict[str, Any] = field(default_factory=dict)
+    review: Review
 
 
 @dataclass(frozen=True)

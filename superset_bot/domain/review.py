@@ -9,7 +9,7 @@ from typing import Any
 from superset_bot.domain.state import TaskState, decode_state
 
 
-@dataclass
+@dataclass(frozen=True)
 class Review:
     """What a reviewer needs to decide: the change, whether it merges cleanly, checks and cost."""
 

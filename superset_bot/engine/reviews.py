@@ -72,7 +72,7 @@ class Reviews:
         if review is None:
             return None
         task = await engine.store.update_task(task.id, review=encode_review(review), last_activity=engine.clock())
-        engine.publish(ReviewReady(task, review.to_dict()))
+        engine.publish(ReviewReady(task, review))
         await engine.hooks_dispatch("review_ready", task, {"review": review.to_dict()})
         return review
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import sys
 from collections.abc import Callable
-from typing import Any, TextIO
+from typing import TextIO
 
 from superset_bot.composition import Runtime
 from superset_bot.domain.access import Access
@@ -22,6 +22,7 @@ from superset_bot.domain.events import (
     ReviewReady,
     StateChanged,
 )
+from superset_bot.domain.review import Review
 from superset_bot.engine.core import Engine
 from superset_bot.housekeeping.jobs import Digest, Housekeeper
 from superset_bot.service import Caller, Service
@@ -33,40 +34,40 @@ PREFIX = ""
 CONSOLE_USER = "console"
 
 
-def format_review(review: dict[str, Any], top: int = 10) -> list[str]:
+def format_review(review: Review, top: int = 10) -> list[str]:
     """The review as plain text lines: what changed, whether it merges, checks, cost."""
     lines = [
-        f"{len(review['files'])} files changed, +{review['insertions']} -{review['deletions']}, "
-        f"{review['commits']} commit{'s' if review['commits'] != 1 else ''} on {review['branch']}"
+        f"{len(review.files)} files changed, +{review.insertions} -{review.deletions}, "
+        f"{review.commits} commit{'s' if review.commits != 1 else ''} on {review.branch}"
     ]
-    for change in review["files"][:top]:
+    for change in review.files[:top]:
         counts = "binary" if change["binary"] else f"+{change['added']} -{change['deleted']}"
         name = f"{change['old_path']} -> {change['path']}" if change.get("old_path") else change["path"]
         lines.append(f"    {change['status']} {name} ({counts})")
-    if len(review["files"]) > top:
-        lines.append(f"    and {len(review['files']) - top} more")
-    if review["clean"]:
-        lines.append(f"Merges cleanly into {review['base_branch']}.")
+    if len(review.files) > top:
+        lines.append(f"    and {len(review.files) - top} more")
+    if review.clean:
+        lines.append(f"Merges cleanly into {review.base_branch}.")
     else:
-        lines.append(f"Conflicts with {review['base_branch']} in: {', '.join(review['conflicts'])}")
-    checks = review.get("checks")
+        lines.append(f"Conflicts with {review.base_branch} in: {', '.join(review.conflicts)}")
+    checks = review.checks
     if checks:
         lines.append(f"Checks: {checks['summary']}")
         if not checks["passed"] and checks.get("failing_tail"):
             lines.extend("    " + line for line in checks["failing_tail"].splitlines()[-10:])
     facts = []
-    if review.get("duration_s"):
-        facts.append(f"took {format_duration(review['duration_s'])}")
-    if review.get("cost_usd") is not None:
-        facts.append(f"cost ${review['cost_usd']:.2f}")
-    if review.get("tokens_in") or review.get("tokens_out"):
-        facts.append(f"{review.get('tokens_in') or 0} tokens in / {review.get('tokens_out') or 0} out")
+    if review.duration_s:
+        facts.append(f"took {format_duration(review.duration_s)}")
+    if review.cost_usd is not None:
+        facts.append(f"cost ${review.cost_usd:.2f}")
+    if review.tokens_in or review.tokens_out:
+        facts.append(f"{review.tokens_in or 0} tokens in / {review.tokens_out or 0} out")
     if facts:
         lines.append("Agent " + ", ".join(facts) + ".")
-    for denial in review.get("denials") or []:
+    for denial in review.denials:
         lines.append(f"Refused: {denial}")
-    if review.get("reason"):
-        lines.append(f"Note: the task {review['state']}: {review['reason']}")
+    if review.reason:
+        lines.append(f"Note: the task {review.state}: {review.reason}")
     return lines
 
 

@@ -33,10 +33,10 @@ async def test_spawn_review_merge_lands_on_base(harness: MakeHarness) -> None:
     assert h.states(task.id) == ["queued", "preparing", "running", "finished"]
     assert done.branch and done.branch.startswith(f"superset/{task.id}-add-the-feature")
     review = h.of(task.id, ReviewReady)[-1].review
-    files = {f["path"] for f in review["files"]}
+    files = {f["path"] for f in review.files}
     # the agent committed one file and left one uncommitted: both are in the review
     assert files == {"src/feature.py", "NOTES.md"}
-    assert review["commits"] == 2 and review["clean"] is True
+    assert review.commits == 2 and review.clean is True
     milestones = [m.kind for m in h.of(task.id, Milestone)]
     assert milestones[:3] == ["worktree_ready", "setup_done", "agent_started"] and "committed" in milestones
     assert any("agent: done" in line for e in h.of(task.id, OutputLines) for line in e.lines)
@@ -301,8 +301,8 @@ async def test_checks_output_is_redacted_in_the_review(harness: MakeHarness) -> 
     task = await h.engine.spawn("with checks", requester="U1")
     await h.settled(task.id)
     review = h.of(task.id, ReviewReady)[-1].review
-    assert review["checks"]["passed"] is False
-    assert "key=[redacted]" in review["checks"]["failing_tail"]
+    assert review.checks is not None and review.checks["passed"] is False
+    assert "key=[redacted]" in review.checks["failing_tail"]
     assert SECRET not in repr(h.events) + repr(await h.store.list_tasks())
 
 
@@ -314,7 +314,7 @@ async def test_files_copied_by_the_preset_are_never_committed(harness: MakeHarne
     done = await h.settled(task.id, {FINISHED})
     assert (Path(done.worktree or "") / ".env").exists(), "copied for the agent"
     review = h.of(task.id, ReviewReady)[-1].review
-    assert ".env" not in {f["path"] for f in review["files"]}
+    assert ".env" not in {f["path"] for f in review.files}
     assert ".env" not in git(h.repo, "show", "--stat", "--format=", done.branch or "")
 
 

@@ -107,7 +107,7 @@ async def test_checks_run_before_the_agent_finished_plugins_and_show_in_the_revi
     await h.settled(task.id)
     assert seen == [("agent_finished", True)]
     review = h.of(task.id, ReviewReady)[-1].review
-    assert review["checks"] == {"passed": True, "summary": "all 2 checks passed", "failing_tail": ""}
+    assert review.checks == {"passed": True, "summary": "all 2 checks passed", "failing_tail": ""}
     [milestone] = [m for m in h.of(task.id, Milestone) if m.kind == "checks"]
     assert milestone.text == "all 2 checks passed" and milestone.ok
 
@@ -127,12 +127,13 @@ async def test_a_user_plugin_named_checks_is_not_mistaken_for_the_checks_step(ha
     await h.settled(task.id)
     assert calls == ["agent_finished"], "the plugin still hears agent_finished"
     review = h.of(task.id, ReviewReady)[-1].review
-    assert review["checks"]["passed"] is False and review["checks"]["failing_tail"] == "broken"
+    assert review.checks is not None
+    assert review.checks["passed"] is False and review.checks["failing_tail"] == "broken"
     assert "impostor" not in repr(h.events)
 
     # with a preset that has no checks, the plugin's result does not become the review's checks either
     plain = await h.engine.spawn("no checks", requester="U1", preset="plain")
     await h.settled(plain.id)
     assert calls == ["agent_finished", "agent_finished"]
-    assert h.of(plain.id, ReviewReady)[-1].review.get("checks") is None
+    assert h.of(plain.id, ReviewReady)[-1].review.checks is None
     assert not [m for m in h.of(plain.id, Milestone) if m.kind == "checks"]

@@ -49,7 +49,7 @@ async def test_aider_writes_a_file_resumes_its_chat_and_merges(harness: MakeHarn
         assert done.state == FINISHED, done.reason
         assert fake.user_texts(0)[-1].startswith("create hello.txt with a greeting")
 
-        review = h.of(task.id, ReviewReady)[-1].review
+        review = h.of(task.id, ReviewReady)[-1].review.to_dict()
         assert [f["path"] for f in review["files"]] == ["hello.txt"]  # no .aider* files, no .gitignore
         assert (review["tokens_in"], review["tokens_out"], review["cost_usd"]) == (1200, 56, 0.0045)
         assert review["final_text"] == "Creating hello.txt.\nThen check it:"

@@ -78,7 +78,7 @@ async def test_claude_writes_runs_tests_merges_and_resumes(
     session = progress["session_id"]
     assert session and done.session_id == session
 
-    review = h.of(task.id, ReviewReady)[-1].review
+    review = h.of(task.id, ReviewReady)[-1].review.to_dict()
     assert {f["path"] for f in review["files"]} == {"hello.txt"}
     assert review["tokens_in"] == progress["tokens_in"] and review["cost_usd"] == progress["cost_usd"]
     assert review["final_text"] == "Wrote hello.txt; make test passes."
@@ -99,7 +99,7 @@ async def test_claude_writes_runs_tests_merges_and_resumes(
     progress = last_progress(h, task.id)
     assert progress["session_id"] == session
     assert progress["tokens_in"] == 2000 + 2100 and progress["tokens_out"] == 25 + 15  # this run's own
-    review = h.of(task.id, ReviewReady)[-1].review
+    review = h.of(task.id, ReviewReady)[-1].review.to_dict()
     assert {f["path"] for f in review["files"]} == {"hello.txt", "bye.txt"}
 
     merged = await h.engine.merge(task.id, "U1")
@@ -125,7 +125,7 @@ async def test_claude_denied_command_is_reported_and_task_stays_reviewable(
         f'"writable": ["{outside}"] in the preset\'s agent.permissions',
     ]
     assert last_progress(h, task.id)["denials"] == said
-    review = h.of(task.id, ReviewReady)[-1].review
+    review = h.of(task.id, ReviewReady)[-1].review.to_dict()
     assert review["denials"] == said
     assert {f["path"] for f in review["files"]} == {"notes.txt"}
     # the CLI really refused both: the model was told so, and nothing was written outside
@@ -159,4 +159,4 @@ async def test_claude_http_500_fails_plainly(harness: MakeHarness, make_repo: Re
     progress = last_progress(h, task.id)
     assert "API error 500, retry 1/1" in progress["tail"]
     assert progress["fatal"] is False  # a server error is not the credentials: the CLI decided
-    assert h.of(task.id, ReviewReady) == [] or h.of(task.id, ReviewReady)[-1].review["files"] == []
+    assert h.of(task.id, ReviewReady) == [] or h.of(task.id, ReviewReady)[-1].review.files == []

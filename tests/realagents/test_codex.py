@@ -60,7 +60,7 @@ def last_progress(h: Harness, task_id: str) -> dict[str, Any]:
 def last_review(h: Harness, task_id: str) -> dict[str, Any]:
     reviews = h.of(task_id, ReviewReady)
     assert reviews, "no review was posted"
-    review: dict[str, Any] = reviews[-1].review
+    review: dict[str, Any] = reviews[-1].review.to_dict()
     return review
 
 

@@ -176,8 +176,8 @@ class Threads:
             if ids.review_ts:
                 # the store already holds the new review; the old message keeps showing what it said
                 self.close_review(task, outcome="superseded", review=thread.review)
-            thread.review = dict(event.review)
-            rendered = ui.review_message(task, event.review)
+            thread.review = event.review.to_dict()  # the blocks render (and the store holds) the JSON form
+            rendered = ui.review_message(task, thread.review)
             ts = await outbox.post(channel, rendered.text, rendered.blocks, thread_ts=thread_ts)
             await frontend.messages.set_review(task.id, ts)
 
