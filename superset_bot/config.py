@@ -117,6 +117,15 @@ class Settings:
     # The process environment at start (without .env additions): what agents inherit.
     process_env: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}), repr=False)
 
+    def spawn_choices(self, channel: str | None, options: Mapping[str, str | None]) -> ChannelDefaults:
+        """What a spawn asked in `channel` uses: the command's options, else the channel's defaults."""
+        defaults = self.channel_defaults.get(channel) if channel else None
+        return ChannelDefaults(
+            repo=options.get("repo") or (defaults.repo if defaults else None),
+            preset=options.get("preset") or (defaults.preset if defaults else None),
+            base=options.get("base") or (defaults.base if defaults else None),
+        )
+
     @property
     def db_path(self) -> Path:
         return self.data_dir / "superset.sqlite3"

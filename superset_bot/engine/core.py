@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Coroutine, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -192,14 +192,14 @@ class Engine:
         if chosen is None:
             known = ", ".join(sorted(self.presets)) or "none (check SUPERSET_PRESETS_DIR)"
             raise UserError(f'Unknown preset "{preset_name}". Available presets: {known}.')
-        self._check_agent_command(chosen)
+        check_agent_command(self.settings, chosen)
         if base is not None:
             base = base.strip()
             try:
                 gitnaming.check_branch_name(base)
             except gitnaming.BadBranchName as exc:
                 raise UserError(f'"{base}" is not a valid branch name for --base: {exc.reason}.') from exc
-        self._check_free_disk()
+        check_free_disk(self.settings)
         return prompt, repo_name, preset_name, base
 
     async def spawn(
@@ -230,20 +230,8 @@ class Engine:
         task = await self.store.create_task(task, requester, {"repo": repo_name, "preset": preset_name, "base": base})
         log.info("task %s: created by %s (repo %s, preset %s)", task.id, requester, repo_name, preset_name)
         self.publish(StateChanged(task, None, requester))
-        self._drive(task.id, self._lifecycle(task.id))
+        self.workers.drive(task.id, self.lifecycle.drive(task.id))
         return task
-
-    def _check_agent_command(self, preset: Preset) -> None:
-        check_agent_command(self.settings, preset)
-
-    def _check_free_disk(self) -> None:
-        check_free_disk(self.settings)
-
-    def _drive(self, task_id: str, coro: Coroutine[Any, Any, None]) -> None:
-        self.workers.drive(task_id, coro)
-
-    def _lifecycle(self, task_id: str, followup: str | None = None) -> Coroutine[Any, Any, None]:
-        return self.lifecycle.drive(task_id, followup)
 
     # actions
 

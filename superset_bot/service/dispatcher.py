@@ -178,10 +178,8 @@ class Service:
     async def _spawn(self, caller: Caller, prompt: str, options: Mapping[str, str | None],
                      thread: Thread | None) -> Result:
         settings = self.engine.settings
-        defaults = settings.channel_defaults.get(caller.channel) if caller.channel else None
-        repo = options.get("repo") or (defaults.repo if defaults else None)
-        preset = options.get("preset") or (defaults.preset if defaults else None)
-        base = options.get("base") or (defaults.base if defaults else None)
+        chosen = settings.spawn_choices(caller.channel, options)
+        repo, preset, base = chosen.repo, chosen.preset, chosen.base
         try:
             self.engine.validate_spawn(prompt, repo=repo, preset=preset, base=base)
         except Exception as exc:  # noqa: BLE001
@@ -207,5 +205,5 @@ class Service:
         (prompts from other, maybe private, channels stay there)."""
         tasks = await self.engine.store.list_tasks(ACTIVE_STATES | REVIEWABLE_STATES)
         if caller.channel:
-            return TaskList(tuple(t for t in tasks if t.channel == caller.channel or t.requester == caller.user), True)
-        return TaskList(tuple(tasks), False)
+            return TaskList(tuple(t for t in tasks if t.channel == caller.channel or t.requester == caller.user))
+        return TaskList(tuple(tasks))

@@ -6,7 +6,7 @@ the front end gets one of these results and turns it into Slack blocks or termin
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -42,8 +42,7 @@ class NeedsPrompt(Result):
 
 @dataclass(frozen=True)
 class TaskList(Result):
-    tasks: tuple[Task, ...]
-    scoped: bool  # True: only the caller's channel's tasks and the caller's own
+    tasks: tuple[Task, ...]  # in a channel: only its tasks and the caller's own
 
 
 @dataclass(frozen=True)
@@ -117,5 +116,3 @@ class Failed(Result):
     def ok(self) -> bool:
         return False
 
-
-TASK_VERBS: Sequence[str] = ("merge", "discard", "cancel", "followup", "keep", "update")

@@ -27,13 +27,13 @@ class SpawnModal:
         """Open the form with the command's options (or the channel's defaults) filled in."""
         frontend = self.frontend
         settings = frontend.settings
-        defaults = settings.channel_defaults.get(channel)
+        chosen = settings.spawn_choices(channel, options)
         view = ui.spawn_modal(
             list(settings.repos),
             {name: p.description for name, p in sorted(frontend.engine.presets.items())},
-            repo=options.get("repo") or (defaults.repo if defaults else None) or settings.default_repo,
-            preset=options.get("preset") or (defaults.preset if defaults else None) or settings.default_preset,
-            base=options.get("base") or (defaults.base if defaults else None),
+            repo=chosen.repo or settings.default_repo,
+            preset=chosen.preset or settings.default_preset,
+            base=chosen.base,
             channel=channel,
         )
         try:
