@@ -10,7 +10,8 @@ from typing import TYPE_CHECKING
 from superset_bot.engine.transitions import BOT_ACTOR
 from superset_bot.git import inventory as gitinventory
 from superset_bot.git import worktrees as gitworktrees
-from superset_bot.git.commands import GitError, branch_exists
+from superset_bot.git.commands import GitError
+from superset_bot.git.refs import branch_exists
 from superset_bot.presets import run_teardown
 from superset_bot.store import Task
 

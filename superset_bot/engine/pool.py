@@ -30,7 +30,8 @@ from superset_bot.git import diff as gitdiff
 from superset_bot.git import inventory as gitinventory
 from superset_bot.git import naming as gitnaming
 from superset_bot.git import worktrees as gitworktrees
-from superset_bot.git.commands import GitError, default_branch, repo_lock, resolve_commit, run_git
+from superset_bot.git.commands import GitError, repo_lock, run_git
+from superset_bot.git.refs import default_branch, resolve_commit
 from superset_bot.presets import Preset, prepare_worktree
 from superset_bot.redact import Redactor
 

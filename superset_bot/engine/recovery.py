@@ -15,7 +15,8 @@ from superset_bot.engine.transitions import BOT_ACTOR
 from superset_bot.git import inventory as gitinventory
 from superset_bot.git import naming as gitnaming
 from superset_bot.git import worktrees as gitworktrees
-from superset_bot.git.commands import GitError, branch_exists
+from superset_bot.git.commands import GitError
+from superset_bot.git.refs import branch_exists
 from superset_bot.store import ACTIVE_STATES, DISCARDING, FAILED, MERGING, PREPARING, QUEUED, RUNNING, Task
 
 if TYPE_CHECKING:

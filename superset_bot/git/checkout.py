@@ -8,9 +8,10 @@ import asyncio
 import os
 from pathlib import Path
 
-from superset_bot.git.commands import GitError, check_ref_arg, repo_lock, run_git
+from superset_bot.git.commands import GitError, repo_lock, run_git
 from superset_bot.git.diff import parse_porcelain, split_z
 from superset_bot.git.inventory import worktrees_on_branch
+from superset_bot.git.refs import check_ref_arg
 
 
 class BaseCheckoutDirty(GitError):

@@ -59,7 +59,6 @@ _LOCK_FIRST_DELAY = 0.05
 _LOCK_TOTAL = 5.0
 
 _VERSION_RE = re.compile(r"(\d+)\.(\d+)(?:\.(\d+))?")
-_BAD_REF_CHARS = re.compile(r"[\x00-\x20\x7f]")
 
 
 class GitError(Exception):
@@ -226,17 +225,6 @@ async def require_git(min_version: tuple[int, int, int] = (2, 38, 0)) -> tuple[i
     return found
 
 
-def check_ref_arg(ref: str, what: str = "ref") -> str:
-    """Reject names git could read as an option, or that hide whitespace/control characters."""
-    if not ref:
-        raise GitError(f"{what} name is empty")
-    if ref.startswith("-"):
-        raise GitError(f"{what} '{ref}' is not allowed: names starting with '-' look like git options")
-    if _BAD_REF_CHARS.search(ref):
-        raise GitError(f"{what} {ref!r} is not allowed: it contains whitespace or control characters")
-    return ref
-
-
 async def is_git_repo(path: Path) -> bool:
     """True when `path` is the top of a git working tree or a bare repository (not a subfolder)."""
     if not await asyncio.to_thread(os.path.isdir, path):
@@ -255,43 +243,6 @@ async def is_git_repo(path: Path) -> bool:
 
 def _same_path(a: str | Path, b: str | Path) -> bool:
     return os.path.realpath(a) == os.path.realpath(b)
-
-
-async def branch_exists(repo: Path, branch: str) -> bool:
-    check_ref_arg(branch, "branch")
-    result = await run_git(repo, "show-ref", "--verify", "--quiet", f"refs/heads/{branch}", check=False)
-    return result.returncode == 0
-
-
-async def default_branch(repo: Path) -> str:
-    """origin/HEAD's branch when it exists locally, else the main checkout's branch, else main/master."""
-    result = await run_git(repo, "symbolic-ref", "--quiet", "refs/remotes/origin/HEAD", check=False)
-    if result.returncode == 0:
-        name = result.stdout.strip().removeprefix("refs/remotes/origin/")
-        if name and await branch_exists(repo, name):
-            return name
-    result = await run_git(repo, "symbolic-ref", "--quiet", "HEAD", check=False)
-    if result.returncode == 0:
-        ref = result.stdout.strip()
-        if ref.startswith("refs/heads/") and await branch_exists(repo, ref.removeprefix("refs/heads/")):
-            return ref.removeprefix("refs/heads/")
-    for name in ("main", "master"):
-        if await branch_exists(repo, name):
-            return name
-    raise GitError(
-        f"cannot tell the default branch of repo {repo}: no origin/HEAD, main or master; pass a base branch"
-    )
-
-
-async def resolve_commit(repo: Path, ref: str, what: str = "base branch") -> str:
-    """The full commit SHA `ref` names in repo, or a GitError that says which ref is missing."""
-    check_ref_arg(ref, what)
-    result = await run_git(repo, "rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}", check=False)
-    sha = result.stdout.strip()
-    if result.returncode != 0 or not sha:
-        raise GitError(f"{what} '{ref}' does not exist in repo {repo}", ("rev-parse", ref), result.returncode)
-    return sha
-
 
 
 async def git_dirs(worktree: Path) -> dict[str, str]:

@@ -14,8 +14,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from superset_bot.git.commands import GitError, resolve_commit, run_git
-from superset_bot.git.refs import rev_parse
+from superset_bot.git.commands import GitError, run_git
+from superset_bot.git.refs import resolve_commit, rev_parse
 
 _DIFF_OPTS = ("-M", "--no-ext-diff", "--no-textconv", "--no-color")
 

@@ -10,8 +10,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from superset_bot.git.commands import GitError, check_ref_arg, repo_lock, run_git
+from superset_bot.git.commands import GitError, git_dirs, repo_lock, run_git
 from superset_bot.git.naming import POOL_PREFIX, is_pool_spare, is_task_id, task_id_from_branch
+from superset_bot.git.refs import check_ref_arg
 
 
 def _real(path: Path | str) -> str:
@@ -150,7 +151,7 @@ async def list_worktrees(repo: Path, root: Path) -> list[WorktreeInfo]:
     entries = [e for e in await worktree_entries(repo) if _is_under(e.path, root_real)]
     if not entries:
         return []
-    common = (await run_git(repo, "rev-parse", "--path-format=absolute", "--git-common-dir")).stdout.strip()
+    common = (await git_dirs(repo))["git_common_dir"]
     admins = await asyncio.to_thread(_admin_dirs, common)
     infos: list[WorktreeInfo] = []
     for entry in entries:

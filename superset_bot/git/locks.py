@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from superset_bot.git.commands import check_ref_arg, repo_lock, run_git
+from superset_bot.git.commands import git_dirs, repo_lock
+from superset_bot.git.refs import check_ref_arg
 
 
 async def drop_own_ref_lock(repo: Path, branch: str, commit: str) -> bool:
@@ -16,7 +17,7 @@ async def drop_own_ref_lock(repo: Path, branch: str, commit: str) -> bool:
     of the base would fail with "File exists". A lock holding anything else is someone else's.
     """
     check_ref_arg(branch, "branch")
-    common = (await run_git(repo, "rev-parse", "--path-format=absolute", "--git-common-dir")).stdout.strip()
+    common = (await git_dirs(repo))["git_common_dir"]
     lock = Path(common) / "refs" / "heads" / f"{branch}.lock"
 
     def drop() -> bool:

@@ -14,10 +14,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from superset_bot.git.checkout import base_checkout, refuse_if_dirty, update_checkout
-from superset_bot.git.commands import GitError, check_ref_arg, repo_lock, resolve_commit, run_git
+from superset_bot.git.commands import GitError, repo_lock, run_git
 from superset_bot.git.diff import unmerged_files
 from superset_bot.git.inventory import main_checkout
-from superset_bot.git.refs import branch_commit, is_ancestor, rev_parse
+from superset_bot.git.refs import branch_commit, check_ref_arg, is_ancestor, resolve_commit, rev_parse
 from superset_bot.git.worktrees import BOT_AUTHOR, identity_env, remove_worktree
 
 STRATEGIES = ("merge", "squash", "rebase")

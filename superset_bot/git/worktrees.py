@@ -13,17 +13,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from superset_bot.git.commands import (
-    GitError,
-    check_ref_arg,
-    default_branch,
-    repo_lock,
-    resolve_commit,
-    run_git,
-)
+from superset_bot.git.commands import GitError, repo_lock, run_git
 from superset_bot.git.inventory import worktree_entries
 from superset_bot.git.naming import branch_name
-from superset_bot.git.refs import rev_parse
+from superset_bot.git.refs import branch_exists, check_ref_arg, default_branch, resolve_commit, rev_parse
 
 BOT_AUTHOR = "superset-bot <superset-bot@localhost>"
 
@@ -126,8 +119,7 @@ async def create_worktree(
         sha = await resolve_commit(repo, base_branch, "base branch")
         if await asyncio.to_thread(os.path.lexists, path):
             raise GitError(f"cannot create the worktree for task {task_id}: {path} already exists")
-        existing = await run_git(repo, "show-ref", "--verify", "--quiet", f"refs/heads/{branch}", check=False)
-        if existing.returncode == 0:
+        if await branch_exists(repo, branch):
             raise GitError(f"cannot create the worktree for task {task_id}: branch '{branch}' already exists")
         await asyncio.to_thread(path.parent.mkdir, parents=True, exist_ok=True)
         try:
@@ -201,8 +193,5 @@ async def discard(repo: Path, worktree: Path | None, branch: str | None) -> None
     if branch:
         check_ref_arg(branch, "branch")
         async with repo_lock(repo):
-            exists = await run_git(
-                repo, "show-ref", "--verify", "--quiet", f"refs/heads/{branch}", check=False
-            )
-            if exists.returncode == 0:
+            if await branch_exists(repo, branch):
                 await run_git(repo, "branch", "-D", branch)

@@ -1,4 +1,4 @@
-"""superset_bot.git.commands against real git: errors, lock retries, version checks, ref validation."""
+"""superset_bot.git.commands against real git: errors, lock retries, version checks, what a repository is."""
 
 from __future__ import annotations
 
@@ -12,13 +12,10 @@ from conftest import RepoFactory, git
 from superset_bot.git.commands import (
     BOT_WRITE_CONFIG,
     GitError,
-    branch_exists,
-    default_branch,
     git_version,
     is_git_repo,
     repo_lock,
     require_git,
-    resolve_commit,
     run_git,
 )
 
@@ -138,54 +135,6 @@ async def test_is_git_repo(make_repo: RepoFactory, tmp_path: Path) -> None:
     bare = tmp_path / "bare.git"
     git(tmp_path, "init", "-q", "--bare", str(bare))
     assert await is_git_repo(bare)
-
-
-async def test_default_branch(make_repo: RepoFactory) -> None:
-    repo = make_repo(branch="trunk")
-    assert await default_branch(repo) == "trunk"
-    git(repo, "branch", "main")
-    git(repo, "checkout", "-q", "--detach")
-    assert await default_branch(repo) == "main"
-    git(repo, "branch", "develop")
-    git(repo, "update-ref", "refs/remotes/origin/develop", "HEAD")
-    git(repo, "symbolic-ref", "refs/remotes/origin/HEAD", "refs/remotes/origin/develop")
-    assert await default_branch(repo) == "develop"
-
-
-async def test_default_branch_none(make_repo: RepoFactory) -> None:
-    repo = make_repo(branch="trunk")
-    git(repo, "checkout", "-q", "--detach")
-    with pytest.raises(GitError, match="default branch"):
-        await default_branch(repo)
-
-
-async def test_resolve_commit(make_repo: RepoFactory) -> None:
-    repo = make_repo()
-    head = git(repo, "rev-parse", "HEAD")
-    assert await resolve_commit(repo, "main") == head
-    assert await resolve_commit(repo, head[:10]) == head
-    with pytest.raises(GitError) as info:
-        await resolve_commit(repo, "nope")
-    assert str(info.value) == f"base branch 'nope' does not exist in repo {repo}"
-
-
-@pytest.mark.parametrize(
-    "ref", ["-x", "--upload-pack=evil", "--output=/tmp/x", "a b", "a\tb", "a\nb", "x\x7f", ""]
-)
-async def test_resolve_commit_rejects_option_like_refs(make_repo: RepoFactory, ref: str) -> None:
-    repo = make_repo()
-    with pytest.raises(GitError):
-        await resolve_commit(repo, ref)
-    with pytest.raises(GitError):
-        await branch_exists(repo, ref)
-
-
-async def test_branch_exists(make_repo: RepoFactory) -> None:
-    repo = make_repo()
-    git(repo, "tag", "v1")
-    assert await branch_exists(repo, "main")
-    assert not await branch_exists(repo, "v1")
-    assert not await branch_exists(repo, "nope")
 
 
 async def test_repo_lock_is_per_real_path(make_repo: RepoFactory) -> None:
