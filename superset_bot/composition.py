@@ -60,14 +60,20 @@ async def open_engine(settings: Settings) -> AsyncIterator[Engine]:
         await store.close()
 
 
+def build_service(engine: Engine, housekeeper: Housekeeper | None = None, operators: Iterable[str] = ()) -> Service:
+    """The one service over an open engine: its housekeeping (a new one unless given) and the access
+    rules of its settings; `operators` are admins by construction (the console's user)."""
+    access = Access(engine.settings, operators=frozenset(operators))
+    return Service(engine, housekeeper or Housekeeper(engine), access)
+
+
 @asynccontextmanager
 async def open_runtime(settings: Settings, operators: Iterable[str] = ()) -> AsyncIterator[Runtime]:
     """Everything but a front end; `operators` are admins by construction (the console's user)."""
     async with open_engine(settings) as engine:
-        housekeeper = Housekeeper(engine)
-        access = Access(settings, operators=frozenset(operators))
-        runtime = Runtime(settings, engine, housekeeper, access, Service(engine, housekeeper, access),
-                          build_scheduler(housekeeper))
+        service = build_service(engine, operators=operators)
+        runtime = Runtime(settings, engine, service.housekeeper, service.access, service,
+                          build_scheduler(service.housekeeper))
         try:
             yield runtime
         finally:

@@ -1,4 +1,4 @@
-"""Who may do what: allowed users and channels, admins, and who may act on a task.
+"""Who may do what: allowed users and channels, admins, who sees a task and who may act on it.
 
 Every check answers with the reason for a refusal (a sentence to show the person), or None.
 """
@@ -43,6 +43,12 @@ class Access:
             return None
         return (f"Only <@{task.requester}> (who started task `{task.id}`) or an admin can {action} it. "
                 "Ask them, or an admin listed in SUPERSET_ADMINS.")
+
+    def sees(self, user: str, channel: str | None, task: Task) -> bool:
+        """Whether `list` shows `user`, asking in `channel`, this task: without a channel (the console)
+        every task; in a channel, its own tasks and the user's (prompts from other, maybe private,
+        channels stay there)."""
+        return not channel or task.channel == channel or task.requester == user
 
     def refuse_command(self, user: str, command: str) -> str | None:
         spec = next((c for c in COMMANDS if c.name == command), None)

@@ -12,6 +12,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -45,14 +46,24 @@ from superset_bot.engine.transitions import BOT_ACTOR, Transitions
 from superset_bot.engine.watchdog import Watchdog
 from superset_bot.engine.workers import Workers
 from superset_bot.git import naming as gitnaming
-from superset_bot.git.commands import branch_exists
+from superset_bot.git.refs import branch_exists
 from superset_bot.plugins.hooks import Hooks
 from superset_bot.presets import Preset
 from superset_bot.store import Store, Task, new_task_id
 
-__all__ = ["BOT_ACTOR", "AlreadyClosed", "Engine", "UserError"]
+__all__ = ["BOT_ACTOR", "AlreadyClosed", "Engine", "UserError", "ValidSpawn"]
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ValidSpawn:
+    """A spawn request `Engine.validate_spawn` accepted, with its defaults resolved."""
+
+    prompt: str  # stripped
+    repo: str
+    preset: str
+    base: str | None  # a local branch of the repo; None: the repo's default branch
 
 
 class Engine:
@@ -171,10 +182,10 @@ class Engine:
 
     # spawning
 
-    def validate_spawn(
+    async def validate_spawn(
         self, prompt: str, *, repo: str | None = None, preset: str | None = None, base: str | None = None
-    ) -> tuple[str, str, str, str | None]:
-        """Check a spawn request before anything is created; returns (prompt, repo, preset, base)."""
+    ) -> ValidSpawn:
+        """Every check of a spawn request, before anything is created: the one validation. Raises UserError."""
         prompt = (prompt or "").strip()
         if not prompt:
             raise UserError("The prompt is empty: say what the agent should do, e.g. `spawn fix the flaky login test`.")
@@ -186,7 +197,7 @@ class Engine:
         repo_name = repo or self.settings.default_repo
         if not repo_name:
             raise UserError("No repo given and no default repo: pass `--repo NAME` or set SUPERSET_REPOS.")
-        self.repo_path(repo_name)
+        repo_path = self.repo_path(repo_name)
         preset_name = preset or self.settings.default_preset
         chosen = self.presets.get(preset_name)
         if chosen is None:
@@ -200,7 +211,10 @@ class Engine:
             except gitnaming.BadBranchName as exc:
                 raise UserError(f'"{base}" is not a valid branch name for --base: {exc.reason}.') from exc
         check_free_disk(self.settings)
-        return prompt, repo_name, preset_name, base
+        if base is not None and not await branch_exists(repo_path, base):
+            raise UserError(f'"{base}" is not a local branch of {repo_name}; --base takes a branch name '
+                            "(a task merges back into it), e.g. `--base main`.")
+        return ValidSpawn(prompt, repo_name, preset_name, base)
 
     async def spawn(
         self,
@@ -214,21 +228,25 @@ class Engine:
         task_id: str | None = None,
     ) -> Task:
         """Validate and queue a new task; it is driven in the background. Raises UserError."""
-        prompt, repo_name, preset_name, base = self.validate_spawn(prompt, repo=repo, preset=preset, base=base)
-        if base is not None and not await branch_exists(self.repo_path(repo_name), base):
-            raise UserError(f'"{base}" is not a local branch of {repo_name}; --base takes a branch name '
-                            "(a task merges back into it), e.g. `--base main`.")
+        valid = await self.validate_spawn(prompt, repo=repo, preset=preset, base=base)
+        return await self.spawn_validated(valid, requester=requester, channel=channel, task_id=task_id)
+
+    async def spawn_validated(
+        self, valid: ValidSpawn, *, requester: str, channel: str | None = None, task_id: str | None = None
+    ) -> Task:
+        """Queue the task `validate_spawn` accepted (a front end opens the task's place in between)."""
         task = Task(
             id=task_id or new_task_id(),
-            repo=repo_name,
-            prompt=prompt,
-            preset=preset_name,
+            repo=valid.repo,
+            prompt=valid.prompt,
+            preset=valid.preset,
             requester=requester,
-            base_branch=base,
+            base_branch=valid.base,
             channel=channel,
         )
-        task = await self.store.create_task(task, requester, {"repo": repo_name, "preset": preset_name, "base": base})
-        log.info("task %s: created by %s (repo %s, preset %s)", task.id, requester, repo_name, preset_name)
+        task = await self.store.create_task(task, requester, {"repo": valid.repo, "preset": valid.preset,
+                                                              "base": valid.base})
+        log.info("task %s: created by %s (repo %s, preset %s)", task.id, requester, valid.repo, valid.preset)
         self.publish(StateChanged(task, None, requester))
         self.workers.drive(task.id, self.lifecycle.drive(task.id))
         return task

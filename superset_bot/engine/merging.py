@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from superset_bot.agents.formats import first_line
 from superset_bot.domain.state import TaskState
 from superset_bot.engine.errors import AlreadyClosed, UserError
 from superset_bot.engine.transitions import BOT_ACTOR
@@ -86,7 +87,7 @@ class Merging:
 
             result = await gitmerge.merge(
                 repo, claimed.branch, claimed.base_branch, strategy=preset.merge,
-                message=f"Merge task {claimed.id}: {_first_line(claimed.prompt)}\n\nBranch {claimed.branch}, "
+                message=f"Merge task {claimed.id}: {first_line(claimed.prompt, 72)}\n\nBranch {claimed.branch}, "
                         f"requested by {claimed.requester}, merged by {actor} via superset-bot.",
                 on_ready=remember,
             )
@@ -249,8 +250,3 @@ class Merging:
             return await engine.followup(task.id, instruction, actor)
         await engine.reviews.post(task)
         return task
-
-
-def _first_line(text: str, limit: int = 72) -> str:
-    line = text.strip().splitlines()[0] if text.strip() else ""
-    return line if len(line) <= limit else line[: limit - 1] + "…"

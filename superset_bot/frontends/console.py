@@ -12,7 +12,6 @@ from collections.abc import Callable
 from typing import TextIO
 
 from superset_bot.composition import Runtime
-from superset_bot.domain.access import Access
 from superset_bot.domain.events import (
     EngineEvent,
     Milestone,
@@ -23,8 +22,7 @@ from superset_bot.domain.events import (
     StateChanged,
 )
 from superset_bot.domain.review import Review
-from superset_bot.engine.core import Engine
-from superset_bot.housekeeping.jobs import Digest, Housekeeper
+from superset_bot.housekeeping.jobs import Digest
 from superset_bot.service import Caller, Service
 from superset_bot.service.plain import answer
 from superset_bot.service.results import DigestNow, Help
@@ -74,10 +72,8 @@ def format_review(review: Review, top: int = 10) -> list[str]:
 class Console:
     """Turns console lines into service calls and prints the engine's events."""
 
-    def __init__(self, engine: Engine, out: TextIO = sys.stdout, show_output: bool = True,
-                 service: Service | None = None) -> None:
-        self.engine = engine
-        self.service = service or Service(engine, Housekeeper(engine), Access(engine.settings, operators={CONSOLE_USER}))
+    def __init__(self, service: Service, out: TextIO = sys.stdout, show_output: bool = True) -> None:
+        self.service = service  # the composition root's (`open_runtime(..., operators={CONSOLE_USER})`)
         self.out = out
         self.show_output = show_output
         self._actions: dict[str, str | None] = {}
@@ -130,7 +126,7 @@ async def run_console(runtime: Runtime, stdin: TextIO = sys.stdin, out: TextIO =
                       read_line: Callable[[], str] | None = None) -> None:
     """Read commands until EOF or `quit`; at EOF wait for running tasks to settle first."""
     engine = runtime.engine
-    console = Console(engine, out, service=runtime.service)
+    console = Console(runtime.service, out)
     unsubscribe = engine.subscribe(console.on_event)
     runtime.housekeeper.digest_sinks.append(console.print_digest)
     reader = read_line or stdin.readline

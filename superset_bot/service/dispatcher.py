@@ -177,22 +177,21 @@ class Service:
 
     async def _spawn(self, caller: Caller, prompt: str, options: Mapping[str, str | None],
                      thread: Thread | None) -> Result:
-        settings = self.engine.settings
-        chosen = settings.spawn_choices(caller.channel, options)
-        repo, preset, base = chosen.repo, chosen.preset, chosen.base
+        chosen = self.engine.settings.spawn_choices(caller.channel, options)
         try:
-            self.engine.validate_spawn(prompt, repo=repo, preset=preset, base=base)
+            # refused here, before a thread is opened for a task that would never exist
+            valid = await self.engine.validate_spawn(prompt, repo=chosen.repo, preset=chosen.preset,
+                                                     base=chosen.base)
         except Exception as exc:  # noqa: BLE001
             return failure(exc, "spawn", caller.prefix)
-        pending = Task(id=new_task_id(), repo=repo or settings.default_repo or "", prompt=prompt,
-                       preset=preset or settings.default_preset, requester=caller.user, channel=caller.channel,
+        pending = Task(id=new_task_id(), repo=valid.repo, prompt=valid.prompt, preset=valid.preset,
+                       requester=caller.user, base_branch=valid.base, channel=caller.channel,
                        created_at=self.engine.clock())
         where: Mapping[str, str] = {}
         try:
             if thread is not None:
                 where = await thread.open(pending)
-            task = await self.engine.spawn(prompt, requester=caller.user, repo=repo, preset=preset, base=base,
-                                           task_id=pending.id, **where)
+            task = await self.engine.spawn_validated(valid, requester=caller.user, task_id=pending.id, **where)
         except Exception as exc:  # noqa: BLE001
             answer = failure(exc, "spawn", caller.prefix)
             if thread is not None and where:
@@ -201,9 +200,20 @@ class Service:
         return Started(task)
 
     async def list_tasks(self, caller: Caller) -> TaskList:
-        """Running, queued and awaiting review; in a channel, only its tasks and the caller's own
-        (prompts from other, maybe private, channels stay there)."""
+        """Running, queued and awaiting review, as far as the caller sees them (`Access.sees`: in a
+        channel, only its tasks and the caller's own)."""
         tasks = await self.engine.store.list_tasks(ACTIVE_STATES | REVIEWABLE_STATES)
-        if caller.channel:
-            return TaskList(tuple(t for t in tasks if t.channel == caller.channel or t.requester == caller.user))
-        return TaskList(tuple(tasks))
+        return TaskList(tuple(t for t in tasks if self.access.sees(caller.user, caller.channel, t)))
+
+    async def visible_tasks(self, user: str, place: str) -> TaskList | Refused:
+        """What `list` would answer `user` asking in `place`, for a surface that takes no commands
+        (Slack's App Home passes the app's DM with the person): the person must be one the bot serves
+        and who may list, and the tasks are scoped as `list` scopes them. `place` is required, so this
+        never gives the console's unscoped list; the channel allow-list is not applied, since it says
+        where the bot takes commands (App Home's buttons are checked the same way)."""
+        if not place:
+            raise ValueError("visible_tasks needs a place: without one, list would show every task")
+        refusal = self.access.refuse_user(user, None) or self.access.refuse_command(user, "list")
+        if refusal:
+            return Refused(refusal, "list")
+        return await self.list_tasks(Caller(user, place))

@@ -16,8 +16,9 @@ from typing import Any
 
 from support.slackharness import CHANNEL, Bot
 
+from superset_bot.composition import build_service
 from superset_bot.domain.commands import COMMANDS
-from superset_bot.frontends.console import Console
+from superset_bot.frontends.console import CONSOLE_USER, Console
 
 
 def slack_answer(b: Bot, key: str) -> str:
@@ -38,7 +39,7 @@ def twin(text: str, *tasks: Any) -> str:
 
 async def test_every_command_gives_the_same_answer_in_slack_and_the_console(bot: Callable[..., Any]) -> None:
     b: Bot = await bot()
-    console = Console(b.engine, io.StringIO())
+    console = Console(build_service(b.engine, operators={CONSOLE_USER}), io.StringIO())
     seen: set[str] = set()
 
     async def both(line: str) -> tuple[str, str]:

@@ -1,4 +1,4 @@
-"""Helpers shared by the tests (and by `python -m soak`, with PYTHONPATH=tests).
+"""Helpers shared by the tests (and by the soak, `python tests/soak`).
 
 - fakeslack/      a strict local Slack (Web API, Socket Mode, response_urls), one module per surface
 - engineharness   the `harness` fixture: an engine over real repos, presets, agents and SQLite

@@ -7,7 +7,7 @@ import contextlib
 import json
 import sys
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,9 +19,9 @@ from superset_bot.agents.runner import AgentRun, RunnerError
 from superset_bot.config import Settings
 from superset_bot.domain.events import EngineEvent, StateChanged
 from superset_bot.engine.core import Engine
-from superset_bot.plugins.hooks import builtin_hooks
+from superset_bot.plugins.hooks import Hooks, builtin_hooks
 from superset_bot.presets import load_presets
-from superset_bot.store import REVIEWABLE_STATES, Store
+from superset_bot.store import BUSY_TIMEOUT, REVIEWABLE_STATES, Store
 
 from .env import bot_settings
 
@@ -47,6 +47,22 @@ def agent_preset(mode: str, **extra: Any) -> dict[str, Any]:
     env = {"AGENT_MODE": mode, **extra.pop("env", {})}
     return {"description": f"test agent ({mode})", "agent": {"command": [sys.executable, AGENT, "{prompt}"]},
             "env": env, **extra}
+
+
+def write_presets(presets_dir: Path, presets: Mapping[str, Mapping[str, Any]]) -> Path:
+    """Each preset as `presets_dir/NAME.json` (the folder SUPERSET_PRESETS_DIR names); returns the folder."""
+    presets_dir.mkdir(parents=True, exist_ok=True)
+    for name, body in presets.items():
+        (presets_dir / f"{name}.json").write_text(json.dumps(body))
+    return presets_dir
+
+
+async def make_engine(settings: Settings, *, hooks: Hooks | None = None, clock: Callable[[], float] = time.time,
+                      busy_timeout: float = BUSY_TIMEOUT) -> Engine:
+    """An engine (not started) over a new store at the settings' database, with the presets of their
+    SUPERSET_PRESETS_DIR: what every in-process test bot runs (close `engine.store` after `engine.stop()`)."""
+    store = await Store.open(settings.db_path, clock=clock, busy_timeout=busy_timeout)
+    return Engine(settings, store, load_presets(settings.presets_dir), hooks or builtin_hooks(), clock=clock)
 
 
 async def driver_done(engine: Engine, task_id: str, timeout: float) -> None:
@@ -95,14 +111,11 @@ async def harness(tmp_path: Path, make_repo: RepoFactory) -> AsyncIterator[MakeH
     made: list[Harness] = []
 
     async def make(presets: dict[str, dict[str, Any]] | None = None, *, max_concurrent: int = 4,
-                   env: dict[str, str] | None = None, hooks: Any = None, repo: Path | None = None,
+                   env: dict[str, str] | None = None, hooks: Hooks | None = None, repo: Path | None = None,
                    clock: Callable[[], float] = time.time) -> Harness:
         if repo is None:
             repo = make_repo("demo", {"README.md": "# demo\n", "shared.txt": "base version\n"})
-        presets_dir = tmp_path / "presets"
-        presets_dir.mkdir(exist_ok=True)
-        for name, body in (presets or {"edit": agent_preset("edit")}).items():
-            (presets_dir / f"{name}.json").write_text(json.dumps(body))
+        presets_dir = write_presets(tmp_path / "presets", presets or {"edit": agent_preset("edit")})
         settings = bot_settings(tmp_path, repo, presets=presets_dir, **{
             "PATH": "/usr/local/bin:/usr/bin:/bin",
             "SUPERSET_DEFAULT_PRESET": next(iter(presets or {"edit": None})),
@@ -111,9 +124,8 @@ async def harness(tmp_path: Path, make_repo: RepoFactory) -> AsyncIterator[MakeH
             "SUPERSET_POOL_SIZE": "0",  # tests of the warm pool turn it on
             **(env or {}),
         })
-        store = await Store.open(settings.db_path, clock=clock)
-        engine = Engine(settings, store, load_presets(presets_dir), hooks or builtin_hooks(), clock=clock)
-        h = Harness(engine, store, repo, settings)
+        engine = await make_engine(settings, hooks=hooks, clock=clock)
+        h = Harness(engine, engine.store, repo, settings)
         engine.subscribe(h.events.append)
         await engine.start()
         made.append(h)

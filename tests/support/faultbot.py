@@ -7,7 +7,6 @@ under test, so the kill lands there every time, no timing luck.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import shutil
 import signal
@@ -21,7 +20,7 @@ from pathlib import Path
 import pytest
 from conftest import AGENTS_DIR
 
-from .engineharness import agent_preset
+from .engineharness import agent_preset, write_presets
 from .env import bot_env
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -40,10 +39,7 @@ class KillableBot:
         self.tmp_path = tmp_path
         self.db = tmp_path / "data" / "superset.sqlite3"
         self.marker = tmp_path / "paused"
-        presets = tmp_path / "presets"
-        presets.mkdir(exist_ok=True)
-        for name, body in PRESETS.items():
-            (presets / f"{name}.json").write_text(json.dumps(body))
+        presets = write_presets(tmp_path / "presets", PRESETS)
         shim = tmp_path / "shim"
         shim.mkdir()
         (shim / "git").write_text(f'#!/bin/sh\nexec /bin/sh {AGENTS_DIR / "git_pause.sh"} "$@"\n')

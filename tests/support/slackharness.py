@@ -6,7 +6,6 @@ import asyncio
 import hashlib
 import hmac
 import json
-import sys
 import time
 import urllib.parse
 from collections.abc import AsyncIterator, Callable
@@ -16,21 +15,19 @@ from typing import Any
 
 import aiohttp
 import pytest
-from conftest import AGENTS_DIR, RepoFactory
+from conftest import RepoFactory
 
+from superset_bot.composition import build_service
 from superset_bot.config import Settings
 from superset_bot.engine.core import Engine
 from superset_bot.frontends.slack.messages import SlackIds
 from superset_bot.frontends.slack.runtime import SlackBot
-from superset_bot.plugins.hooks import builtin_hooks
-from superset_bot.presets import load_presets
 from superset_bot.store import BUSY_TIMEOUT, REVIEWABLE_STATES, Store, Task
 
-from .engineharness import driver_done, stop_agents
+from .engineharness import agent_preset, driver_done, make_engine, stop_agents, write_presets
 from .env import bot_settings
 from .fakeslack import FakeSlack
 
-AGENT = str(AGENTS_DIR / "engine_agent.py")
 SIGNING_SECRET = "test-signing-secret-0123456789"
 CHANNEL = "C0TASKS"
 OTHER_CHANNEL = "C0OTHER"
@@ -38,8 +35,8 @@ OUTSIDE_CHANNEL = "C0NOTIN"
 
 
 def preset(mode: str, **env: str) -> dict[str, Any]:
-    return {"description": f"test agent ({mode})", "agent": {"command": [sys.executable, AGENT, "{prompt}"]},
-            "env": {"AGENT_MODE": mode, **env}}
+    """The test agent (tests/agents/engine_agent.py) in `mode`, with more environment variables."""
+    return agent_preset(mode, env=env)
 
 
 class SignedRequests:
@@ -160,10 +157,7 @@ async def bot(tmp_path: Path, make_repo: RepoFactory) -> AsyncIterator[Callable[
         fake.add_channel(OTHER_CHANNEL, "other", is_member=True)
         fake.add_channel(OUTSIDE_CHANNEL, "outside", is_member=False)
         repo = make_repo("demo", {"README.md": "# demo\n", "shared.txt": "base\n"})
-        presets_dir = tmp_path / "presets"
-        presets_dir.mkdir(exist_ok=True)
-        for name, body in (presets or {"edit": preset("edit")}).items():
-            (presets_dir / f"{name}.json").write_text(json.dumps(body))
+        presets_dir = write_presets(tmp_path / "presets", presets or {"edit": preset("edit")})
         settings = bot_settings(tmp_path, repo, presets=presets_dir, **{
             "SLACK_BOT_TOKEN": fake.bot_token, "SLACK_APP_TOKEN": fake.app_token,
             "SLACK_SIGNING_SECRET": SIGNING_SECRET, "SLACK_API_URL": fake.url,
@@ -171,9 +165,11 @@ async def bot(tmp_path: Path, make_repo: RepoFactory) -> AsyncIterator[Callable[
             "SUPERSET_CANCEL_GRACE": "1s", "SUPERSET_POOL_SIZE": "0",
             **(env or {}),
         })
-        store = await Store.open(settings.db_path, busy_timeout=busy_timeout)
-        engine = Engine(settings, store, load_presets(presets_dir), builtin_hooks())
-        slack = SlackBot(settings, engine, http=http, host="127.0.0.1", port=0)
+        engine = await make_engine(settings, busy_timeout=busy_timeout)
+        store = engine.store
+        service = build_service(engine)  # the composition root's, as `superset-bot run` builds it
+        slack = SlackBot(settings, engine, http=http, host="127.0.0.1", port=0, housekeeper=service.housekeeper,
+                         service=service)
         await slack.start()
         await engine.start()  # as superset-bot run does: the front end subscribes first
         b = Bot(fake, slack, engine, store, repo, settings, aiohttp.ClientSession())

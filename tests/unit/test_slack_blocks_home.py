@@ -52,3 +52,10 @@ def test_app_home_hostile_and_large() -> None:
     assert len(view["blocks"]) <= 100
     for text in texts(view["blocks"]):
         assert not PING.search(text)
+
+
+def test_app_home_for_someone_the_bot_does_not_serve() -> None:
+    view = app_home("U1", [], [], {}, now=NOW, refusal="You are not on this bot's list of allowed users.")
+    assert validate_view(view) == []
+    everything = dumps(view)
+    assert "allowed users" in everything and "Your tasks" not in everything and "Running now" not in everything

@@ -16,7 +16,14 @@ from typing import Any
 from superset_bot.agents.formats.aider import AiderParser
 from superset_bot.agents.formats.claude import ClaudeParser, claude_tool_action
 from superset_bot.agents.formats.codex import CodexParser
-from superset_bot.agents.formats.event import EVENT_KINDS, AgentEvent, AgentParser, clean_line, clip
+from superset_bot.agents.formats.event import (
+    EVENT_KINDS,
+    AgentEvent,
+    AgentParser,
+    clean_line,
+    clip,
+    first_line,
+)
 from superset_bot.agents.formats.plain import PlainParser
 from superset_bot.agents.formats.progress import PHASES, Progress
 
@@ -31,7 +38,7 @@ _PARSERS: dict[str, type[AgentParser]] = {
 
 __all__ = [
     "EVENT_KINDS", "FORMATS", "PHASES", "AgentEvent", "AgentParser", "Progress", "claude_tool_action",
-    "clean_line", "clip", "make_parser",
+    "clean_line", "clip", "first_line", "make_parser",
 ]
 
 

@@ -20,8 +20,8 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.signature import SignatureVerifier
 from slack_sdk.web.async_client import AsyncWebClient
 
+from superset_bot.composition import build_service
 from superset_bot.config import Settings
-from superset_bot.domain.access import Access
 from superset_bot.engine.core import Engine
 from superset_bot.frontends.slack import blocks as ui
 from superset_bot.frontends.slack.actions import Buttons
@@ -59,11 +59,12 @@ class SlackFrontend:
     ) -> None:
         self.settings = settings
         self.engine = engine
-        self.housekeeper = housekeeper  # prune/digest (the scheduler's work); runtime.py passes it
         self.client = client
         self.outbox = outbox
         self.clock = clock
-        self.service = service or Service(engine, self._housekeeper(), Access(settings))
+        # the composition root's service; built there too while SlackBot may be given none
+        self.service = service or build_service(engine, housekeeper)
+        self.housekeeper = self.service.housekeeper  # prune/digest: the scheduler's work
         self.bot_user_id: str | None = None
         self._auth: dict[str, Any] | None = None  # start()'s auth.test answer
         self.workspace_url = "https://slack.com/"
@@ -114,7 +115,7 @@ class SlackFrontend:
         await self.messages.load()
         self._unsubscribe = self.engine.subscribe(self.threads.on_engine_event)
         if self.settings.digest_channel:
-            self._housekeeper().digest_sinks.append(self.post_digest)
+            self.housekeeper.digest_sinks.append(self.post_digest)
         self.threads.resume(await self.engine.store.list_tasks(ACTIVE_STATES))
 
     async def _authorize(self, enterprise_id: str | None, team_id: str | None) -> AuthorizeResult:
@@ -129,11 +130,6 @@ class SlackFrontend:
             bot_id=self._auth.get("bot_id"),
             bot_token=self.client.token,
         )
-
-    def _housekeeper(self) -> Housekeeper:
-        if self.housekeeper is None:
-            self.housekeeper = Housekeeper(self.engine)
-        return self.housekeeper
 
     async def post_digest(self, digest: Digest) -> None:
         """The scheduled digest goes to SUPERSET_DIGEST_CHANNEL."""

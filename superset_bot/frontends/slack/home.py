@@ -1,4 +1,5 @@
-"""App Home: each viewer's own tasks and what runs, published when opened and refreshed as tasks change.
+"""App Home: each viewer's own tasks and what runs, as far as `list` shows them to that viewer
+(`Service.visible_tasks`), published when opened and refreshed as tasks change.
 
 Refreshes are throttled per viewer (at most one every `refresh_every` seconds), since views.publish
 is rate limited and a busy task changes state often.
@@ -12,7 +13,8 @@ from typing import TYPE_CHECKING, Any
 from slack_bolt.async_app import AsyncApp
 
 from superset_bot.frontends.slack import blocks as ui
-from superset_bot.store import ACTIVE_STATES, QUEUED, REVIEWABLE_STATES, RUNNING
+from superset_bot.service.results import Refused
+from superset_bot.store import QUEUED, RUNNING
 
 if TYPE_CHECKING:
     from superset_bot.frontends.slack.app import SlackFrontend
@@ -25,6 +27,7 @@ class AppHome:
         self.frontend = frontend
         self.refresh_every = HOME_REFRESH_EVERY
         self._viewers: dict[str, float] = {}  # who opened App Home, and when it was last published for them
+        self._places: dict[str, str] = {}  # the channel App Home lists for, per viewer (the app's DM)
         self._scheduled: set[str] = set()
 
     def register(self, app: AsyncApp) -> None:
@@ -34,16 +37,21 @@ class AppHome:
         user = str(event.get("user", ""))
         if user and event.get("tab", "home") == "home":
             self._viewers[user] = 0.0
+            # the app's DM with the person: App Home lists what `list` would answer them there
+            self._places[user] = str(event.get("channel") or user)
             self.frontend.spawn_job(self.publish(user), "home")
 
     async def publish(self, user: str) -> None:
         frontend = self.frontend
-        store = frontend.engine.store
         self._viewers[user] = frontend.clock()
-        mine = await store.list_tasks(ACTIVE_STATES | REVIEWABLE_STATES, requester=user, newest_first=True, limit=20)
-        running = await store.list_tasks({RUNNING, QUEUED}, limit=30)
-        links = {t.id: link for t in [*mine, *running] if (link := frontend.thread_link(t))}
-        view = ui.app_home(user, mine, running, links, now=frontend.clock())
+        listed = await frontend.service.visible_tasks(user, self._places.get(user) or user)
+        if isinstance(listed, Refused):
+            view = ui.app_home(user, [], [], {}, now=frontend.clock(), refusal=listed.reason)
+        else:
+            mine = [t for t in reversed(listed.tasks) if t.requester == user]  # newest first
+            running = [t for t in listed.tasks if t.state in (RUNNING, QUEUED)]
+            links = {t.id: link for t in listed.tasks if (link := frontend.thread_link(t))}
+            view = ui.app_home(user, mine, running, links, now=frontend.clock())
         await frontend.outbox.call("views.publish", user_id=user, view=view)
 
     def schedule(self, user: str) -> None:

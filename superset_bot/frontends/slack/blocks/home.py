@@ -48,8 +48,10 @@ def _home_buttons(task: Task) -> list[Block]:
 
 
 def app_home(viewer: str, mine: Sequence[Task], running: Sequence[Task], permalinks: Mapping[str, str], *,
-             now: float) -> dict[str, Any]:
-    """The App Home tab (`views.publish`): your tasks with their buttons, and what is running now."""
+             now: float, refusal: str | None = None) -> dict[str, Any]:
+    """The App Home tab (`views.publish`): your tasks with their buttons, and what is running now
+    (the caller passes only tasks `list` shows the viewer); with a `refusal` (trusted text, why the
+    bot does not serve the viewer), that instead."""
     links = as_map(permalinks)
 
     def url(task: Task) -> str | None:
@@ -59,8 +61,10 @@ def app_home(viewer: str, mine: Sequence[Task], running: Sequence[Task], permali
     blocks: list[Block] = [
         header("superset-bot"),
         context(f"Hi {mention(viewer)} · updated {slack_date(now, '{date_short_pretty} at {time}')}"),
-        section("*Your tasks*"),
     ]
+    if refusal is not None:
+        return {"type": "home", "blocks": [*blocks, section(f":warning: {refusal}")]}
+    blocks.append(section("*Your tasks*"))
     if not mine:
         blocks.append(section("You have no tasks. Start one with `/superset spawn PROMPT`."))
     for task in mine[:HOME_MINE_MAX]:
