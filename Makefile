@@ -36,7 +36,7 @@ agent-clis: $(VENV)/.installed-dev
 
 # Re-record the real CLIs' output fixtures in tests/samples/ (against the fake model servers).
 record-agents: agent-clis
-	PYTHONPATH=tests $(BIN)/python -m realagents.record
+	$(BIN)/python tests/realagents/record.py
 
 # Four workers on two cores: most tests wait on git, agents and HTTP, not the CPU (PYTEST_ARGS="-n 0" for one).
 PYTEST_ARGS ?= -n 4
@@ -51,11 +51,11 @@ bench: $(VENV)/.installed-dev
 # 100 tasks with random cancels, merges, discards, follow-ups and Slack 429/500 answers, then
 # Slack down and failing for 2 minutes; prints the seed (replay: make soak SOAK_ARGS="--seed N")
 soak: $(VENV)/.installed-dev
-	PYTHONPATH=tests $(BIN)/python -m soak --tasks 100 --outage 120 $(SOAK_ARGS)
+	$(BIN)/python tests/soak --tasks 100 --outage 120 $(SOAK_ARGS)
 
 # 300 tasks through `superset-bot console`, the bot killed with SIGKILL mid-run and restarted (tests/soak/crash.py)
 soak-crash: $(VENV)/.installed-dev
-	PYTHONPATH=tests $(BIN)/python -m soak.crash --tasks 300 $(SOAK_ARGS)
+	$(BIN)/python tests/soak crash --tasks 300 $(SOAK_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,5 +1,5 @@
 """`make soak` in small, in `make test`: 20 tasks through the HTTP path with random fates and random
-Slack 429/500 answers, then the soak's invariants (tests/soak/__init__.py). `make soak` runs 100."""
+Slack 429/500 answers, then the soak's invariants (tests/soak/checks.py). `make soak` runs 100."""
 
 from __future__ import annotations
 
@@ -7,12 +7,14 @@ import asyncio
 from pathlib import Path
 
 import pytest
-from soak import ACTION_CANCEL, CHANNELS, PLANS, USERS, Stuck, make_plans, run_soak, start_bot
+from soak.bot import CHANNELS, USERS, Stuck, start_bot
+from soak.run import PLANS, make_plans, run_soak
 
+from superset_bot.frontends.slack.blocks import ACTION_CANCEL
 from superset_bot.store import CANCELLED, REVIEWABLE_STATES, RUNNING
 
 # a fixed seed whose 20 tasks meet every kind of fate (checked below), so a failure replays exactly:
-# PYTHONPATH=tests .venv/bin/python -m soak --tasks 20 --seed 49
+# .venv/bin/python tests/soak --tasks 20 --seed 49
 SEED = 49
 
 
@@ -54,7 +56,7 @@ async def test_two_cancel_clicks_at_once_on_a_queued_task(tmp_path: Path) -> Non
 
 @pytest.mark.timeout(600)
 def test_crash_soak_kill_9_mid_run_then_restart_leaves_nothing(tmp_path: Path) -> None:
-    # `python -m soak.crash` in small: the console bot killed with SIGKILL part way, started again
+    # `python tests/soak crash` in small: the console bot killed with SIGKILL part way, started again
     from soak.crash import run as crash_run
 
     lines, violations = crash_run(30, 7, tmp_path, 6)

@@ -1,4 +1,4 @@
-"""Re-record the real agent CLIs' output fixtures: `make record-agents` (or `python -m realagents.record`).
+"""Re-record the real agent CLIs' output fixtures: `make record-agents` (`python tests/realagents/record.py`).
 
 Each CLI's module (claude.py, codex.py, aider.py beside this one) drives its pinned CLI against the
 project's fake model server through its scenarios and writes what the CLI printed, normalised
@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import importlib
+import sys
 from pathlib import Path
 
 SAMPLES = Path(__file__).resolve().parent.parent / "samples"
@@ -27,6 +28,12 @@ async def record_all(names: tuple[str, ...], out_dir: Path) -> list[Path]:
 
 
 def main() -> None:
+    # run as a script, tests/realagents is first on sys.path (its modules would shadow top-level names):
+    # tests/ goes there instead, so realagents, fakemodels and support import as under pytest
+    here = Path(__file__).resolve().parent
+    sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != here]
+    if str(here.parent) not in sys.path:
+        sys.path.insert(0, str(here.parent))
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("clis", nargs="*", metavar="CLI", help=f"which of {', '.join(CLIS)} (default: all)")
     parser.add_argument("--out", type=Path, default=SAMPLES, help="where the fixtures go (default tests/samples)")

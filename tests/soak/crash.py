@@ -1,4 +1,4 @@
-"""`PYTHONPATH=tests python -m soak.crash [--tasks N] [--seed S]`: kill -9 the bot mid-run, restart it.
+"""`python tests/soak crash [--tasks N] [--seed S]` (`make soak-crash`): kill -9 the bot mid-run, restart it.
 
 The bot runs as `superset-bot console` in its own process group (its agents are detached, as in
 production); this process feeds it commands on stdin and reads the database. Tasks are spawned with
@@ -33,7 +33,7 @@ from pathlib import Path
 from support.env import bot_env
 from support.procs import left_running
 
-from soak import AGENT, git, isolate_git, make_repo
+from soak.workdir import AGENT, git, isolate_git, make_repo
 from superset_bot.git.naming import POOL_PREFIX
 
 ACTIVE = {"queued", "preparing", "running", "merging", "discarding"}
@@ -197,7 +197,7 @@ def run(n: int, seed: int, workdir: Path, concurrency: int) -> tuple[list[str], 
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m soak.crash", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python tests/soak crash", description=__doc__)
     parser.add_argument("--tasks", type=int, default=300)
     parser.add_argument("--seed", type=int)
     parser.add_argument("--concurrency", type=int, default=6)
