@@ -32,8 +32,9 @@ from superset_bot.agents.versions import (
     show_version,
 )
 from superset_bot.config import ConfigError, Settings, load_settings
-from superset_bot.git.commands import GitError, default_branch, git_version, is_git_repo, run_git
+from superset_bot.git.commands import GitError, git_version, is_git_repo, run_git
 from superset_bot.git.diff import is_dirty
+from superset_bot.git.refs import default_branch
 from superset_bot.presets import Preset, PresetError, agent_argv, scan_presets
 from superset_bot.redact import Redactor
 from superset_bot.units import format_size
@@ -42,9 +43,13 @@ from superset_bot.units import format_size
 # exactly these (tests/e2e/test_deploy.py checks manifest, code and this list against each other).
 REQUIRED_BOT_SCOPES: Mapping[str, str] = {
     "app_mentions:read": "@superset mentions start tasks and follow-ups",
+    "channels:history": "after a failed post, check whether it went through in a public channel (no double post)",
     "chat:write": "task threads, status cards and answers",
     "commands": "the /superset command",
     "files:write": "diffs uploaded into task threads",
+    "groups:history": "after a failed post, check whether it went through in a private channel (no double post)",
+    "im:history": "after a failed post, check whether it went through in a direct message (no double post)",
+    "mpim:history": "after a failed post, check whether it went through in a group DM (no double post)",
     "reactions:write": "the status emoji on each task",
 }
 MIN_GIT = (2, 38, 0)

@@ -55,8 +55,9 @@ METHOD_SCOPES: dict[str, frozenset[str]] = {
     "files.getUploadURLExternal": frozenset({"files:write"}),
     "files.completeUploadExternal": frozenset({"files:write"}),
     "users.info": frozenset({"users:read"}),
-    "conversations.history": frozenset({"channels:history"}),
-    "conversations.replies": frozenset({"channels:history"}),
+    # one scope per kind of conversation; the bot posts (and so may read back) in all four kinds
+    "conversations.history": frozenset({"channels:history", "groups:history", "im:history", "mpim:history"}),
+    "conversations.replies": frozenset({"channels:history", "groups:history", "im:history", "mpim:history"}),
 }
 # slack_sdk helpers that call several methods
 SDK_HELPERS: dict[str, tuple[str, ...]] = {

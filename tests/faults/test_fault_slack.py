@@ -3,7 +3,7 @@
 The bot must ride out a 2-minute outage. That takes too long for `make test`, so the duration is a
 parameter: here the scenario runs with a 15-second outage (long enough for several rounds of the
 outbox's backoff), and `make soak` runs the same code for the full 2 minutes (`--outage 120`, both
-kinds at once; the summary prints the figures). The scenario is tests/soak/__init__.py:run_outage.
+kinds at once; the summary prints the figures). The scenario is tests/soak/outage.py:run_outage.
 """
 
 from __future__ import annotations
@@ -13,16 +13,12 @@ from pathlib import Path
 import aiohttp
 import pytest
 from slack_sdk.errors import SlackApiError
-from slack_sdk.http_retry.builtin_async_handlers import (
-    AsyncConnectionErrorRetryHandler,
-    AsyncRateLimitErrorRetryHandler,
-)
 from slack_sdk.web.async_client import AsyncWebClient
-from soak import run_outage
+from soak.outage import run_outage
 from support.fakeslack import FakeSlack
 
 from superset_bot.frontends.slack.blocks import validate_blocks
-from superset_bot.frontends.slack.outbox import Outbox
+from superset_bot.frontends.slack.outbox import Outbox, slack_retry_handlers
 
 OUTAGE_SECONDS = 15.0
 
@@ -56,8 +52,7 @@ async def test_a_thread_reply_outlasts_a_long_run_of_slack_failures() -> None:
     async with FakeSlack(rate_limits=False) as fake, aiohttp.ClientSession() as session:
         fake.add_channel("C0OUT", "outbox")
         client = AsyncWebClient(token=fake.bot_token, base_url=fake.url, session=session,
-                                retry_handlers=[AsyncConnectionErrorRetryHandler(),
-                                                AsyncRateLimitErrorRetryHandler(max_retry_count=1)])
+                                retry_handlers=slack_retry_handlers())
         outbox = Outbox(client, validate=validate_blocks, post_patience=120)
         outbox.start()
         try:

@@ -20,14 +20,7 @@ from slack_sdk.socket_mode.response import SocketModeResponse
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.webhook.async_client import AsyncWebhookClient
 from support.fakeslack import FakeSlack, check_blocks, check_view
-
-
-class ManualClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
+from support.outboxes import ManualClock
 
 
 @pytest.fixture
@@ -274,6 +267,110 @@ async def test_reactions_ephemeral_permalink(fake: FakeSlack, client: AsyncWebCl
     )
 
 
+# -- message metadata, conversations.history / replies ---------------------------------------------
+
+POST_METADATA = {"event_type": "superset_bot_post", "event_payload": {"post_id": "abc123", "task_id": "t1"}}
+
+
+async def test_metadata_is_stored_and_returned_only_when_asked_for(fake: FakeSlack, client: AsyncWebClient) -> None:
+    fake.rate_limits = False  # many posts in a row: not what is tested here
+    root = (await client.chat_postMessage(channel="C1", text="root", metadata=POST_METADATA))["ts"]
+    assert fake.messages[("C1", root)].metadata == POST_METADATA
+    plain = await client.conversations_history(channel="C1")
+    assert [m["ts"] for m in plain["messages"]] == [root] and "metadata" not in plain["messages"][0]
+    full = await client.conversations_history(channel="C1", include_all_metadata=True)
+    assert full["messages"][0]["metadata"] == POST_METADATA
+    # form-encoded too (the SDK's default for conversations.*), metadata as a JSON string
+    reply = await client.api_call("chat.postMessage", data={
+        "channel": "C1", "text": "reply", "thread_ts": root, "metadata": json.dumps(POST_METADATA)})
+    replies = await client.conversations_replies(channel="C1", ts=root, include_all_metadata=True)
+    assert [m["ts"] for m in replies["messages"]] == [root, reply["ts"]]
+    assert replies["messages"][1]["metadata"] == POST_METADATA
+    assert "metadata" not in (await client.conversations_replies(channel="C1", ts=root))["messages"][1]
+    assert fake.rejected == []
+
+
+async def test_metadata_is_checked_like_slack(fake: FakeSlack, client: AsyncWebClient) -> None:
+    fake.rate_limits = False  # many posts in a row: not what is tested here
+    async def error(**args: Any) -> str:
+        return str((await slack_error(client.api_call("chat.postMessage", json={"channel": "C1", "text": "x",
+                                                                                 **args}))).response["error"])
+
+    assert await error(metadata="not an object") == "invalid_metadata_format"
+    assert await error(metadata=["event_type"]) == "invalid_metadata_format"
+    assert await error(metadata={"event_payload": {}}) == "invalid_metadata_schema"
+    assert await error(metadata={"event_type": "ok_type"}) == "invalid_metadata_schema"
+    assert await error(metadata={"event_type": "ok_type", "event_payload": "x"}) == "invalid_metadata_schema"
+    form = await slack_error(client.api_call("chat.postMessage", data={"channel": "C1", "text": "x",
+                                                                      "metadata": "{not json"}))
+    assert form.response["error"] == "invalid_metadata_format"
+    assert fake.messages == {}
+    # an event_type with punctuation: Slack posts the message, ignores the metadata and warns
+    resp = await client.chat_postMessage(channel="C1", text="x", metadata={"event_type": "bot.post",
+                                                                           "event_payload": {}})
+    assert resp["response_metadata"]["warnings"] == ["invalid_metadata_schema"]
+    assert fake.messages[("C1", resp["ts"])].metadata is None and fake.warnings
+
+
+async def test_history_is_newest_first_top_level_and_paged(fake: FakeSlack, client: AsyncWebClient) -> None:
+    fake.rate_limits = False  # many posts in a row: not what is tested here
+    ts = [(await client.chat_postMessage(channel="C1", text=f"m{i}"))["ts"] for i in range(5)]
+    await client.chat_postMessage(channel="C1", text="in a thread", thread_ts=ts[0])
+    fake.post_user_message("C1", "a person")
+    resp = await client.conversations_history(channel="C1", limit=3)
+    assert [m["text"] for m in resp["messages"]] == ["a person", "m4", "m3"]
+    assert resp["has_more"] is True
+    more = await client.conversations_history(channel="C1", limit=3, cursor=resp["response_metadata"]["next_cursor"])
+    assert [m["text"] for m in more["messages"]] == ["m2", "m1", "m0"] and more["has_more"] is False
+    parent = more["messages"][-1]
+    assert parent["thread_ts"] == ts[0] and parent["reply_count"] == 1, "a thread's parent, as Slack shows it"
+    since = await client.conversations_history(channel="C1", oldest=ts[2])
+    assert [m["text"] for m in since["messages"]] == ["a person", "m4", "m3"], "oldest is exclusive"
+    inclusive = await client.conversations_history(channel="C1", oldest=ts[2], latest=ts[3], inclusive=True)
+    assert [m["text"] for m in inclusive["messages"]] == ["m3", "m2"]
+    await client.chat_delete(channel="C1", ts=ts[4])
+    assert "m4" not in [m["text"] for m in (await client.conversations_history(channel="C1"))["messages"]]
+    err = await slack_error(client.conversations_history(channel="C1", cursor="bogus"))
+    assert err.response["error"] == "invalid_cursor"
+
+
+async def test_replies_need_ts_and_come_in_thread_order(fake: FakeSlack, client: AsyncWebClient) -> None:
+    fake.rate_limits = False  # many posts in a row: not what is tested here
+    root = fake.post_user_message("C1", "please fix the login test")
+    first = (await client.chat_postMessage(channel="C1", text="on it", thread_ts=root.ts))["ts"]
+    second = (await client.chat_postMessage(channel="C1", text="done", thread_ts=root.ts))["ts"]
+    resp = await client.conversations_replies(channel="C1", ts=root.ts)
+    assert [(m["ts"], m["text"]) for m in resp["messages"]] == [
+        (root.ts, "please fix the login test"), (first, "on it"), (second, "done")]
+    assert all(m["thread_ts"] == root.ts for m in resp["messages"])
+    newer = await client.conversations_replies(channel="C1", ts=root.ts, oldest=first)
+    assert [m["text"] for m in newer["messages"]] == ["please fix the login test", "done"], "parent first"
+    err = await slack_error(client.api_call("conversations.replies", params={"channel": "C1"}))
+    assert err.response["error"] == "invalid_arguments"
+    err = await slack_error(client.conversations_replies(channel="C1", ts="1.000001"))
+    assert err.response["error"] == "thread_not_found"
+
+
+async def test_history_scopes_and_membership(fake: FakeSlack, client: AsyncWebClient) -> None:
+    fake.rate_limits = False  # many posts in a row: not what is tested here
+    fake.add_channel("CPUB", "public", is_member=False)
+    fake.add_channel("GPRIV", "private", is_private=True)
+    assert (await slack_error(client.conversations_history(channel="CPUB"))).response["error"] == "not_in_channel"
+    assert (await slack_error(client.conversations_history(channel="general"))).response["error"] \
+        == "channel_not_found", "history takes a conversation id, not a name"
+    await client.chat_postMessage(channel="U0BOB", text="a DM")  # Slack opens D0BOB
+    assert (await slack_error(client.conversations_history(channel="U0BOB"))).response["error"] \
+        == "channel_not_found", "nor a user id"
+    assert (await client.conversations_history(channel="D0BOB"))["messages"][0]["text"] == "a DM"
+    fake.scopes = [s for s in fake.scopes if s != "groups:history"]
+    err = await slack_error(client.conversations_history(channel="GPRIV"))
+    assert err.response["error"] == "missing_scope" and err.response["needed"] == "groups:history"
+    await client.conversations_history(channel="C1")  # channels:history still covers public channels
+    fake.scopes = [s for s in fake.scopes if not s.endswith(":history")]
+    err = await slack_error(client.conversations_replies(channel="C1", ts="1.0"))
+    assert err.response["error"] == "missing_scope"
+
+
 # -- rate limits ------------------------------------------------------------------------------------
 
 
@@ -319,6 +416,36 @@ async def test_tier3_budget_is_shared_across_channels(session: aiohttp.ClientSes
         await client.chat_update(channel="C2", ts=ts[1], text="after refill")
 
 
+async def test_each_tier3_method_has_its_own_budget(session: aiohttp.ClientSession) -> None:
+    """Slack counts chat.update and reactions.add apart: spending one leaves the other whole."""
+    clock = ManualClock()
+    async with FakeSlack(clock=clock, limits={"chat.postMessage": (100, 100)}) as fake:
+        fake.add_channel("C1")
+        client = AsyncWebClient(token=fake.bot_token, base_url=fake.url, session=session)
+        ts = (await client.chat_postMessage(channel="C1", text="s"))["ts"]
+        capacity = int(fake.limits["tier3"][0])
+        for i in range(capacity):
+            await client.chat_update(channel="C1", ts=ts, text=f"u{i}")
+        assert (await slack_error(client.chat_update(channel="C1", ts=ts, text="x"))).response.status_code == 429
+        for name in ("a", "b", "c"):
+            await client.reactions_add(channel="C1", timestamp=ts, name=name)
+        await client.reactions_remove(channel="C1", timestamp=ts, name="a")
+        await client.conversations_replies(channel="C1", ts=ts)
+        assert fake.rate_limited == {"chat.update": 1}
+
+
+async def test_a_method_can_get_a_budget_of_its_own(session: aiohttp.ClientSession) -> None:
+    clock = ManualClock()
+    async with FakeSlack(clock=clock, limits={"chat.update": (2, 1.0)}) as fake:
+        fake.add_channel("C1")
+        client = AsyncWebClient(token=fake.bot_token, base_url=fake.url, session=session)
+        ts = (await client.chat_postMessage(channel="C1", text="s"))["ts"]
+        await client.chat_update(channel="C1", ts=ts, text="1")
+        await client.chat_update(channel="C1", ts=ts, text="2")
+        assert (await slack_error(client.chat_update(channel="C1", ts=ts, text="3"))).response.status_code == 429
+        await client.reactions_add(channel="C1", timestamp=ts, name="x")  # still the tier's 15
+
+
 async def test_retry_handler_gets_through_after_retry_after(
     fake: FakeSlack, session: aiohttp.ClientSession
 ) -> None:
@@ -352,6 +479,27 @@ async def test_fail_next_and_set_down(fake: FakeSlack, client: AsyncWebClient) -
     fake.set_down(False)
     await client.auth_test()
     assert len(fake.messages) == 1 and fake.rejected == []  # injected faults are not the bot's mistakes
+
+
+async def test_drop_after_accept_does_the_work_and_never_answers(fake: FakeSlack, session: Any) -> None:
+    """The case a blind retry turns into a double post: Slack stored it, the client saw the connection go."""
+    fake.rate_limits = False  # many posts in a row: not what is tested here
+    client = AsyncWebClient(token=fake.bot_token, base_url=fake.url, session=session, retry_handlers=[])
+    fake.drop_after_accept("chat.postMessage")
+    with pytest.raises(aiohttp.ServerDisconnectedError):
+        await client.chat_postMessage(channel="C1", text="accepted", metadata=POST_METADATA)
+    (message,) = fake.messages.values()
+    assert message.text == "accepted" and message.metadata == POST_METADATA
+    (call,) = fake.calls_to("chat.postMessage")
+    assert call.dropped and call.response["ts"] == message.ts and fake.dropped["chat.postMessage"] == 1
+    # a refused call does not use the fault up: it drops the next accepted one
+    fake.drop_after_accept("chat.postMessage")
+    await slack_error(client.chat_postMessage(channel="CNOWHERE", text="refused"))
+    with pytest.raises(aiohttp.ServerDisconnectedError):
+        await client.chat_postMessage(channel="C1", text="second")
+    await client.chat_postMessage(channel="C1", text="answered again")  # the fault is used up
+    assert [m.text for m in fake.channel_messages("C1")] == ["accepted", "second", "answered again"]
+    assert fake.dropped["chat.postMessage"] == 2 and not fake.calls_to("chat.postMessage")[-1].dropped
 
 
 async def test_random_faults_are_seeded_counted_and_change_nothing(session: Any) -> None:

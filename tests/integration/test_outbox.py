@@ -1,7 +1,9 @@
 """The outbox against the fake Slack over real HTTP: slack_sdk's AsyncWebClient, the real Outbox.
 
 Budgets are scaled down (a fast Tier 3 on both sides) so each scenario takes a second or two;
-the fake still answers 429 + Retry-After when called faster than it allows.
+the fake still answers 429 + Retry-After when called faster than it allows. (Per-method budgets,
+the chat.update reserve and reactions after a restart: test_outbox_budgets.py; posts that never
+double: tests/faults/test_fault_slack_posts.py.)
 """
 
 from __future__ import annotations
@@ -11,18 +13,13 @@ import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
-import aiohttp
 import pytest
 from slack_sdk.errors import SlackApiError
-from slack_sdk.http_retry.builtin_async_handlers import (
-    AsyncConnectionErrorRetryHandler,
-    AsyncRateLimitErrorRetryHandler,
-)
-from slack_sdk.web.async_client import AsyncWebClient
-from support.fakeslack import FakeSlack
+from support.outboxes import Outboxes
 
-from superset_bot.frontends.slack.blocks import validate_blocks
-from superset_bot.frontends.slack.outbox import Outbox
+from superset_bot.frontends.slack.outbox import (
+    Outbox,
+)
 
 CHANNEL = "C0OUT"
 Make = Callable[..., Any]
@@ -34,29 +31,10 @@ def section(text: str) -> list[dict[str, Any]]:
 
 @pytest.fixture
 async def slack() -> AsyncIterator[Make]:
-    """make(limits=..., **outbox_options) -> (fake, outbox); the client is built as superset_bot/frontends/slack/runtime.py does."""
-    opened: list[tuple[FakeSlack, Outbox, aiohttp.ClientSession]] = []
-
-    async def make(limits: dict[str, tuple[float, float]] | None = None, rate_limits: bool = True,
-                   sdk_retries_429: bool = True, **options: Any) -> tuple[FakeSlack, Outbox]:
-        fake = FakeSlack(rate_limits=rate_limits, limits=limits)
-        await fake.start()
-        fake.add_channel(CHANNEL, "outbox")
-        session = aiohttp.ClientSession()
-        handlers: list[Any] = [AsyncConnectionErrorRetryHandler()]
-        if sdk_retries_429:
-            handlers.append(AsyncRateLimitErrorRetryHandler(max_retry_count=1))
-        client = AsyncWebClient(token=fake.bot_token, base_url=fake.url, session=session, retry_handlers=handlers)
-        outbox = Outbox(client, validate=validate_blocks, **options)
-        outbox.start()
-        opened.append((fake, outbox, session))
-        return fake, outbox
-
-    yield make
-    for fake, outbox, session in opened:
-        await outbox.stop(1)
-        await session.close()
-        await fake.stop()
+    """make(limits=..., rate_limits=..., sdk_retries_429=..., **outbox_options) -> (fake, outbox)."""
+    outboxes = Outboxes(CHANNEL, "outbox")
+    yield outboxes.make
+    await outboxes.close(1)
 
 
 async def post_messages(outbox: Outbox, n: int) -> list[str]:
@@ -187,7 +165,7 @@ async def test_a_refusal_is_not_retried(slack: Make) -> None:
 
 
 async def test_urgent_updates_go_ahead_of_pending_progress(slack: Make) -> None:
-    """A task's final state is not stuck behind every busy task's progress in the shared budget."""
+    """A task's final state is not stuck behind every busy task's progress in the chat.update budget."""
     fake, outbox = await slack(limits={"tier3": (100, 50.0), "chat.postMessage": (10, 10.0)},
                                post_burst=10, tier3_per_minute=60, tier3_burst=1)
     messages = await post_messages(outbox, 6)

@@ -11,17 +11,13 @@ from typing import Any
 
 import aiohttp
 from aiohttp import web
-from slack_sdk.http_retry.builtin_async_handlers import (
-    AsyncConnectionErrorRetryHandler,
-    AsyncRateLimitErrorRetryHandler,
-)
 from slack_sdk.web.async_client import AsyncWebClient
 
 from superset_bot.config import Settings
 from superset_bot.engine.core import Engine
 from superset_bot.frontends.slack.app import SlackFrontend
 from superset_bot.frontends.slack.blocks import validate_blocks
-from superset_bot.frontends.slack.outbox import Outbox
+from superset_bot.frontends.slack.outbox import Outbox, slack_retry_handlers
 from superset_bot.housekeeping.jobs import Housekeeper
 from superset_bot.service import Service
 
@@ -53,7 +49,9 @@ class SlackBot:
             token=self.settings.slack_bot_token,
             base_url=self.settings.slack_api_url,
             session=self.session,
-            retry_handlers=[AsyncConnectionErrorRetryHandler(), AsyncRateLimitErrorRetryHandler(max_retry_count=1)],
+            # connection errors retried except for chat.postMessage (the outbox checks before it posts
+            # again), a 429 once: see outbox.slack_retry_handlers
+            retry_handlers=slack_retry_handlers(),
         )
         self.outbox = Outbox(client, validate=validate_blocks)
         self.outbox.start()

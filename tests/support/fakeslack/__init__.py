@@ -5,8 +5,11 @@ The bot talks to it through the real slack_sdk/slack_bolt clients (``AsyncWebCli
 ``SLACK_API_URL``), so everything the SDK actually puts on the wire is exercised: form vs JSON bodies,
 query parameters, the three steps of ``files_upload_v2``, ``apps.connections.open`` and the websocket.
 Slack's rules that bite in production are enforced here: Block Kit limits (``invalid_blocks`` with
-json-pointer reasons), ``msg_too_long``, ``msg_blocks_too_long``, channel membership, scopes, trigger
-expiry, and rate limits answered with HTTP 429 + ``Retry-After`` from token buckets on an injectable clock.
+json-pointer reasons), ``msg_too_long``, ``msg_blocks_too_long``, message metadata (returned by
+conversations.history/replies only with ``include_all_metadata``), channel membership, scopes, trigger
+expiry, and rate limits answered with HTTP 429 + ``Retry-After`` from per-method token buckets on an
+injectable clock. Faults: ``fail_next``, ``inject_faults``, ``set_down``, and ``drop_after_accept`` (the
+call is carried out, then the connection closes unanswered: a post exists although the bot saw an error).
 
 Usage::
 

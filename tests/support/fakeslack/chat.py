@@ -2,13 +2,44 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from .blockkit import check_message
 from .state import USER_ID, Fail, Message, SlackState, truthy
 
+# Slack: "Event types can contain letters, numbers, underscores, and hyphens, but not periods or other
+# punctuation. Metadata with an invalid event_type returns an invalid_metadata_schema warning and is ignored."
+_EVENT_TYPE = re.compile(r"^[A-Za-z0-9_-]+$")
+
 
 class ChatMixin(SlackState):
+    def _metadata(self, args: dict[str, Any], warnings: list[str]) -> dict[str, Any] | None:
+        """The message metadata of chat.postMessage / chat.update, checked as Slack does: a JSON object
+        with a string `event_type` and an object `event_payload`."""
+        if "metadata" not in args:
+            return None
+        metadata = args["metadata"]
+        if not isinstance(metadata, dict):
+            raise Fail("invalid_metadata_format", [f"metadata must be a JSON object, not {type(metadata).__name__}"])
+        event_type, payload = metadata.get("event_type"), metadata.get("event_payload")
+        if not isinstance(event_type, str) or not event_type:
+            raise Fail("invalid_metadata_schema", ["metadata.event_type must be a non-empty string"])
+        if not isinstance(payload, dict):
+            raise Fail("invalid_metadata_schema", ["metadata.event_payload must be a JSON object"])
+        if not _EVENT_TYPE.match(event_type):
+            warnings.append("invalid_metadata_schema")
+            self.warnings.append(f"metadata with event_type {event_type!r} ignored: only letters, digits, _ and -")
+            return None
+        return {"event_type": event_type, "event_payload": payload}
+
+    @staticmethod
+    def _with_warnings(body: dict[str, Any], warnings: list[str]) -> dict[str, Any]:
+        if warnings:
+            body["warning"] = ",".join(warnings)
+            body["response_metadata"] = {"warnings": warnings}
+        return body
+
     def _content(self, args: dict[str, Any], *, require: bool = True) -> None:
         problem = check_message(
             args.get("text"),
@@ -24,6 +55,8 @@ class ChatMixin(SlackState):
         ch = self._channel(args)
         self._writable(ch)
         self._content(args)
+        warnings: list[str] = []
+        metadata = self._metadata(args, warnings)
         thread_ts = args.get("thread_ts") or None
         if thread_ts is not None:
             parent = self.messages.get((ch.id, str(thread_ts)))
@@ -44,10 +77,10 @@ class ChatMixin(SlackState):
             thread_ts=str(thread_ts) if thread_ts else None,
             reply_broadcast=truthy(args.get("reply_broadcast")),
             attachments=args.get("attachments"),
-            metadata=args.get("metadata"),
+            metadata=metadata,
         )
         self.messages[(ch.id, msg.ts)] = msg
-        return {"ok": True, "channel": ch.id, "ts": msg.ts, "message": msg.to_api()}
+        return self._with_warnings({"ok": True, "channel": ch.id, "ts": msg.ts, "message": msg.to_api()}, warnings)
 
     def _m_chat_update(self, args: dict[str, Any]) -> dict[str, Any]:
         ch = self._channel(args)
@@ -55,6 +88,8 @@ class ChatMixin(SlackState):
         if msg.user != self.bot_user_id:
             raise Fail("cant_update_message", ["the bot can only update its own messages"])
         self._content(args, require=False)
+        warnings: list[str] = []
+        metadata = self._metadata(args, warnings)
         text = args["text"] if "text" in args else msg.text
         blocks = args["blocks"] if "blocks" in args else msg.blocks
         if "markdown_text" in args:
@@ -64,10 +99,11 @@ class ChatMixin(SlackState):
         msg.text, msg.blocks = text, blocks
         if "attachments" in args:
             msg.attachments = args["attachments"]
-        if "metadata" in args:
-            msg.metadata = args["metadata"]
+        if metadata is not None:
+            msg.metadata = metadata
         msg.updated += 1
-        return {"ok": True, "channel": ch.id, "ts": msg.ts, "text": msg.text or "", "message": msg.to_api()}
+        body = {"ok": True, "channel": ch.id, "ts": msg.ts, "text": msg.text or "", "message": msg.to_api()}
+        return self._with_warnings(body, warnings)
 
     def _m_chat_delete(self, args: dict[str, Any]) -> dict[str, Any]:
         ch = self._channel(args)

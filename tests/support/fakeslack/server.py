@@ -1,5 +1,7 @@
-"""The fake's HTTP server: routes, tokens and scopes, injected faults and outages, and Slack's rate
-limits (token buckets on an injectable clock, answered with HTTP 429 + Retry-After).
+"""The fake's HTTP server: routes, tokens and scopes, injected faults and outages (including a call
+carried out whose answer never arrives: `drop_after_accept`), and Slack's rate limits (a token bucket
+per method, per channel for chat.postMessage, on an injectable clock, answered with HTTP 429 +
+Retry-After).
 
 `FakeSlack` is every surface (chat, reactions, conversations, views, files, events, Socket Mode)
 behind one aiohttp server on 127.0.0.1.
@@ -36,12 +38,15 @@ DEFAULT_SCOPES: tuple[str, ...] = (
     "app_mentions:read",
     "channels:history",
     "groups:history",
+    "im:history",
+    "mpim:history",
     "reactions:write",
     "users:read",
 )
 
 # Bucket name -> (capacity, refill per second). "chat.postMessage" is per channel; tiers are per method
-# for the whole workspace (Slack counts each method separately, shared by every channel and task).
+# for the whole workspace (Slack counts each method separately, shared by every channel and task): every
+# Tier 3 method has its own bucket of this size. A method name as a key sets that method's bucket alone.
 DEFAULT_LIMITS: dict[str, tuple[float, float]] = {
     "chat.postMessage": (3, 1.0),
     "tier1": (5, 1 / 60),
@@ -81,6 +86,9 @@ _METHODS: dict[str, tuple[str | None, tuple[str, ...]]] = {
     "reactions.remove": ("tier3", ("reactions:write",)),
     "conversations.info": ("tier3", ("channels:read", "groups:read", "im:read", "mpim:read")),
     "conversations.join": ("tier3", ("channels:join",)),
+    # any of these lets the call through; each conversation then needs the scope of its kind
+    "conversations.history": ("tier3", ("channels:history", "groups:history", "im:history", "mpim:history")),
+    "conversations.replies": ("tier3", ("channels:history", "groups:history", "im:history", "mpim:history")),
     "users.info": ("tier4", ("users:read",)),
     "views.open": ("tier4", ()),
     "views.push": ("tier4", ()),
@@ -139,6 +147,8 @@ class FakeSlack(
         self.rate_limited: Counter[str] = Counter()
 
         self._faults: dict[str, list[tuple[int, str | None]]] = {}
+        self._drops: Counter[str] = Counter()  # drop_after_accept: method -> accepted calls left to drop
+        self.dropped: Counter[str] = Counter()  # method -> calls done but never answered
         # random faults (inject_faults): off until asked for, so default behaviour is unchanged
         self.faults_injected: Counter[str] = Counter()  # "429" / "500" -> calls answered so
         self._fault_rate = 0.0
@@ -189,6 +199,13 @@ class FakeSlack(
         otherwise with HTTP `status` (429 carries Retry-After: 1). They change no state."""
         self._faults.setdefault(method, []).extend([(status, error)] * count)
 
+    def drop_after_accept(self, method: str = "chat.postMessage", count: int = 1) -> None:
+        """The next `count` calls of `method` that Slack accepts are carried out (a post is stored) and
+        then the connection closes without an answer, as when the network fails after Slack did the
+        work: the client sees a transport error (aiohttp's ServerDisconnectedError) although the message
+        exists. Counted in `dropped`; the call is recorded with `dropped=True`."""
+        self._drops[method] += count
+
     def inject_faults(self, rate: float = 0.1, statuses: Sequence[int] = (429, 500), *, seed: int = 0,
                       methods: Collection[str] | None = None) -> None:
         """From now on a random `rate` of Web API calls (of `methods`, default all) fails with one of
@@ -228,7 +245,7 @@ class FakeSlack(
         now = self.clock()
         bucket = self._buckets.get(key)
         if bucket is None:
-            capacity, rate = self.limits[tier]
+            capacity, rate = self.limits.get(method) or self.limits[tier]
             bucket = self._buckets[key] = _Bucket(capacity, rate, now)
         return bucket.take(now)
 
@@ -313,6 +330,13 @@ class FakeSlack(
                 body["errors"] = f.errors
                 body["response_metadata"] = {"messages": [f"[ERROR] {e}" for e in f.errors]}
         ok = bool(body.get("ok"))
+        if ok and self._drops[method] > 0:
+            self._drops[method] -= 1
+            self.dropped[method] += 1
+            self._record(method, args, body, status, rejected=False, dropped=True)
+            if request.transport is not None:
+                request.transport.abort()  # no answer: the client's connection just closes
+            return self._json(body, status, headers)
         self._record(method, args, body, status, rejected=not ok and status != 429)
         return self._json(body, status, headers)
 
@@ -337,7 +361,9 @@ class FakeSlack(
             raise Fail("missing_scope", needed=",".join(needed), provided=",".join(self.scopes))
         for k, v in args.items():
             if isinstance(v, _Unparsed):
-                code = "invalid_blocks_format" if k == "blocks" else "invalid_arguments"
+                code = {"blocks": "invalid_blocks_format", "metadata": "invalid_metadata_format"}.get(
+                    k, "invalid_arguments"
+                )
                 raise Fail(code, [f"{k} is not valid JSON: {v.raw[:80]!r}"])
         wait = self._rate_limit(method, tier, args)
         if wait > 0:

@@ -23,6 +23,7 @@ class Call:
     response: dict[str, Any]
     status: int
     time: float
+    dropped: bool = False  # Slack did it, but the connection closed before the answer (drop_after_accept)
 
 
 @dataclass
@@ -66,7 +67,9 @@ class Message:
     metadata: dict[str, Any] | None = None
     files: list[dict[str, Any]] = field(default_factory=list)
 
-    def to_api(self) -> dict[str, Any]:
+    def to_api(self, *, include_metadata: bool = True) -> dict[str, Any]:
+        """The message as Slack returns it; conversations.history/replies leave `metadata` out unless
+        asked for it (include_all_metadata)."""
         d: dict[str, Any] = {"type": "message", "ts": self.ts, "user": self.user, "text": self.text or ""}
         if self.bot_id:
             d["bot_id"] = self.bot_id
@@ -76,7 +79,7 @@ class Message:
             d["thread_ts"] = self.thread_ts
         if self.attachments is not None:
             d["attachments"] = self.attachments
-        if self.metadata is not None:
+        if self.metadata is not None and include_metadata:
             d["metadata"] = self.metadata
         if self.files:
             d["files"] = [{k: v for k, v in f.items() if k not in ("content", "text")} for f in self.files]
@@ -242,9 +245,16 @@ class SlackState:
         return msg
 
     def _record(
-        self, method: str, args: dict[str, Any], body: dict[str, Any], status: int, rejected: bool
+        self,
+        method: str,
+        args: dict[str, Any],
+        body: dict[str, Any],
+        status: int,
+        rejected: bool,
+        *,
+        dropped: bool = False,
     ) -> None:
-        call = Call(method, args, body, status, self.clock())
+        call = Call(method, args, body, status, self.clock(), dropped=dropped)
         self.calls.append(call)
         if rejected:
             self.rejected.append(call)
