@@ -36,9 +36,12 @@ async def test_spawn_thread_review_merge(bot: Callable[..., Any]) -> None:
     ids = b.thread_of(done)
     assert done.state == FINISHED, done.reason
     thread = b.fake.thread(CHANNEL, ids.thread_ts)
-    root, card = thread[0], thread[1]
+    root = thread[0]
     assert task.id in root.text and "<!channel>" not in all_text(b.fake)
-    assert card.ts == ids.status_ts and "finished" in json.dumps(card.blocks).lower()
+    # one live message: the root is the status card, the thread holds milestones and the review
+    assert root.ts == ids.thread_ts and ids.status_ts is None
+    assert "finished" in json.dumps(root.blocks).lower() and "task_cancel" not in json.dumps(root.blocks)
+    assert not any("Running" in json.dumps(m.blocks) for m in thread[1:]), "no second card in the thread"
     review = b.fake.messages[(CHANNEL, ids.review_ts)]
     actions = buttons(review)
     assert actions["task_merge"]["value"] == task.id and actions["task_merge"]["style"] == "primary"
@@ -153,8 +156,8 @@ async def test_ten_tasks_streaming_under_rate_limits(bot: Callable[..., Any]) ->
     await b.settle()
     for task in await b.store.list_tasks():
         ids = b.thread_of(task)
-        card = b.fake.messages[(CHANNEL, ids.status_ts)]
-        assert "finished" in json.dumps(card.blocks).lower(), "each status card ends in the final state"
+        card = b.fake.messages[(CHANNEL, ids.thread_ts)]
+        assert "finished" in json.dumps(card.blocks).lower(), "each task's card ends in the final state"
         assert ids.review_ts and buttons(b.fake.messages[(CHANNEL, ids.review_ts)])
     assert b.fake.rejected == []
 

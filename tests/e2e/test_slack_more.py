@@ -29,7 +29,7 @@ from support.slackharness import (
 )
 
 from superset_bot.frontends.slack.runtime import SlackBot
-from superset_bot.store import CANCELLED, FINISHED, RUNNING
+from superset_bot.store import CANCELLED, FINISHED, RUNNING, Task
 
 ALICE, ADMIN, MALLORY = "U0ALICE", "U0ADMIN", "U0MALLORY"
 
@@ -341,8 +341,8 @@ async def test_cancel_button_in_app_home_stops_a_running_task(bot: Callable[...,
     await b.settle()
 
     home = b.fake.views["home"]
-    assert "task_cancel" not in json.dumps(home[MALLORY]["blocks"]), "no Cancel on someone else's task"
-    assert task.id in json.dumps(home[MALLORY]["blocks"]), "but it is listed as running"
+    assert task.id not in json.dumps(home[MALLORY]["blocks"]), "someone else's task: `list` would not show it there"
+    assert task.id in json.dumps(home[ALICE]["blocks"]), "her own task is listed, with its Cancel button"
     click = home_click(b, ALICE, ALICE, "task_cancel", task.id)
     status, _ = await interactive(b, click)
     assert status == 200
@@ -350,8 +350,8 @@ async def test_cancel_button_in_app_home_stops_a_running_task(bot: Callable[...,
     ids = b.thread_of(done)
     assert done.state == CANCELLED and done.reason and "U0ALICE" in done.reason
     thread = b.fake.thread(CHANNEL, ids.thread_ts)
-    assert any("cancelled" in (m.text or "").lower() for m in thread[2:]), "a thread reply says it was cancelled"
-    assert "cancelled" in json.dumps(b.fake.messages[(CHANNEL, ids.status_ts)].blocks)
+    assert any("cancelled" in (m.text or "").lower() for m in thread[1:]), "a thread reply says it was cancelled"
+    assert "cancelled" in json.dumps(b.fake.messages[(CHANNEL, ids.thread_ts)].blocks)
     assert "no_entry_sign" in b.fake.messages[(CHANNEL, ids.thread_ts)].reactions
 
     # a second click on the now stale App Home: App Home clicks carry no response_url, so the answer
@@ -365,15 +365,21 @@ async def test_cancel_button_in_app_home_stops_a_running_task(bot: Callable[...,
     assert b.fake.rejected == []
 
 
-async def test_a_restarted_front_end_goes_on_in_the_threads_of_tasks_in_flight(bot: Callable[..., Any]) -> None:
-    """The Slack ids come back from the store: a task running across a restart ends in its own thread."""
-    b: Bot = await bot({"sleepy": preset("sleep")})
+async def running_task(b: Bot) -> Task:
+    """A task spawned from Slack whose agent runs until it is stopped, with its card up."""
     await b.command("spawn take your time")
     task = await b.task_for_thread()
     await b.engine.wait_for(task.id, {RUNNING}, timeout=30)
     await b.settle()
+    return task
+
+
+async def test_a_restarted_front_end_goes_on_in_the_threads_of_tasks_in_flight(bot: Callable[..., Any]) -> None:
+    """The Slack ids come back from the store: a task running across a restart ends in its own thread."""
+    b: Bot = await bot({"sleepy": preset("sleep")})
+    task = await running_task(b)
     before = b.thread_of(task)
-    assert before.status_ts
+    assert b.fake.messages[(CHANNEL, before.thread_ts)].reactions == {"runner"}
     await b.slack.stop()
     b.slack = SlackBot(b.settings, b.engine, http=True, host="127.0.0.1", port=0)
     await b.slack.start()
@@ -381,9 +387,11 @@ async def test_a_restarted_front_end_goes_on_in_the_threads_of_tasks_in_flight(b
     await b.command(f"cancel {task.id}")
     await b.finished(task.id, {CANCELLED})
     thread = b.fake.thread(CHANNEL, before.thread_ts)
-    assert "cancelled" in json.dumps(b.fake.messages[(CHANNEL, before.status_ts)].blocks), "the same card, updated"
-    assert any("cancelled" in (m.text or "").lower() for m in thread[2:]), "a thread reply says it was cancelled"
-    assert "no_entry_sign" in b.fake.messages[(CHANNEL, before.thread_ts)].reactions
+    assert "cancelled" in json.dumps(b.fake.messages[(CHANNEL, before.thread_ts)].blocks), "the same card, updated"
+    assert any("cancelled" in (m.text or "").lower() for m in thread[1:]), "a thread reply says it was cancelled"
+    await b.settle()
+    # the reaction the first front end put on the root is known after the restart: replaced, not joined
+    assert b.fake.messages[(CHANNEL, before.thread_ts)].reactions == {"no_entry_sign"}
     assert b.fake.rejected == []
 
 
@@ -419,3 +427,47 @@ async def test_the_first_request_is_not_lost_when_slack_answers_auth_test_with_5
     assert status == 200
     task = await b.task_for_thread()
     assert (await b.finished(task.id)).state == FINISHED
+
+
+async def test_the_root_message_is_the_live_card_and_its_cancel_button_stops_the_task(
+        bot: Callable[..., Any]) -> None:
+    b: Bot = await bot({"sleepy": preset("sleep")}, env={"SUPERSET_ADMINS": ADMIN})
+    task = await running_task(b)
+    ids = b.thread_of(task)
+    root = b.fake.messages[(CHANNEL, ids.thread_ts)]
+    assert "*Running*" in json.dumps(root.blocks) and buttons(root)["task_cancel"]["value"] == task.id
+    replies = b.fake.thread(CHANNEL, ids.thread_ts)[1:]
+    assert ids.status_ts is None and not any("*Running*" in json.dumps(m.blocks) for m in replies), "no second card"
+
+    status, _ = await b.click("task_cancel", task.id, user=MALLORY, message_ts=ids.thread_ts)
+    assert status == 200
+    await b.settle()
+    assert (await b.engine.get(task.id)).state == RUNNING, "someone else's task is not theirs to cancel"
+    status, _ = await b.click("task_cancel", task.id, message_ts=ids.thread_ts)
+    assert status == 200
+    await b.finished(task.id, {CANCELLED})
+    await b.settle()
+    root = b.fake.messages[(CHANNEL, ids.thread_ts)]
+    assert "Cancelled" in json.dumps(root.blocks) and "task_cancel" not in json.dumps(root.blocks)
+    assert f"<@{ALICE}>" in json.dumps(root.blocks), "the card names who cancelled it as a mention"
+    assert b.fake.rejected == []
+
+
+async def test_a_status_card_from_an_older_release_is_told_once_where_the_state_went(
+        bot: Callable[..., Any]) -> None:
+    b: Bot = await bot({"sleepy": preset("sleep")})
+    task = await running_task(b)
+    ids = b.thread_of(task)
+    assert b.slack.frontend and b.slack.outbox
+    old = await b.slack.outbox.post(CHANNEL, "Task running (old card)", thread_ts=ids.thread_ts)
+    await b.slack.frontend.messages.set_status(task.id, old)  # as an older release left it
+    await b.slack.stop()
+    b.slack = SlackBot(b.settings, b.engine, http=True, host="127.0.0.1", port=0)
+    await b.slack.start()
+    await b.command(f"cancel {task.id}")
+    await b.finished(task.id, {CANCELLED})
+    await b.settle()
+    assert "first message" in b.fake.messages[(CHANNEL, old)].text
+    assert b.thread_of(task).status_ts is None
+    assert "Cancelled" in json.dumps(b.fake.messages[(CHANNEL, ids.thread_ts)].blocks)
+    assert b.fake.rejected == []

@@ -5,6 +5,7 @@ files or `copy` entries lead outside where they should.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import os
@@ -65,6 +66,11 @@ async def test_full_run_keeps_secrets_out_and_pings_and_shell_syntax_inert(
     follow = f"and $(touch {marker}4); `touch {marker}5` <!here>"
     await b.event({"type": "app_mention", "user": "U0ALICE", "channel": CHANNEL, "ts": "9.1",
                    "thread_ts": ids.thread_ts, "text": f"<@UBOT> {follow}"})
+    await b.settle()  # the mention's job has queued the follow-up: wait for its run, not the first one
+    for _ in range(600):
+        if (await b.engine.get(task.id)).runs >= 2:
+            break
+        await asyncio.sleep(0.1)
     again = await b.finished(task.id)
     assert again.runs == 2
     await b.click("task_diff", task.id, message_ts=b.thread_of(again).review_ts)

@@ -39,3 +39,16 @@ def test_failure_with_retry() -> None:
     (retry,) = buttons(r.blocks)
     assert (retry["action_id"], retry["value"], retry["style"]) == (ACTION_RETRY, "k3x9qa", "primary")
     assert_safe(failure_with_retry(hostile_task(), HOSTILE * 1000))
+
+
+def test_people_the_bot_names_are_mentions_and_their_words_ping_nobody() -> None:
+    followup = milestone(make_task(), "Follow-up from U0ALICE1: ask from U0BOB22 and by W0CAROL3 <!here>")
+    body = followup.blocks[0]["text"]["text"]
+    assert body.startswith("✅ Follow-up from <@U0ALICE1>: ")
+    assert "U0BOB22" in body and "<@U0BOB22>" not in body and "<@W0CAROL3>" not in body
+    assert "<@U0ALICE1>" in followup.text and "&lt;!here&gt;" in body
+    failed = failure_with_retry(make_task(state="failed"), "cancelled by U0ALICE1")
+    assert "cancelled by <@U0ALICE1>" in failed.blocks[0]["text"]["text"] and "<@U0ALICE1>" in failed.text
+    # a word that only looks like an id (no digit) and an id-like token without "by"/"from" stay text
+    plain = milestone(make_task(), "Merged by USBCABLE; see U0ALICE1")
+    assert "<@" not in dumps(plain.blocks)

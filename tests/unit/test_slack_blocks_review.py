@@ -31,7 +31,7 @@ from superset_bot.frontends.slack.blocks.actions import (
     ACTION_MERGE,
     ACTION_UPDATE,
 )
-from superset_bot.frontends.slack.blocks.card import status_card
+from superset_bot.frontends.slack.blocks.card import task_card
 from superset_bot.frontends.slack.blocks.limits import ulen, validate_blocks
 from superset_bot.frontends.slack.blocks.review import closed_review, review_message
 from superset_bot.store import ALL_STATES, Task
@@ -166,6 +166,6 @@ def test_closed_review_hostile() -> None:
 def test_renderers_are_quick_on_huge_input() -> None:
     start = time.monotonic()
     review_message(hostile_task(), hostile_review())
-    status_card(hostile_task(), progress(tail=["y" * 100_000] * 200), now=NOW)
+    task_card(hostile_task(), progress(tail=["y" * 100_000] * 200), now=NOW)
     # generous: only catches accidental quadratic work, not a speed benchmark
     assert time.monotonic() - start < 20

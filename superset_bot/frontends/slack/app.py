@@ -113,6 +113,9 @@ class SlackFrontend:
         if not self.workspace_url.endswith("/"):
             self.workspace_url += "/"
         await self.messages.load()
+        # which status reaction is on each root: after a restart an old one is replaced, not joined
+        self.outbox.seed_reactions(self.messages.reactions())
+        self.outbox.on_reaction = self.messages.reaction_set
         self._unsubscribe = self.engine.subscribe(self.threads.on_engine_event)
         if self.settings.digest_channel:
             self.housekeeper.digest_sinks.append(self.post_digest)

@@ -1,12 +1,15 @@
-"""Where a task lives in Slack: its thread's root message, status card and latest review (`slack_messages`).
+"""Where a task lives in Slack: its thread's root message (its live card), the status reaction on it and
+its latest review (`slack_messages`).
 
-The Slack front end owns this table (store.py's migration 4 creates it). Its rows are cached in
-memory, loaded at start, because engine events are handled synchronously.
+The Slack front end owns this table. store.py's migration 4 created it when these ids left the
+task record; the columns added since are added here, at load. Rows are cached in memory, loaded at
+start, because engine events are handled synchronously.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from typing import Any, Literal
 
 from superset_bot.store import Store
 
@@ -17,8 +20,9 @@ class SlackIds:
 
     channel: str
     thread_ts: str  # the root message, which is the thread
-    status_ts: str | None = None  # the status card in the thread
+    status_ts: str | None = None  # a status card in the thread (older releases; the root is the card now)
     review_ts: str | None = None  # the latest review message (its buttons are removed once closed)
+    reaction: str | None = None  # the status reaction on the root message, as Slack confirmed it
 
 
 class SlackMessages:
@@ -30,11 +34,19 @@ class SlackMessages:
         self._by_thread: dict[tuple[str, str], str] = {}
 
     async def load(self) -> None:
+        columns = {row["name"] for row in await self.store.fetch_all("PRAGMA table_info(slack_messages)")}
+        if "reaction" not in columns:
+            async with self.store.transaction() as db:
+                await db.execute("ALTER TABLE slack_messages ADD COLUMN reaction TEXT")
         rows = await self.store.fetch_all(
-            "SELECT task_id, channel, thread_ts, status_ts, review_ts FROM slack_messages ORDER BY rowid")
+            "SELECT task_id, channel, thread_ts, status_ts, review_ts, reaction FROM slack_messages ORDER BY rowid")
         for row in rows:
             self._remember(row["task_id"], SlackIds(row["channel"], row["thread_ts"], row["status_ts"],
-                                                    row["review_ts"]))
+                                                    row["review_ts"], row["reaction"]))
+
+    def reactions(self) -> dict[tuple[str, str], str | None]:
+        """The status reaction on each root message, as last confirmed (to seed the outbox after a restart)."""
+        return {(ids.channel, ids.thread_ts): ids.reaction for ids in self._by_task.values()}
 
     def get(self, task_id: str) -> SlackIds | None:
         return self._by_task.get(task_id)
@@ -52,11 +64,17 @@ class SlackMessages:
         self._remember(task_id, ids)
         return ids
 
-    async def set_status(self, task_id: str, status_ts: str) -> SlackIds:
+    async def set_status(self, task_id: str, status_ts: str | None) -> SlackIds:
         return await self._set(task_id, "status_ts", status_ts)
 
     async def set_review(self, task_id: str, review_ts: str) -> SlackIds:
         return await self._set(task_id, "review_ts", review_ts)
+
+    async def reaction_set(self, channel: str, ts: str, name: str | None) -> None:
+        """Slack confirmed `name` (None: none) as the reaction on the root message `ts`."""
+        task_id = self._by_thread.get((channel, ts))
+        if task_id is not None and task_id in self._by_task:
+            await self._set(task_id, "reaction", name)
 
     async def forget(self, task_id: str) -> None:
         """A task that was not started after all: its thread names no task."""
@@ -66,12 +84,14 @@ class SlackMessages:
         if ids is not None and self._by_thread.get((ids.channel, ids.thread_ts)) == task_id:
             del self._by_thread[(ids.channel, ids.thread_ts)]
 
-    async def _set(self, task_id: str, column: str, ts: str) -> SlackIds:
+    async def _set(self, task_id: str, column: Literal["status_ts", "review_ts", "reaction"],
+                   value: str | None) -> SlackIds:
         if task_id not in self._by_task:
             raise KeyError(f"task {task_id} has no Slack thread")
         async with self.store.transaction() as db:
-            await db.execute(f"UPDATE slack_messages SET {column} = ? WHERE task_id = ?", (ts, task_id))
-        ids = self._by_task[task_id] = replace(self._by_task[task_id], **{column: ts})
+            await db.execute(f"UPDATE slack_messages SET {column} = ? WHERE task_id = ?", (value, task_id))
+        changes: dict[str, Any] = {column: value}
+        ids = self._by_task[task_id] = replace(self._by_task[task_id], **changes)
         return ids
 
     def _remember(self, task_id: str, ids: SlackIds) -> None:

@@ -30,9 +30,9 @@ class RootMessage:
         self.channel = self.given or pending.channel or ""
         if not self.channel:
             raise Refusal("This task was not started from Slack; spawn it again.")
-        root = ui.root_message(pending)
+        root = ui.task_card(pending, now=frontend.clock())
         try:
-            ts = await frontend.outbox.post(self.channel, root.text, root.blocks)
+            ts = await frontend.outbox.post(self.channel, root.text, root.blocks, task_id=pending.id, kind="root")
         except SlackApiError as exc:
             error = exc.response.get("error") if exc.response is not None else ""
             if error in ("not_in_channel", "channel_not_found"):

@@ -1,7 +1,9 @@
 """A task's Slack thread: its root message, and everything the engine's events post or update in it.
 
-Engine events are rendered per task by a serial worker (the status card exists before it is
-updated), so the root, its reaction, the status card, replies and the review follow the task in order.
+The root message is the task's one live message (its status card): state, time, what the agent is
+doing, tokens and cost, the last lines. The thread below holds milestones, the review and the
+outcome. Engine events are rendered per task by a serial worker, so the card, its reaction,
+replies and the review follow the task in order; the outbox sends a final state ahead of progress.
 """
 
 from __future__ import annotations
@@ -44,6 +46,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 MAX_DIFF_BYTES = 5 * 1024 * 1024
+# steps of the way the card shows instead of a thread reply: posts are paced per channel, so with
+# many tasks each reply delays the reviews and outcomes people wait for
+CARD_MILESTONES = frozenset({"worktree_ready", "setup_done", "agent_started", "committed"})
 _SAVED_REVIEW: Any = object()
 
 
@@ -56,6 +61,9 @@ class TaskThread:
     setup_tail: deque[str] = field(default_factory=lambda: deque(maxlen=20))
     queue_position: int | None = None
     refresh_pending: bool = False
+    note: str | None = None  # the latest step of the way (setup done, agent started), for the card
+    rendering: bool = False  # an event is being rendered (its post may be in flight)
+    state_seen: int = 0  # state changes shown so far: a render that read the task before one is stale
     review: dict[str, Any] | None = None  # what the current review message shows
     worker: asyncio.Task[None] | None = None
 
@@ -74,7 +82,7 @@ class Threads:
                 self._thread(task.id)
 
     def busy(self) -> bool:
-        return any(not t.queue.empty() or t.refresh_pending for t in self._threads.values())
+        return any(not t.queue.empty() or t.refresh_pending or t.rendering for t in self._threads.values())
 
     def workers(self) -> list[asyncio.Task[None]]:
         return [t.worker for t in self._threads.values() if t.worker]
@@ -95,13 +103,25 @@ class Threads:
                 thread.setup_tail.extend(event.lines)
                 self._request_refresh(thread, event)
             return
+        if isinstance(event, Milestone) and event.kind in CARD_MILESTONES:
+            thread.note = event.text  # a step of the way: on the card, not a post the channel paces
+            self._request_refresh(thread, event)
+            return
         if isinstance(event, QueuePosition):
             thread.queue_position = event.position
             self._request_refresh(thread, event)
             return
-        thread.queue.put_nowait(event)
         if isinstance(event, StateChanged):
+            # a new state goes out now, ahead of every queued post and progress update: the card
+            # must not say "running" while a review or a busy channel's posts wait their turn
+            thread.state_seen += 1
+            if event.previous is not None:  # a new task's card was posted with its root message
+                self._show(task, thread, urgent=True)
+            ids = self.frontend.messages.get(task.id)
+            assert ids is not None
+            self.frontend.outbox.set_reaction(ids.channel, ids.thread_ts, ui.STATE_EMOJI.get(task.state))
             self.frontend.home.schedule(task.requester)
+        thread.queue.put_nowait(event)
 
     def _thread(self, task_id: str) -> TaskThread:
         thread = self._threads.get(task_id)
@@ -119,31 +139,35 @@ class Threads:
     async def _render_loop(self, task_id: str, thread: TaskThread) -> None:
         while True:
             event = await thread.queue.get()
+            thread.rendering = True
             try:
                 await self._render(event, thread)
             except asyncio.CancelledError:
                 raise
             except Exception:
                 log.exception("task %s: could not render %s in Slack", task_id, type(event).__name__)
+            finally:
+                thread.rendering = False
             if isinstance(event, StateChanged) and event.task.state in CLOSED_STATES and thread.queue.empty():
                 self._threads.pop(task_id, None)
                 return
 
     async def _render(self, event: EngineEvent, thread: TaskThread) -> None:
         frontend, outbox = self.frontend, self.frontend.outbox
+        seen = thread.state_seen
         task = await frontend.engine.store.get_task(event.task.id) or event.task
         ids = frontend.messages.get(task.id)
         assert ids is not None
         channel, thread_ts = ids.channel, ids.thread_ts
-        if isinstance(event, ProgressChanged | OutputLines | QueuePosition):
+        if ids.status_ts:
+            await self._retire_old_card(task.id, ids.channel, ids.status_ts)
+        if isinstance(event, ProgressChanged | OutputLines | QueuePosition) or (
+                isinstance(event, Milestone) and event.kind in CARD_MILESTONES):
             thread.refresh_pending = False
-            await self._refresh_card(task, thread)
+            if thread.state_seen == seen:  # else a newer state was shown meanwhile: this read is stale
+                self._show(task, thread)
         elif isinstance(event, StateChanged):
-            # root, reaction and card show the latest state; the reply is about this transition
-            root = ui.root_message(task)
-            outbox.update(channel, thread_ts, root.text, root.blocks, urgent=True)
-            outbox.set_reaction(channel, thread_ts, ui.STATE_EMOJI.get(task.state))
-            await self._refresh_card(task, thread, urgent=True)
+            # the card and its reaction were updated when the event came; the reply is about this transition
             changed = event.task
             reply: ui.Rendered | None = None
             if event.previous is not None and changed.state in REVIEWABLE_STATES - {FINISHED} and changed.reason:
@@ -161,15 +185,16 @@ class Threads:
                 self.close_review(task)  # re-read: the review may have been posted since the transition
                 reply = ui.milestone(changed, f"Worktree pruned: {changed.reason or 'idle too long'}.")
             if reply is not None:
-                await outbox.post(channel, reply.text, reply.blocks, thread_ts=thread_ts)
+                await outbox.post(channel, reply.text, reply.blocks, thread_ts=thread_ts, task_id=task.id,
+                                  kind=f"state:{changed.state}")
         elif isinstance(event, PruneWarning):
             warning = ui.prune_warning(task, event.grace_s / 3600)
-            await outbox.post(channel, warning.text, warning.blocks, thread_ts=thread_ts)
+            await outbox.post(channel, warning.text, warning.blocks, thread_ts=thread_ts, task_id=task.id,
+                              kind="prune_warning")
         elif isinstance(event, Milestone):
-            if event.kind in ("worktree_ready", "committed"):
-                return  # shown on the status card; keep the thread for what matters
             rendered = ui.milestone(task, event.text, ok=event.ok)
-            await outbox.post(channel, rendered.text, rendered.blocks, thread_ts=thread_ts)
+            await outbox.post(channel, rendered.text, rendered.blocks, thread_ts=thread_ts, task_id=task.id,
+                              kind=f"milestone:{event.kind}")
         elif isinstance(event, ReviewReady):
             if task.state in CLOSED_STATES:
                 return  # merged or discarded before this review got its turn: no live buttons on a closed task
@@ -178,23 +203,28 @@ class Threads:
                 self.close_review(task, outcome="superseded", review=thread.review)
             thread.review = event.review.to_dict()  # the blocks render (and the store holds) the JSON form
             rendered = ui.review_message(task, thread.review)
-            ts = await outbox.post(channel, rendered.text, rendered.blocks, thread_ts=thread_ts)
+            ts = await outbox.post(channel, rendered.text, rendered.blocks, thread_ts=thread_ts, task_id=task.id,
+                                   kind="review")
             await frontend.messages.set_review(task.id, ts)
 
-    async def _refresh_card(self, task: Task, thread: TaskThread, urgent: bool = False) -> None:
+    def _show(self, task: Task, thread: TaskThread, urgent: bool = False) -> None:
+        """Show the task's state and progress on its root message, the one live message it has."""
         frontend = self.frontend
         ids = frontend.messages.get(task.id)
         assert ids is not None
         progress = thread.progress if thread.progress is not None else task.progress_snapshot()
         if task.state == PREPARING and thread.setup_tail:
             progress = {**progress, "tail": list(thread.setup_tail), "action": "Running setup"}
-        card = ui.status_card(task, progress, now=frontend.clock(),
-                              queue_position=thread.queue_position if task.state == QUEUED else None)
-        if ids.status_ts:
-            frontend.outbox.update(ids.channel, ids.status_ts, card.text, card.blocks, urgent=urgent)
-        else:
-            ts = await frontend.outbox.post(ids.channel, card.text, card.blocks, thread_ts=ids.thread_ts)
-            await frontend.messages.set_status(task.id, ts)
+        card = ui.task_card(task, progress, now=frontend.clock(), note=thread.note,
+                            queue_position=thread.queue_position if task.state == QUEUED else None)
+        frontend.outbox.update(ids.channel, ids.thread_ts, card.text, card.blocks, urgent=urgent)
+
+    async def _retire_old_card(self, task_id: str, channel: str, status_ts: str) -> None:
+        """A status card in the thread from an older release: say once where the state went, so it
+        does not stay "running" forever, and stop following it."""
+        moved = ui.moved_card()
+        self.frontend.outbox.update(channel, status_ts, moved.text, moved.blocks)
+        await self.frontend.messages.set_status(task_id, None)
 
     def close_review(self, task: Task, outcome: str | None = None, review: Any = _SAVED_REVIEW) -> None:
         """Replace the review's buttons with the outcome, so nobody clicks a stale Merge.
@@ -217,7 +247,8 @@ class Threads:
         if ids is None:
             raise UserError(f"Task `{task.id}` has no Slack thread to post the diff in.")
         if not patch.strip():
-            await frontend.outbox.post(ids.channel, "No changes yet.", thread_ts=ids.thread_ts)
+            await frontend.outbox.post(ids.channel, "No changes yet.", thread_ts=ids.thread_ts, task_id=task.id,
+                                       kind="diff")
             return
         data = patch.encode()
         note = ""

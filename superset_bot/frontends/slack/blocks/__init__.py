@@ -13,7 +13,7 @@ from superset_bot.frontends.slack.blocks.actions import (
     ACTION_UPDATE,
     ACTIONS,
 )
-from superset_bot.frontends.slack.blocks.card import root_message, status_card
+from superset_bot.frontends.slack.blocks.card import moved_card, task_card
 from superset_bot.frontends.slack.blocks.digest import digest_message
 from superset_bot.frontends.slack.blocks.home import app_home
 from superset_bot.frontends.slack.blocks.kit import Rendered
@@ -50,9 +50,9 @@ __all__ = [
     "parse_spawn_submission",
     "prune_warning",
     "review_message",
-    "root_message",
     "spawn_modal",
-    "status_card",
+    "moved_card",
+    "task_card",
     "status_message",
     "task_list",
     "validate_blocks",

@@ -1,32 +1,46 @@
-"""A task's two living messages: the root message that starts its thread, and the status card in the
-thread that follows the agent's progress.
-"""
+"""A task's live message: the root of its thread, which is also its status card."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
 
+from superset_bot.frontends.slack.blocks.actions import cancel_button
 from superset_bot.frontends.slack.blocks.coerce import as_int, as_list, as_map, as_str, num
 from superset_bot.frontends.slack.blocks.figures import count, duration, stats
-from superset_bot.frontends.slack.blocks.kit import Block, Rendered, context, fallback, fit, section
+from superset_bot.frontends.slack.blocks.kit import (
+    Block,
+    Rendered,
+    actions_block,
+    context,
+    fallback,
+    fit,
+    section,
+)
 from superset_bot.frontends.slack.blocks.task import state_emoji, state_label, task_context, task_id
-from superset_bot.frontends.slack.blocks.text import clean, code_block, esc, esc_line, inline_code, quote
-from superset_bot.store import ACTIVE_STATES, FINISHED, MERGED, PREPARING, QUEUED, RUNNING, Task
+from superset_bot.frontends.slack.blocks.text import (
+    clean,
+    code_block,
+    esc,
+    esc_line,
+    inline_code,
+    mention_people,
+    quote,
+)
+from superset_bot.store import (
+    ACTIVE_STATES,
+    CANCELLED,
+    FAILED,
+    FINISHED,
+    MERGED,
+    PREPARING,
+    QUEUED,
+    RUNNING,
+    TIMED_OUT,
+    Task,
+)
 
-
-def root_message(task: Task) -> Rendered:
-    """The channel message that starts a task's thread; updated when the state changes."""
-    tid = task_id(task)
-    label = state_label(task.state)
-
-    def build(scale: float) -> list[Block]:
-        prompt = quote(task.prompt, max(40, int(500 * scale)), max(2, int(8 * scale))) or ">_(no prompt)_"
-        head = f"{state_emoji(task.state)} *Task {inline_code(tid, 40)}* · {label}"
-        return [section(f"{head}\n{prompt}"), context(" · ".join([*task_context(task), label]))]
-
-    text = f"Task {esc_line(tid, 40)} · {label}: {esc_line(task.prompt, 200)}"
-    return Rendered(fallback(text), fit(build))
+STOPPABLE_STATES = frozenset({QUEUED, PREPARING, RUNNING})
 
 
 def elapsed(task: Task, now: float) -> float:
@@ -40,11 +54,11 @@ def elapsed(task: Task, now: float) -> float:
 
 
 def headline(task: Task, progress: Mapping[str, Any], now: float, queue_position: int | None,
-             scale: float = 1.0) -> str:
-    """First lines of a status card: state, time, what the agent is doing right now."""
+             scale: float = 1.0, title: str = "") -> str:
+    """First lines of a task's card: state, time, what the agent is doing right now (after `title`)."""
     state = task.state
     took = duration(elapsed(task, now))
-    emoji = state_emoji(state)
+    emoji = f"{state_emoji(state)} {title} ·" if title else state_emoji(state)
     if state == QUEUED:
         head = f"{emoji} *Queued* · waiting {took}"
         pos = as_int(queue_position)
@@ -70,7 +84,7 @@ def headline(task: Task, progress: Mapping[str, Any], now: float, queue_position
         return head
     head = f"{emoji} *{state_label(state).capitalize()}* · took {took}"
     if task.reason and state not in (FINISHED, MERGED):
-        head += f"\n{esc(task.reason, max(60, int(500 * scale)))}"
+        head += f"\n{mention_people(esc(task.reason, max(60, int(500 * scale))))}"
     return head
 
 
@@ -84,10 +98,7 @@ def progress_context(task: Task, progress: Mapping[str, Any]) -> list[str]:
     lines = as_int(progress.get("lines_seen"))
     if lines:
         parts.append(count(lines, "line") + " of output")
-    items = [f"task {inline_code(task_id(task), 40)}"]
-    if parts:
-        items.append(" · ".join(parts))
-    return items
+    return [" · ".join(parts)] if parts else []
 
 
 def denials_text(info: Mapping[str, Any], scale: float) -> str:
@@ -102,26 +113,50 @@ def denials_text(info: Mapping[str, Any], scale: float) -> str:
     return ":no_entry: *Refused by the agent's permissions*\n" + "\n".join(lines)
 
 
-def status_card(task: Task, progress: Mapping[str, Any] | None, *, now: float,
-                queue_position: int | None = None) -> Rendered:
-    """The one status message in a task's thread, kept current with chat.update."""
+ROOT_TAIL_LINES = 8  # the channel is shared: the card shows a glimpse, the full log is on request
+ROOT_TAIL_CHARS = 1500
+TAIL_STATES = frozenset({QUEUED, PREPARING, RUNNING, FINISHED, FAILED, TIMED_OUT, CANCELLED})  # not once closed
+
+
+def task_card(task: Task, progress: Mapping[str, Any] | None = None, *, now: float,
+              queue_position: int | None = None, note: str | None = None) -> Rendered:
+    """A task's one live message: the root of its thread in the channel, kept current with chat.update.
+
+    State, time, what the agent is doing, the prompt, who and where, tokens and cost, refused actions
+    and the last lines of output; `note` (the latest step of the way, such as "Setup done") while the
+    task is active; a Cancel button while it can still be stopped. Other milestones, the review and
+    the outcome go in the thread below it.
+    """
     p = as_map(progress)
-    tail = progress_tail(p)
+    tail = progress_tail(p)[-ROOT_TAIL_LINES:] if task.state in TAIL_STATES else []
+    tid = task_id(task)
 
     def build(scale: float) -> list[Block]:
-        blocks = [section(headline(task, p, now, queue_position, scale)),
-                  context(*progress_context(task, p))]
+        prompt = quote(task.prompt, max(40, int(500 * scale)), max(2, int(8 * scale))) or ">_(no prompt)_"
+        head = headline(task, p, now, queue_position, scale, title=f"*Task {inline_code(tid, 40)}*")
+        blocks = [section(f"{head}\n{prompt}"),
+                  context(*task_context(task), *progress_context(task, p))]
+        if note and task.state in STOPPABLE_STATES:
+            blocks.append(context(esc(note, max(60, int(300 * scale)))))
         denials = denials_text(p, scale)
         if denials:
             blocks.append(section(denials))
-        block = code_block(tail, max_chars=int(2900 * scale))
+        block = code_block(tail, max_chars=int(ROOT_TAIL_CHARS * scale))
         if block:
             blocks.append(section(block))
+        if task.state in STOPPABLE_STATES:
+            blocks.append(actions_block([cancel_button(task)]))
         return blocks
 
+    text = f"Task {esc_line(tid, 40)} · {state_label(task.state)} · {duration(elapsed(task, now))}"
     action = as_str(p.get("action"))
-    text = f"Task {esc_line(task_id(task), 40)}: {state_label(task.state)} · {duration(elapsed(task, now))}"
     if action and task.state == RUNNING:
         text += f" · {esc_line(action, 200)}"
+    text += f": {esc_line(task.prompt, 200)}"
     return Rendered(fallback(text), fit(build))
 
+
+def moved_card() -> Rendered:
+    """What an older release's status card in the thread says once the root message took over."""
+    text = "This task's status now shows on its first message, above."
+    return Rendered(fallback(text), [context(f"_{text}_")])

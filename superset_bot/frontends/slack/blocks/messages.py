@@ -75,7 +75,7 @@ def status_message(task: Task, progress: Mapping[str, Any] | None, permalink: st
         if review and task.state not in ACTIVE_STATES:
             body += "\n" + review
         blocks.append(section(body))
-        stats = progress_context(task, p)[1:]
+        stats = progress_context(task, p)
         if stats:
             blocks.append(context(*stats))
         block = code_block(tail, max_chars=int(1500 * scale))

@@ -8,7 +8,7 @@ from superset_bot.frontends.slack.blocks.actions import keep_button, retry_butto
 from superset_bot.frontends.slack.blocks.coerce import num
 from superset_bot.frontends.slack.blocks.kit import Rendered, actions_block, fallback, section
 from superset_bot.frontends.slack.blocks.task import task_id
-from superset_bot.frontends.slack.blocks.text import esc, esc_line, inline_code, mention
+from superset_bot.frontends.slack.blocks.text import esc, esc_line, inline_code, mention, mention_people
 from superset_bot.store import Task
 
 
@@ -20,8 +20,8 @@ def milestone(task: Task, text: str, ok: bool = True, *, actor: str | None = Non
     """
     mark = "✅" if ok else "⚠️"
     who = mention(actor) if actor else "someone"
-    body = (esc(text, 2800) or "(no details)").replace("{actor}", who)
-    line = esc_line(text, 500).replace("{actor}", who)
+    body = mention_people((esc(text, 2800) or "(no details)").replace("{actor}", who, 1))
+    line = mention_people(esc_line(text, 500).replace("{actor}", who, 1))
     return Rendered(fallback(f"{mark} Task {esc_line(task_id(task), 40)}: {line}"),
                     [section(f"{mark} {body}")])
 
@@ -51,9 +51,9 @@ def prune_warning(task: Task, hours: float) -> Rendered:
 def failure_with_retry(task: Task, reason: str) -> Rendered:
     """A failed task's notice with a Retry button that runs the same prompt again."""
     tid = task_id(task)
-    why = esc(reason, 2000).strip() or "no reason was given"
+    why = mention_people(esc(reason, 2000).strip()) or "no reason was given"
     blocks = [
         section(f":x: *Task {inline_code(tid, 40)} failed:* {why}"),
         actions_block([retry_button(task)]),
     ]
-    return Rendered(fallback(f"Task {esc_line(tid, 40)} failed: {esc_line(reason, 500)}"), blocks)
+    return Rendered(fallback(f"Task {esc_line(tid, 40)} failed: {mention_people(esc_line(reason, 500))}"), blocks)

@@ -35,6 +35,7 @@ from superset_bot.frontends.slack.blocks.text import (
     esc_line,
     inline_code,
     mention,
+    mention_people,
     quote,
     slack_date,
 )
@@ -89,7 +90,7 @@ def _review_blocks(task: Task, review: Mapping[str, Any], scale: float, *, title
         reason = as_str(review.get("reason")) or task.reason
         problem = f"{state_emoji(state)} *{state_label(state).capitalize()}*"
         if reason:
-            problem += f": {esc(reason, max(60, int(400 * scale)))}"
+            problem += f": {mention_people(esc(reason, max(60, int(400 * scale))))}"
         lines.append(problem)
     commits = max(as_int(review.get("commits")) or 0, 0)
     summary = [f"*{count(len(files), 'file')} changed*", _churn(review), count(commits, "commit")]
@@ -184,7 +185,7 @@ def review_message(task: Task, review: Mapping[str, Any], *, top_files: int = 10
     else:
         reason = as_str(r.get("reason")) or task.reason
         text = f"Task {esc_line(tid, 40)} finished with problems ({state_label(state)}"
-        text += f": {esc_line(reason, 300)})" if reason else ")"
+        text += f": {mention_people(esc_line(reason, 300))})" if reason else ")"
         text += f": {summary}"
     return Rendered(fallback(text), fit(build))
 

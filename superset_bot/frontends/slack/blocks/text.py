@@ -19,6 +19,8 @@ MINUS = "\u2212"
 # bidirectional overrides (which can make `evil.exe` look like `exe.live` in a file list).
 _UNSAFE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
 _USER_ID = re.compile(r"^[UW][A-Z0-9]{2,30}$")
+# "cancelled by U0ALICE", "Follow-up from U0BOB": a person the bot's own sentence names (a user id has a digit)
+_PERSON_IN_SENTENCE = re.compile(r"\b(by|from) ([UW](?=[A-Z]*[0-9])[A-Z0-9]{5,30})\b")
 _BACKTICK_RUN = re.compile(r"`(?=`)")
 _WS = re.compile(r"\s+")
 
@@ -165,6 +167,15 @@ def mention(user: object) -> str:
     if _USER_ID.match(text):
         return f"<@{text}>"
     return esc_line(text, 60) or "someone"
+
+
+def mention_people(sentence: str) -> str:
+    """The first person a bot-written sentence names ("cancelled by U0ALICE") as a real mention.
+
+    Only the first: what follows it may be someone's own words (a follow-up's text), which must not
+    ping anybody.
+    """
+    return _PERSON_IN_SENTENCE.sub(lambda m: f"{m.group(1)} <@{m.group(2)}>", sentence, count=1)
 
 
 def slack_date(ts: object, fmt: str = "{date_short_pretty} at {time}") -> str:
