@@ -1,4 +1,4 @@
-"""`python -m bench [spawn|fanout|soak|merge|scale ...] [--quick|--full] [--files N] [--soak-seconds S]`.
+"""`python -m bench [spawn|fanout|soak|merge|scale|endlag ...] [--quick|--full] [--files N] [--tasks 20,50]`.
 
 Runs the chosen benchmarks (all by default) in temp dirs, prints each table and a final table of
 the issue's targets, and writes them to bench/RESULTS.md.
@@ -15,10 +15,20 @@ import time
 import traceback
 from pathlib import Path
 
-from bench import fanout, merge, scale, soak, spawn
+from bench import endlag, fanout, merge, scale, soak, spawn
 from bench.common import RESULTS, Table, default_tmp, filesystem, isolate_git, summary_table, write_results
 
-NAMES = ("spawn", "fanout", "soak", "merge", "scale")
+NAMES = ("spawn", "fanout", "soak", "merge", "scale", "endlag")
+
+
+def levels(text: str) -> tuple[int, ...]:
+    try:
+        values = tuple(int(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a comma-separated list of numbers: {text!r}") from None
+    if not values or min(values) < 1:
+        raise argparse.ArgumentTypeError(f"levels must be positive: {text!r}")
+    return values
 
 
 def parse(argv: list[str]) -> argparse.Namespace:
@@ -33,6 +43,9 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--agents", type=int, help="agents in the soak (default 20)")
     parser.add_argument("--lines-per-second", type=int, default=2000, help="each soak agent's output rate")
     parser.add_argument("--merges", type=int, help="tasks in the merge storm (default 50)")
+    parser.add_argument("--tasks", type=levels, help="endlag: busy tasks per level, comma-separated "
+                        "(default 20,50; --quick 5)")
+    parser.add_argument("--task-lines-per-second", type=int, default=300, help="endlag: each agent's output rate")
     parser.add_argument("--tmp", help="where temp repos, worktrees and logs go (default: /dev/shm when it has "
                         "4 GiB free, else the system temp dir); the spawn figures depend on this filesystem")
     parser.add_argument("--verbose", action="store_true", help="show the bot's own log lines")
@@ -58,6 +71,10 @@ async def run_one(name: str, tmp: Path, args: argparse.Namespace) -> Table:
         return await merge.run(tmp, tasks=args.merges or (10 if quick else 50))
     if name == "scale":
         return await scale.run(tmp, levels=(1, 5) if quick else (1, 10, 50), window=2.0 if quick else 5.0)
+    if name == "endlag":
+        return await endlag.run(tmp, levels=args.tasks or ((5,) if quick else (20, 50)),
+                                rate=args.task_lines_per_second, seconds=(4.0, 8.0) if quick else (15.0, 30.0),
+                                settle_timeout=120.0 if quick else 600.0)
     raise ValueError(name)
 
 

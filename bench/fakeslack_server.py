@@ -2,7 +2,10 @@
 
 Prints one JSON line {"url", "base", "bot_token", "app_token"} when ready, then answers lines on
 stdin: `stats [[channel, ts], ...]` prints a JSON line of call counts, 429s and the given messages;
-`quit` (or end of input) stops it. Response URLs r0 .. r19999 are registered up front.
+`history` prints every call as [time, method, status] and every successful chat.postMessage /
+chat.update as [time, method, channel, ts, text after the write]; `quit` (or end of input) stops it.
+Times are wall clock (time.time()), so they compare with the bot's store. Response URLs r0 .. r19999
+are registered up front.
 usage: python -m bench.fakeslack_server CHANNEL
 """
 
@@ -11,14 +14,36 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
+import time
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
 from support.fakeslack import FakeSlack  # noqa: E402 - tests/ is not a package
 
 RESPONSE_KEYS = 20_000
+
+
+class RecordingFakeSlack(FakeSlack):
+    """The fake on the wall clock, keeping what each accepted chat write left the message showing."""
+
+    def __init__(self) -> None:
+        super().__init__(rate_limits=True, clock=time.time)
+        self.writes: list[tuple[float, str, str, str, str]] = []
+
+    def _wrote(self, method: str, body: dict[str, Any]) -> dict[str, Any]:
+        message = self.messages.get((str(body.get("channel")), str(body.get("ts"))))
+        if body.get("ok") and message is not None:
+            self.writes.append((time.time(), method, message.channel, message.ts, message.text or ""))
+        return body
+
+    def _m_chat_postMessage(self, args: dict[str, Any]) -> dict[str, Any]:
+        return self._wrote("chat.postMessage", super()._m_chat_postMessage(args))
+
+    def _m_chat_update(self, args: dict[str, Any]) -> dict[str, Any]:
+        return self._wrote("chat.update", super()._m_chat_update(args))
 
 
 def stats(fake: FakeSlack, wanted: list[list[str]]) -> dict[str, object]:
@@ -41,8 +66,14 @@ def stats(fake: FakeSlack, wanted: list[list[str]]) -> dict[str, object]:
             "first_last": {m: [min(t), max(t)] for m, t in times.items()}, "messages": messages}
 
 
+def history(fake: RecordingFakeSlack) -> dict[str, object]:
+    calls = [[c.time, "response_url" if c.method.startswith("response_url:") else c.method, c.status]
+             for c in fake.calls]
+    return {"calls": calls, "writes": fake.writes}
+
+
 async def main() -> None:
-    fake = FakeSlack(rate_limits=True)
+    fake = RecordingFakeSlack()
     await fake.start()
     fake.add_channel(sys.argv[1], "tasks", is_member=True)
     for i in range(RESPONSE_KEYS):
@@ -58,6 +89,8 @@ async def main() -> None:
             if line.startswith("stats"):
                 wanted = json.loads(line[5:].strip() or "[]")
                 print(json.dumps(stats(fake, wanted), default=str), flush=True)
+            elif line.startswith("history"):
+                print(json.dumps(history(fake)), flush=True)
     finally:
         await fake.stop()
 

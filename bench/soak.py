@@ -60,8 +60,15 @@ class FakeSlackProcess:
         self.info = json.loads(line)
 
     async def stats(self, messages: list[list[str]] | None = None) -> dict[str, Any]:
+        return await self._ask(f"stats {json.dumps(messages or [])}")
+
+    async def history(self) -> dict[str, Any]:
+        """Every call [time, method, status] and accepted chat write [time, method, channel, ts, text]."""
+        return await self._ask("history")
+
+    async def _ask(self, line: str) -> dict[str, Any]:
         assert self.proc and self.proc.stdin and self.proc.stdout
-        self.proc.stdin.write(f"stats {json.dumps(messages or [])}\n".encode())
+        self.proc.stdin.write(f"{line}\n".encode())
         await self.proc.stdin.drain()
         return dict(json.loads(await asyncio.wait_for(self.proc.stdout.readline(), 60)))
 
@@ -170,7 +177,7 @@ async def run(tmp: Path, *, agents: int = 20, seconds: float = 20.0, rate: int =
         await slack.outbox.flush(300)
         settle_s = time.monotonic() - settle_start
         final = [await engine.get(t.id) for t in tasks]
-        cards = {t.id: ids.status_ts for t in final if (ids := slack.frontend.messages.get(t.id)) and ids.status_ts}
+        cards = {t.id: ids.status_ts or ids.thread_ts for t in final if (ids := slack.frontend.messages.get(t.id))}
         after = await fake.stats([[CHANNEL, ts] for ts in cards.values()])
         for task in final:
             card = after["messages"].get(f"{CHANNEL}/{cards.get(task.id)}")
