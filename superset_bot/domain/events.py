@@ -5,9 +5,9 @@ Events carry the task as stored *after* the change, so a subscriber never has to
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
 
+from superset_bot.domain.progress import NO_PROGRESS, ProgressSnapshot
 from superset_bot.domain.review import Review
 from superset_bot.domain.task import Task
 
@@ -46,7 +46,7 @@ class OutputLines(EngineEvent):
 class ProgressChanged(EngineEvent):
     """Throttled snapshot of the agent's progress (see agents.Progress.snapshot)."""
 
-    progress: dict[str, Any] = field(default_factory=dict)
+    progress: ProgressSnapshot = NO_PROGRESS
 
 
 @dataclass(frozen=True)

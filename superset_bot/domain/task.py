@@ -1,9 +1,10 @@
-"""A task as stored, an audit event, and the codec of the JSON a task carries (progress, review).
+"""A task as stored, an audit event, and the JSON text a task carries (progress, review).
 
 The store decodes a row's state into a TaskState (a task built by hand may hold any string:
 front ends render unknown states too). `Task.progress` and `Task.review` are stored as JSON
-text; read them through `progress_snapshot()` and `review_data()` (which never raise on a broken
-value) and write them with `encode_progress` and `encode_review`, so the format lives here only.
+text; read them through `progress_snapshot()` (a typed `ProgressSnapshot`) and `review_data()`,
+which never raise on a broken value, and write them with `encode_progress` and `encode_review`.
+The fields' codecs are `ProgressSnapshot` (domain/progress.py) and `Review` (domain/review.py).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from superset_bot.domain.progress import ProgressSnapshot
 from superset_bot.domain.review import Review
 from superset_bot.domain.state import TaskState
 
@@ -40,7 +42,7 @@ class Task:
     pending_prompt: str | None = None  # a follow-up waiting for a slot (survives restarts)
     closed_by: str | None = None
     merge_commit: str | None = None
-    progress: str | None = None  # JSON snapshot of the agent's progress (progress_snapshot())
+    progress: str | None = None  # JSON of the agent's last ProgressSnapshot (progress_snapshot())
     review: str | None = None  # JSON of the last review summary (review_data())
     created_at: float = 0.0
     updated_at: float = 0.0
@@ -49,8 +51,8 @@ class Task:
     last_activity: float = 0.0
     prune_warned_at: float | None = None  # when the thread was told this worktree will be pruned
 
-    def progress_snapshot(self) -> dict[str, Any]:
-        """The last saved progress snapshot, or {} when there is none or it is unreadable."""
+    def progress_snapshot(self) -> ProgressSnapshot:
+        """The last saved progress, or NO_PROGRESS when there is none or it is unreadable."""
         return decode_progress(self.progress)
 
     def review_data(self) -> dict[str, Any] | None:
@@ -68,13 +70,14 @@ class Event:
     created_at: float
 
 
-def encode_progress(snapshot: Mapping[str, Any]) -> str:
-    return json.dumps(dict(snapshot))
+def encode_progress(snapshot: ProgressSnapshot) -> str:
+    return json.dumps(snapshot.to_dict())
 
 
-def decode_progress(raw: str | None) -> dict[str, Any]:
-    """A stored progress snapshot; {} for none, broken JSON, or JSON that is not an object."""
-    return _json_object(raw) or {}
+def decode_progress(raw: str | None) -> ProgressSnapshot:
+    """A stored progress snapshot; NO_PROGRESS for none, broken JSON, or JSON that is not an object
+    (and any unreadable field its neutral value: see `ProgressSnapshot.from_dict`)."""
+    return ProgressSnapshot.from_dict(_json_object(raw))
 
 
 def encode_review(review: Review | Mapping[str, Any]) -> str:

@@ -111,7 +111,7 @@ class Lifecycle:
             if preset.agent.followup and session:
                 argv = agent_argv(preset, followup, session=session, followup=True, paths=paths)
                 # what the last run of this session left for the next (e.g. thread-wide token totals)
-                progress.carried = task.progress_snapshot().get("carry") or {}
+                progress.carried = dict(task.progress_snapshot().carry)
             else:
                 argv = agent_argv(preset, _followup_prompt(task.prompt, followup), paths=paths)
         else:

@@ -98,7 +98,7 @@ class Console:
             for line in event.lines:
                 self.print(f"{tag} {marker} {line}")
         elif isinstance(event, ProgressChanged):
-            action = event.progress.get("action")
+            action = event.progress.action
             if action and action != self._actions.get(event.task.id):
                 self.print(f"{tag} > {action}")
             self._actions[event.task.id] = action

@@ -98,9 +98,8 @@ def status_lines(result: Status, local: bool = False) -> list[str]:
         lines.append(f"worktree: {task.worktree}")
     if result.queue_position:
         lines.append(f"queue position: {result.queue_position}")
-    progress = result.progress or {}
-    if progress.get("action"):
-        lines.append(f"doing: {progress['action']}")
+    if result.progress.action:
+        lines.append(f"doing: {result.progress.action}")
     if task.reason:
         lines.append(f"reason: {task.reason}")
     return lines

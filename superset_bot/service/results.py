@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
 
+from superset_bot.domain.progress import ProgressSnapshot
 from superset_bot.housekeeping.jobs import Digest, PruneReport
 from superset_bot.store import Task
 
@@ -48,7 +48,7 @@ class TaskList(Result):
 @dataclass(frozen=True)
 class Status(Result):
     task: Task
-    progress: Mapping[str, Any] | None
+    progress: ProgressSnapshot  # NO_PROGRESS before the agent ran
     queue_position: int | None
 
 

@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from support.agentsamples import run_sample
 
 from superset_bot.agents.formats import EVENT_KINDS, FORMATS, AgentEvent, Progress, make_parser
+from superset_bot.domain.progress import ProgressSnapshot
 
 PROJECT_ROOT = Path(__file__).parents[2]
 
@@ -66,7 +67,7 @@ def test_hostile_lines_never_raise(fmt: str, line: str) -> None:
     progress = Progress()
     for event in events:
         progress.apply(event)
-    json.dumps(progress.snapshot(), allow_nan=False)
+    json.dumps(progress.snapshot().to_dict(), allow_nan=False)
 
 
 def test_non_object_json_degrades_to_line() -> None:
@@ -167,7 +168,7 @@ def test_arbitrary_text_never_raises(fmt: str, lines: list[str]) -> None:
     for line in lines:
         for event in parse(line):
             progress.apply(event)
-    json.dumps(progress.snapshot())
+    json.dumps(progress.snapshot().to_dict())
 
 
 @pytest.mark.parametrize("fmt", FORMATS)
@@ -181,7 +182,8 @@ def test_arbitrary_json_never_raises(fmt: str, values: list[object]) -> None:
             assert isinstance(event, AgentEvent)
             progress.apply(event)
     snap = progress.snapshot()
-    json.dumps(snap)
+    stored = json.loads(json.dumps(snap.to_dict()))
+    assert ProgressSnapshot.from_dict(stored) == snap
     assert Progress.from_snapshot(snap).snapshot() == snap
 
 
@@ -200,11 +202,10 @@ def test_progress_tail_stays_bounded() -> None:
 def test_progress_snapshot_round_trip() -> None:
     _, progress = run_sample("claude-stream-json", "claude_stream.jsonl")
     snap = progress.snapshot()
-    restored = Progress.from_snapshot(json.loads(json.dumps(snap)))
+    restored = Progress.from_snapshot(ProgressSnapshot.from_dict(json.loads(json.dumps(snap.to_dict()))))
     assert restored.snapshot() == snap
-    assert Progress.from_snapshot({"phase": "nonsense", "tail": [1, "ok"], "tokens_in": "7"}).snapshot()[
-        "tail"
-    ] == ["ok"]
+    odd = Progress.from_snapshot(ProgressSnapshot.from_dict({"phase": "nonsense", "tail": [1, "ok"], "tokens_in": "7"}))
+    assert (odd.phase, list(odd.tail), odd.tokens_in) == ("starting", ["ok"], 0)
 
 
 # --------------------------------------------------------------------------- demo agent

@@ -14,6 +14,7 @@ import pytest
 
 import superset_bot
 from superset_bot import store as store_module
+from superset_bot.domain.progress import NO_PROGRESS, ProgressSnapshot
 from superset_bot.domain.review import Review
 from superset_bot.domain.state import (
     ACTIVE,
@@ -227,13 +228,16 @@ def test_every_move_in_the_code_says_what_it_expects() -> None:
 
 def test_progress_and_review_decode_with_a_fallback() -> None:
     task = Task(id="t", repo="r", prompt="p", preset="x")
-    assert task.progress_snapshot() == {} and task.review_data() is None
+    assert task.progress_snapshot() == NO_PROGRESS and task.review_data() is None
     for broken in ("{not json", "[1, 2]", "null", '"text"', "[" * 100_000):
-        assert decode_progress(broken) == {} and decode_review(broken) is None
-    snapshot = {"phase": "editing", "carry": {"tokens": 5}}
+        assert decode_progress(broken) == NO_PROGRESS and decode_review(broken) is None
+    snapshot = ProgressSnapshot(phase="working", tokens_in=7, carry={"tokens": 5}, tail=("one",))
     with_data = Task(id="t", repo="r", prompt="p", preset="x", progress=encode_progress(snapshot),
                      review=encode_review({"clean": True}))
     assert with_data.progress_snapshot() == snapshot and with_data.review_data() == {"clean": True}
+    assert json.loads(str(with_data.progress)) == snapshot.to_dict()
+    odd = Task(id="t", repo="r", prompt="p", preset="x", progress='{"phase": "editing", "tokens_in": "7"}')
+    assert odd.progress_snapshot() == NO_PROGRESS  # an unknown phase and a string count read as neutral
 
 
 def test_review_round_trip() -> None:

@@ -15,6 +15,7 @@ from support.engineharness import Harness, MakeHarness
 
 from realagents.aider import aider_env, bindir, preset_body, write_model_metadata
 from superset_bot.domain.events import ProgressChanged, ReviewReady
+from superset_bot.domain.progress import ProgressSnapshot
 from superset_bot.store import FAILED, FINISHED, MERGED
 
 
@@ -26,9 +27,8 @@ async def start(harness: MakeHarness, tmp_path: Path, fake: FakeOpenAIChat, **en
     })
 
 
-def last_progress(h: Harness, task_id: str) -> dict[str, Any]:
-    snapshot: dict[str, Any] = h.of(task_id, ProgressChanged)[-1].progress
-    return snapshot
+def last_progress(h: Harness, task_id: str) -> ProgressSnapshot:
+    return h.of(task_id, ProgressChanged)[-1].progress
 
 
 def branch_files(h: Harness, ref: str) -> set[str]:
@@ -56,9 +56,9 @@ async def test_aider_writes_a_file_resumes_its_chat_and_merges(harness: MakeHarn
         assert len(review["denials"]) == 1 and review["denials"][0].startswith("denied: `python3 -m pytest -q`")
         assert '"--test-cmd", "python3 -m pytest -q", "--auto-test"' in review["denials"][0]
         progress = last_progress(h, task.id)
-        assert "Editing hello.txt" in progress["tail"] and progress["tools_used"] == 1
-        assert progress["session_id"] and not progress["is_error"]
-        assert not any("```" in line or "SEARCH" in line or "Repo-map" in line for line in progress["tail"])
+        assert "Editing hello.txt" in progress.tail and progress.tools_used == 1
+        assert progress.session_id and not progress.is_error
+        assert not any("```" in line or "SEARCH" in line or "Repo-map" in line for line in progress.tail)
 
         await h.engine.followup(task.id, "now say hello again", "U1")
         again = await h.settled(task.id, timeout=240)
@@ -71,9 +71,9 @@ async def test_aider_writes_a_file_resumes_its_chat_and_merges(harness: MakeHarn
         assert fake.user_texts(1)[-1].startswith("now say hello again")
         # the file was not in this run's chat: aider adds it and asks the model again (a second call)
         progress = last_progress(h, task.id)
-        assert (progress["tokens_in"], progress["tokens_out"]) == (4000, 80)
-        assert progress["cost_usd"] == pytest.approx(0.0132)
-        assert progress["denials"] == [] and "Editing hello.txt" in progress["tail"]
+        assert (progress.tokens_in, progress.tokens_out) == (4000, 80)
+        assert progress.cost_usd == pytest.approx(0.0132)
+        assert progress.denials == () and "Editing hello.txt" in progress.tail
         assert (Path(again.worktree or "") / "hello.txt").read_text() == "hello again\n"
 
     merged = await h.engine.merge(task.id, "U1")
@@ -108,5 +108,5 @@ async def test_aider_ends_failed_when_the_model_api_keeps_failing(harness: MakeH
     assert done.reason == ("aider's model API call failed (HTTP 500: The server had an error while processing "
                            "your request.) after 8 retries; aider gave up without a reply")
     progress = last_progress(h, task.id)
-    assert "API error 500, retry 8/8" in progress["tail"]
+    assert "API error 500, retry 8/8" in progress.tail
     assert len(fake.requests) == 9  # the first attempt and eight retries

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 from conftest import RepoFactory, git
@@ -27,6 +26,7 @@ from realagents.claude import (
     resumed_run,
 )
 from superset_bot.domain.events import ProgressChanged, ReviewReady
+from superset_bot.domain.progress import ProgressSnapshot
 from superset_bot.store import FAILED, FINISHED, MERGED
 
 pytestmark = pytest.mark.timeout(300)
@@ -43,8 +43,8 @@ async def claude_harness(harness: MakeHarness, make_repo: RepoFactory, api: Fake
     return await harness({"claude-code": preset_body()}, env={**claude_env(api), **env}, repo=repo)
 
 
-def last_progress(h: Harness, task_id: str) -> dict[str, Any]:
-    return dict(h.of(task_id, ProgressChanged)[-1].progress)
+def last_progress(h: Harness, task_id: str) -> ProgressSnapshot:
+    return h.of(task_id, ProgressChanged)[-1].progress
 
 
 def agent_argv(run_dir: str | None) -> list[str]:
@@ -68,19 +68,19 @@ async def test_claude_writes_runs_tests_merges_and_resumes(
     assert any("all 3 tests passed" in text for text in message_texts(api.agent_requests[2]))
 
     progress = last_progress(h, task.id)
-    assert "Writing hello.txt" in progress["tail"]  # relative to the worktree
-    assert "Running make test" in progress["tail"]
+    assert "Writing hello.txt" in progress.tail  # relative to the worktree
+    assert "Running make test" in progress.tail
     # totals are the sum over the model's replies (input + cache write + cache read; output)
-    assert progress["tokens_in"] == (1200 + 300 + 5000) + (1300 + 6000) + (1400 + 6200)
-    assert progress["tokens_out"] == 40 + 20 + 30
-    assert progress["cost_usd"] and progress["cost_usd"] > 0
-    assert progress["denials"] == [] and progress["is_error"] is False
-    session = progress["session_id"]
+    assert progress.tokens_in == (1200 + 300 + 5000) + (1300 + 6000) + (1400 + 6200)
+    assert progress.tokens_out == 40 + 20 + 30
+    assert progress.cost_usd and progress.cost_usd > 0
+    assert progress.denials == () and progress.is_error is False
+    session = progress.session_id
     assert session and done.session_id == session
 
     review = h.of(task.id, ReviewReady)[-1].review.to_dict()
     assert {f["path"] for f in review["files"]} == {"hello.txt"}
-    assert review["tokens_in"] == progress["tokens_in"] and review["cost_usd"] == progress["cost_usd"]
+    assert review["tokens_in"] == progress.tokens_in and review["cost_usd"] == progress.cost_usd
     assert review["final_text"] == "Wrote hello.txt; make test passes."
 
     # the follow-up resumes the same session: the CLI gets --resume, the model sees the earlier turns
@@ -97,8 +97,8 @@ async def test_claude_writes_runs_tests_merges_and_resumes(
     assert any("hello from claude" in text for text in conversation)  # the earlier Write
     assert "Now add bye.txt" in conversation
     progress = last_progress(h, task.id)
-    assert progress["session_id"] == session
-    assert progress["tokens_in"] == 2000 + 2100 and progress["tokens_out"] == 25 + 15  # this run's own
+    assert progress.session_id == session
+    assert progress.tokens_in == 2000 + 2100 and progress.tokens_out == 25 + 15  # this run's own
     review = h.of(task.id, ReviewReady)[-1].review.to_dict()
     assert {f["path"] for f in review["files"]} == {"hello.txt", "bye.txt"}
 
@@ -124,7 +124,7 @@ async def test_claude_denied_command_is_reported_and_task_stays_reviewable(
         f'denied: writing {outside}/escape.txt (outside the worktree); grant it with '
         f'"writable": ["{outside}"] in the preset\'s agent.permissions',
     ]
-    assert last_progress(h, task.id)["denials"] == said
+    assert list(last_progress(h, task.id).denials) == said
     review = h.of(task.id, ReviewReady)[-1].review.to_dict()
     assert review["denials"] == said
     assert {f["path"] for f in review["files"]} == {"notes.txt"}
@@ -144,7 +144,7 @@ async def test_claude_auth_failure_stops_the_agent_at_once(
     assert done.state == FAILED
     assert done.reason and "refused the credentials (401)" in done.reason and "ANTHROPIC_API_KEY" in done.reason
     progress = last_progress(h, task.id)
-    assert "API error 401, retry 1/10" in progress["tail"]
+    assert "API error 401, retry 1/10" in progress.tail
     # stopped after its first retry or two, not after all ten (eleven requests over minutes)
     assert 1 <= len([r for r in api.requests if r["path"].startswith("/v1/messages")]) <= 5
 
@@ -157,6 +157,6 @@ async def test_claude_http_500_fails_plainly(harness: MakeHarness, make_repo: Re
     assert done.state == FAILED
     assert done.reason and done.reason.startswith("Failed (API error 500): Internal server error"), done.reason
     progress = last_progress(h, task.id)
-    assert "API error 500, retry 1/1" in progress["tail"]
-    assert progress["fatal"] is False  # a server error is not the credentials: the CLI decided
+    assert "API error 500, retry 1/1" in progress.tail
+    assert progress.fatal is False  # a server error is not the credentials: the CLI decided
     assert h.of(task.id, ReviewReady) == [] or h.of(task.id, ReviewReady)[-1].review.files == []

@@ -22,6 +22,7 @@ from support.engineharness import Harness, MakeHarness
 from realagents import codex as real
 from superset_bot.agents.formats import make_parser
 from superset_bot.domain.events import ProgressChanged, ReviewReady
+from superset_bot.domain.progress import ProgressSnapshot
 from superset_bot.store import FAILED, FINISHED, MERGED
 
 pytestmark = pytest.mark.timeout(300)
@@ -50,11 +51,10 @@ async def codex_harness(harness: MakeHarness, tmp_path: Path, server: FakeRespon
     return await harness({"codex": real.preset_body()}, env=env)
 
 
-def last_progress(h: Harness, task_id: str) -> dict[str, Any]:
+def last_progress(h: Harness, task_id: str) -> ProgressSnapshot:
     snapshots = h.of(task_id, ProgressChanged)
     assert snapshots, "no progress was published"
-    progress: dict[str, Any] = snapshots[-1].progress
-    return progress
+    return snapshots[-1].progress
 
 
 def last_review(h: Harness, task_id: str) -> dict[str, Any]:
@@ -91,10 +91,10 @@ async def test_codex_writes_commits_resumes_and_merges(
     assert "Process exited with code 0" in outputs[1] and "Add hello.txt" in outputs[1]  # git works in the sandbox
 
     progress = last_progress(h, task.id)
-    assert progress["tokens_in"] == 1200 + 1300 + 1400 + 1500 and progress["tokens_out"] == 110
-    assert progress["cost_usd"] is None
-    assert progress["carry"] == {"thread_tokens_in": 5400, "thread_tokens_out": 110}
-    tail = progress["tail"]
+    assert progress.tokens_in == 1200 + 1300 + 1400 + 1500 and progress.tokens_out == 110
+    assert progress.cost_usd is None
+    assert progress.carry == {"thread_tokens_in": 5400, "thread_tokens_out": 110}
+    tail = progress.tail
     assert "Editing hello.txt" in tail and "Running cat hello.txt" in tail
     assert not [line for line in tail if line.startswith("{") or "Reading additional input" in line]
     review = last_review(h, task.id)
@@ -112,9 +112,9 @@ async def test_codex_writes_commits_resumes_and_merges(
     assert earlier_calls and earlier_calls <= {i["call_id"] for i in resumed.input_items("custom_tool_call")}
     assert resumed.user_texts()[-1] == "Now say hello again"
     progress = last_progress(h, task.id)
-    assert (progress["tokens_in"], progress["tokens_out"]) == (2000 + 2100, 40)  # this run's own, not the thread's
-    assert progress["carry"] == {"thread_tokens_in": 9500, "thread_tokens_out": 150}
-    assert "Editing hello.txt" in progress["tail"]
+    assert (progress.tokens_in, progress.tokens_out) == (2000 + 2100, 40)  # this run's own, not the thread's
+    assert progress.carry == {"thread_tokens_in": 9500, "thread_tokens_out": 150}
+    assert "Editing hello.txt" in progress.tail
 
     merged = await h.engine.merge(task.id, "U1")
     assert merged.state == MERGED
@@ -133,8 +133,8 @@ async def test_codex_bad_key_fails_at_once_with_the_reason(
     assert "401" in (task.reason or "") and "Incorrect API key" in (task.reason or "")
     assert 1 <= len(server.requests) < 6
     progress = last_progress(h, task.id)
-    assert progress["fatal"] is True
-    assert "API error 401, retry 1/5" in progress["tail"]
+    assert progress.fatal is True
+    assert "API error 401, retry 1/5" in progress.tail
 
 
 async def test_codex_http_500_fails_plainly(harness: MakeHarness, fake_openai: MakeServer, tmp_path: Path) -> None:
@@ -145,7 +145,7 @@ async def test_codex_http_500_fails_plainly(harness: MakeHarness, fake_openai: M
     assert task.state == FAILED
     assert "model API error 500" in (task.reason or "")
     assert len(server.requests) == 1
-    tail = last_progress(h, task.id)["tail"]
+    tail = last_progress(h, task.id).tail
     assert any(line.startswith("Error: model API error 500") for line in tail), tail
     assert not [line for line in tail if line.startswith("{")]
 
@@ -184,9 +184,9 @@ async def test_codex_sandbox_rejects_a_write_outside_the_worktree(
     assert patch.startswith("denied: a patch writing outside of the project was rejected by the sandbox")
     assert '"writable"' in patch and "agent.permissions" in patch
     progress = last_progress(h, task.id)
-    assert progress["denials"] == review["denials"]
+    assert list(progress.denials) == review["denials"]
     # Codex prints the command's item (so the denial shows) unless the command died within milliseconds
-    if any(line.startswith("Running sleep 0.5") for line in progress["tail"]):
+    if any(line.startswith("Running sleep 0.5") for line in progress.tail):
         assert len(review["denials"]) >= 2 and "Read-only file system" in review["denials"][1]
 
 

@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import replace
 from typing import Any
 
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 
+from superset_bot.domain.progress import ProgressSnapshot
 from superset_bot.frontends.slack.blocks.kit import Rendered
 from superset_bot.frontends.slack.blocks.limits import ulen, validate_blocks
 from superset_bot.store import ALL_STATES, Task
@@ -40,14 +42,20 @@ def hostile_task(**kw: Any) -> Task:
     )
 
 
-def progress(**kw: Any) -> dict[str, Any]:
-    base: dict[str, Any] = {
-        "phase": "working", "action": "Editing src/api.py", "tools_used": 12, "tokens_in": 34_500,
-        "tokens_out": 2100, "cost_usd": 0.42, "duration_s": None, "session_id": "s1", "final_text": None,
-        "is_error": False, "lines_seen": 120, "tail": ["collecting tests", "3 passed"],
-    }
-    base.update(kw)
-    return base
+PROGRESS = ProgressSnapshot(
+    phase="working", action="Editing src/api.py", tools_used=12, tokens_in=34_500, tokens_out=2100,
+    cost_usd=0.42, session_id="s1", lines_seen=120, tail=("collecting tests", "3 passed"),
+)
+
+
+def progress(**kw: Any) -> ProgressSnapshot:
+    """An agent's progress mid-run, with `kw` changed (a list is fine for `tail` and `denials`)."""
+    return replace(PROGRESS, **kw)
+
+
+def stored_progress(**kw: Any) -> ProgressSnapshot:
+    """The progress a stored row holding PROGRESS's JSON with `kw` changed (anything at all) decodes to."""
+    return ProgressSnapshot.from_dict({**PROGRESS.to_dict(), **kw})
 
 
 def file_entry(path: str, status: str = "M", added: int | None = 1, deleted: int | None = 0,

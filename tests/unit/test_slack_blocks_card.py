@@ -17,10 +17,12 @@ from support.blocksamples import (
     make_task,
     progress,
     review,
+    stored_progress,
     text_tasks,
     texts,
 )
 
+from superset_bot.domain.progress import NO_PROGRESS, ProgressSnapshot
 from superset_bot.frontends.slack.blocks.card import moved_card, task_card
 from superset_bot.frontends.slack.blocks.limits import ulen, validate_blocks
 from superset_bot.frontends.slack.blocks.messages import status_message
@@ -91,7 +93,7 @@ def test_card_queued_preparing_and_done() -> None:
     assert_safe(queued)
     assert "*Queued* · waiting 5m 00s · #3 in line" in dumps(queued.blocks)
     assert len(queued.blocks) == 3  # no empty code block: head, context, Cancel
-    preparing = task_card(make_task(state="preparing"), {}, now=NOW)
+    preparing = task_card(make_task(state="preparing"), NO_PROGRESS, now=NOW)
     assert "Preparing" in dumps(preparing.blocks)
     failed = task_card(make_task(state="failed", finished_at=NOW - 45, reason="agent exited with 2"),
                            progress(phase="done"), now=NOW)
@@ -102,21 +104,27 @@ def test_card_queued_preparing_and_done() -> None:
 
 
 def test_card_hostile_stays_small() -> None:
-    p = progress(action=HOSTILE * 500, tail=[("x" * 9000 + "```" + HOSTILE)] * 1000, tools_used=10**20,
-                 tokens_in=float("inf"), cost_usd=float("nan"), lines_seen="many", is_error=True)
+    p = stored_progress(action=HOSTILE * 500, tail=[("x" * 9000 + "```" + HOSTILE)] * 1000, tools_used=10**20,
+                        tokens_in=float("inf"), cost_usd=float("nan"), lines_seen="many", is_error=True)
     r = task_card(hostile_task(), p, now=NOW, queue_position=-5)
     assert_safe(r)
     assert len(dumps(r.blocks)) < 8000
+    long = task_card(hostile_task(), progress(action=HOSTILE * 500, tail=[("x" * 9000 + "```" + HOSTILE)] * 1000),
+                     now=NOW)  # built in memory: no stored row's bounds on the tail
+    assert_safe(long)
+    assert len(dumps(long.blocks)) < 8000
 
 
 progress_maps = st.dictionaries(
     st.sampled_from(["phase", "action", "tools_used", "tokens_in", "tokens_out", "cost_usd", "duration_s",
-                     "final_text", "is_error", "lines_seen", "tail"]), anything, max_size=11)
+                     "final_text", "is_error", "lines_seen", "tail", "denials", "error", "fatal", "tail_lines",
+                     "line_chars"]), anything, max_size=16)
 
 
 @FUZZ
 @given(text_tasks(), st.none() | progress_maps, st.floats(), st.none() | st.integers())
-def test_card_property(task: Task, prog: dict[str, Any] | None, now: float, pos: int | None) -> None:
+def test_card_property(task: Task, stored: dict[str, Any] | None, now: float, pos: int | None) -> None:
+    prog = None if stored is None else ProgressSnapshot.from_dict(stored)  # what a stored row decodes to
     r = task_card(task, prog, now=now, queue_position=pos)
     assert validate_blocks(r.blocks) == []
     assert r.text and ulen(r.text) <= 3000

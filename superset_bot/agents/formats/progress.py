@@ -1,4 +1,5 @@
-"""Running totals and the tail of one agent run, for status cards and reviews."""
+"""Running totals and the tail of one agent run, folded from its events; `snapshot()` is what
+the engine publishes and stores (`domain.progress.ProgressSnapshot`)."""
 
 from __future__ import annotations
 
@@ -6,16 +7,18 @@ import collections
 from dataclasses import dataclass, field
 from typing import Any
 
-from superset_bot.agents.formats.event import (
-    TEXT_LINES_MAX,
-    AgentEvent,
-    as_list,
-    as_number,
-    clip,
+from superset_bot.agents.formats.event import TEXT_LINES_MAX, AgentEvent, clip
+from superset_bot.domain.progress import (
+    DENIALS_MAX,
+    LINE_CHARS,
+    LINE_CHARS_MAX,
+    PHASES,
+    TAIL_LINES,
+    TAIL_LINES_MAX,
+    ProgressSnapshot,
 )
 
-PHASES = ("starting", "working", "finishing", "done")
-DENIALS_MAX = 10  # distinct refused actions kept for the status card and the review
+__all__ = ["DENIALS_MAX", "PHASES", "Progress"]
 
 
 @dataclass
@@ -33,8 +36,8 @@ class Progress:
     this session to get; `carried` is what this run got.
     """
 
-    tail_lines: int = 20
-    line_chars: int = 300
+    tail_lines: int = TAIL_LINES
+    line_chars: int = LINE_CHARS
     phase: str = "starting"
     action: str | None = None
     tools_used: int = 0
@@ -54,8 +57,8 @@ class Progress:
     tail: collections.deque[str] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        self.tail_lines = max(1, int(self.tail_lines))
-        self.line_chars = max(2, int(self.line_chars))
+        self.tail_lines = min(max(1, int(self.tail_lines)), TAIL_LINES_MAX)
+        self.line_chars = min(max(2, int(self.line_chars)), LINE_CHARS_MAX)
         self.tail = collections.deque(maxlen=self.tail_lines)
 
     def apply(self, event: AgentEvent) -> None:
@@ -109,60 +112,36 @@ class Progress:
         self.phase = "done"
         self.action = None
 
-    def snapshot(self) -> dict[str, Any]:
-        """A JSON-serialisable copy, for persistence and status cards."""
-        return {
-            "phase": self.phase,
-            "action": self.action,
-            "tools_used": self.tools_used,
-            "tokens_in": self.tokens_in,
-            "tokens_out": self.tokens_out,
-            "cost_usd": self.cost_usd,
-            "duration_s": self.duration_s,
-            "session_id": self.session_id,
-            "final_text": self.final_text,
-            "is_error": self.is_error,
-            "lines_seen": self.lines_seen,
-            "denials": list(self.denials),
-            "error": self.error,
-            "fatal": self.fatal,
-            "carry": dict(self.carry),
-            "carried": dict(self.carried),
-            "tail": list(self.tail),
-            "tail_lines": self.tail_lines,
-            "line_chars": self.line_chars,
-        }
+    def snapshot(self) -> ProgressSnapshot:
+        """A frozen copy, for status cards and persistence (`ProgressSnapshot.to_dict` is the JSON)."""
+        return ProgressSnapshot(
+            phase=self.phase, action=self.action, tools_used=self.tools_used, tokens_in=self.tokens_in,
+            tokens_out=self.tokens_out, cost_usd=self.cost_usd, duration_s=self.duration_s,
+            session_id=self.session_id, final_text=self.final_text, is_error=self.is_error,
+            lines_seen=self.lines_seen, denials=tuple(self.denials), error=self.error, fatal=self.fatal,
+            carry=dict(self.carry), carried=dict(self.carried), tail=tuple(self.tail),
+            tail_lines=self.tail_lines, line_chars=self.line_chars,
+        )
 
     @classmethod
-    def from_snapshot(cls, data: dict[str, Any]) -> Progress:
-        """Rebuild a Progress saved with `snapshot()` (e.g. after a bot restart); lenient."""
-        data = data if isinstance(data, dict) else {}
-
-        def get(key: str, kind: type | tuple[type, ...], default: Any) -> Any:
-            value = data.get(key)
-            return value if isinstance(value, kind) and not isinstance(value, bool) else default
-
-        progress = cls(tail_lines=get("tail_lines", int, 20), line_chars=get("line_chars", int, 300))
-        phase = data.get("phase")
-        progress.phase = phase if phase in PHASES else "starting"
-        progress.action = get("action", str, None)
-        progress.tools_used = get("tools_used", int, 0)
-        progress.tokens_in = get("tokens_in", int, 0)
-        progress.tokens_out = get("tokens_out", int, 0)
-        progress.cost_usd = as_number(data.get("cost_usd"))
-        progress.duration_s = as_number(data.get("duration_s"))
-        progress.session_id = get("session_id", str, None)
-        progress.final_text = get("final_text", str, None)
-        progress.is_error = data.get("is_error") is True
-        progress.lines_seen = get("lines_seen", int, 0)
-        progress.denials = [clip(d, progress.line_chars) for d in as_list(data.get("denials"))
-                            if isinstance(d, str)][:DENIALS_MAX]
-        progress.error = get("error", str, None)
-        progress.fatal = data.get("fatal") is True
-        for key in ("carry", "carried"):
-            value = data.get(key)
-            setattr(progress, key, dict(value) if isinstance(value, dict) else {})
-        for line in as_list(data.get("tail")):
-            if isinstance(line, str):
-                progress.tail.append(clip(line, progress.line_chars))
+    def from_snapshot(cls, snapshot: ProgressSnapshot) -> Progress:
+        """Rebuild a Progress from a snapshot (e.g. `Task.progress_snapshot()` after a bot restart)."""
+        progress = cls(tail_lines=snapshot.tail_lines, line_chars=snapshot.line_chars)
+        progress.phase = snapshot.phase
+        progress.action = snapshot.action
+        progress.tools_used = snapshot.tools_used
+        progress.tokens_in = snapshot.tokens_in
+        progress.tokens_out = snapshot.tokens_out
+        progress.cost_usd = snapshot.cost_usd
+        progress.duration_s = snapshot.duration_s
+        progress.session_id = snapshot.session_id
+        progress.final_text = snapshot.final_text
+        progress.is_error = snapshot.is_error
+        progress.lines_seen = snapshot.lines_seen
+        progress.denials = [clip(d, progress.line_chars) for d in snapshot.denials][:DENIALS_MAX]
+        progress.error = snapshot.error
+        progress.fatal = snapshot.fatal
+        progress.carry = dict(snapshot.carry)
+        progress.carried = dict(snapshot.carried)
+        progress.tail.extend(clip(line, progress.line_chars) for line in snapshot.tail)
         return progress

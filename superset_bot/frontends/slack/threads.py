@@ -12,7 +12,7 @@ import asyncio
 import logging
 from collections import deque
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from superset_bot.domain.events import (
@@ -25,6 +25,7 @@ from superset_bot.domain.events import (
     ReviewReady,
     StateChanged,
 )
+from superset_bot.domain.progress import ProgressSnapshot
 from superset_bot.engine.core import UserError
 from superset_bot.frontends.slack import blocks as ui
 from superset_bot.store import (
@@ -57,7 +58,7 @@ class TaskThread:
     """What the front end knows of one task's thread, and its serial render queue."""
 
     queue: asyncio.Queue[EngineEvent] = field(default_factory=asyncio.Queue)
-    progress: dict[str, Any] | None = None
+    progress: ProgressSnapshot | None = None  # the last one published (None: the task's saved one)
     setup_tail: deque[str] = field(default_factory=lambda: deque(maxlen=20))
     queue_position: int | None = None
     refresh_pending: bool = False
@@ -214,7 +215,7 @@ class Threads:
         assert ids is not None
         progress = thread.progress if thread.progress is not None else task.progress_snapshot()
         if task.state == PREPARING and thread.setup_tail:
-            progress = {**progress, "tail": list(thread.setup_tail), "action": "Running setup"}
+            progress = replace(progress, tail=tuple(thread.setup_tail), action="Running setup")
         card = ui.task_card(task, progress, now=frontend.clock(), note=thread.note,
                             queue_position=thread.queue_position if task.state == QUEUED else None)
         frontend.outbox.update(ids.channel, ids.thread_ts, card.text, card.blocks, urgent=urgent)

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Iterable
 
+from superset_bot.domain.progress import NO_PROGRESS, ProgressSnapshot
 from superset_bot.frontends.slack.blocks.actions import cancel_button
-from superset_bot.frontends.slack.blocks.coerce import as_int, as_list, as_map, as_str, num
+from superset_bot.frontends.slack.blocks.coerce import as_int, num
 from superset_bot.frontends.slack.blocks.figures import count, duration, stats
 from superset_bot.frontends.slack.blocks.kit import (
     Block,
@@ -19,7 +19,6 @@ from superset_bot.frontends.slack.blocks.kit import (
 )
 from superset_bot.frontends.slack.blocks.task import state_emoji, state_label, task_context, task_id
 from superset_bot.frontends.slack.blocks.text import (
-    clean,
     code_block,
     esc,
     esc_line,
@@ -53,7 +52,7 @@ def elapsed(task: Task, now: float) -> float:
     return max(0.0, end - start)
 
 
-def headline(task: Task, progress: Mapping[str, Any], now: float, queue_position: int | None,
+def headline(task: Task, progress: ProgressSnapshot, now: float, queue_position: int | None,
              scale: float = 1.0, title: str = "") -> str:
     """First lines of a task's card: state, time, what the agent is doing right now (after `title`)."""
     state = task.state
@@ -69,17 +68,15 @@ def headline(task: Task, progress: Mapping[str, Any], now: float, queue_position
         return f"{emoji} *Preparing the worktree* · {took}"
     if state == RUNNING:
         head = f"{emoji} *Running* · {took}"
-        action = as_str(progress.get("action"))
-        phase = progress.get("phase")
-        if action:
-            head += f"\n*Now:* {inline_code(action, max(40, int(200 * scale)))}"
-        elif phase == "finishing":
+        if progress.action:
+            head += f"\n*Now:* {inline_code(progress.action, max(40, int(200 * scale)))}"
+        elif progress.phase == "finishing":
             head += "\n_Wrapping up…_"
-        elif phase == "done":
+        elif progress.phase == "done":
             head += "\n_The agent has exited._"
         else:
             head += "\n_Starting the agent…_"
-        if progress.get("is_error") is True:
+        if progress.is_error:
             head += "\n⚠️ The agent reported an error."
         return head
     head = f"{emoji} *{state_label(state).capitalize()}* · took {took}"
@@ -88,28 +85,27 @@ def headline(task: Task, progress: Mapping[str, Any], now: float, queue_position
     return head
 
 
-def progress_tail(progress: Mapping[str, Any]) -> list[str]:
-    return [line if isinstance(line, str) else clean(line) for line in as_list(progress.get("tail"))[-200:]]
+def progress_tail(progress: ProgressSnapshot) -> list[str]:
+    return list(progress.tail[-200:])
 
 
-def progress_context(task: Task, progress: Mapping[str, Any]) -> list[str]:
-    parts = stats(progress.get("tools_used"), progress.get("tokens_in"), progress.get("tokens_out"),
-                  progress.get("cost_usd"))
-    lines = as_int(progress.get("lines_seen"))
-    if lines:
-        parts.append(count(lines, "line") + " of output")
+def progress_context(task: Task, progress: ProgressSnapshot) -> list[str]:
+    parts = stats(progress.tools_used, progress.tokens_in, progress.tokens_out, progress.cost_usd)
+    if progress.lines_seen:
+        parts.append(count(progress.lines_seen, "line") + " of output")
     return [" · ".join(parts)] if parts else []
 
 
-def denials_text(info: Mapping[str, Any], scale: float) -> str:
-    """What the agent's permissions or sandbox refused, each with how to grant it ("" for none)."""
-    denials = [d for d in as_list(info.get("denials")) if isinstance(d, str) and d.strip()]
-    if not denials:
+def denials_text(denials: Iterable[object], scale: float) -> str:
+    """What the agent's permissions or sandbox refused, each with how to grant it ("" for none);
+    `denials` is a progress snapshot's or a review's (which may hold anything)."""
+    said = [d for d in denials if isinstance(d, str) and d.strip()]
+    if not said:
         return ""
     n = max(1, int(5 * scale))
-    lines = [f"• {esc(d, max(60, int(300 * scale)))}" for d in denials[:n]]
-    if len(denials) > n:
-        lines.append(f"_…and {len(denials) - n:,} more_")
+    lines = [f"• {esc(d, max(60, int(300 * scale)))}" for d in said[:n]]
+    if len(said) > n:
+        lines.append(f"_…and {len(said) - n:,} more_")
     return ":no_entry: *Refused by the agent's permissions*\n" + "\n".join(lines)
 
 
@@ -118,7 +114,7 @@ ROOT_TAIL_CHARS = 1500
 TAIL_STATES = frozenset({QUEUED, PREPARING, RUNNING, FINISHED, FAILED, TIMED_OUT, CANCELLED})  # not once closed
 
 
-def task_card(task: Task, progress: Mapping[str, Any] | None = None, *, now: float,
+def task_card(task: Task, progress: ProgressSnapshot | None = None, *, now: float,
               queue_position: int | None = None, note: str | None = None) -> Rendered:
     """A task's one live message: the root of its thread in the channel, kept current with chat.update.
 
@@ -127,7 +123,7 @@ def task_card(task: Task, progress: Mapping[str, Any] | None = None, *, now: flo
     task is active; a Cancel button while it can still be stopped. Other milestones, the review and
     the outcome go in the thread below it.
     """
-    p = as_map(progress)
+    p = progress if progress is not None else NO_PROGRESS
     tail = progress_tail(p)[-ROOT_TAIL_LINES:] if task.state in TAIL_STATES else []
     tid = task_id(task)
 
@@ -138,7 +134,7 @@ def task_card(task: Task, progress: Mapping[str, Any] | None = None, *, now: flo
                   context(*task_context(task), *progress_context(task, p))]
         if note and task.state in STOPPABLE_STATES:
             blocks.append(context(esc(note, max(60, int(300 * scale)))))
-        denials = denials_text(p, scale)
+        denials = denials_text(p.denials, scale)
         if denials:
             blocks.append(section(denials))
         block = code_block(tail, max_chars=int(ROOT_TAIL_CHARS * scale))
@@ -149,9 +145,8 @@ def task_card(task: Task, progress: Mapping[str, Any] | None = None, *, now: flo
         return blocks
 
     text = f"Task {esc_line(tid, 40)} · {state_label(task.state)} · {duration(elapsed(task, now))}"
-    action = as_str(p.get("action"))
-    if action and task.state == RUNNING:
-        text += f" · {esc_line(action, 200)}"
+    if p.action and task.state == RUNNING:
+        text += f" · {esc_line(p.action, 200)}"
     text += f": {esc_line(task.prompt, 200)}"
     return Rendered(fallback(text), fit(build))
 

@@ -1,24 +1,17 @@
-"""Defensive reading of loosely typed values (task fields, progress and review dicts).
+"""Defensive reading of loosely typed values (task fields, review dicts, Slack payloads).
 
-Each reader returns a safe value of the type asked for, or a neutral one, and never raises.
+Each reader returns a safe value of the type asked for, or a neutral one, and never raises. A task's
+progress needs none of them: `ProgressSnapshot` (domain/progress.py) is already sane.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from typing import Any
 
+from superset_bot.domain.progress import sane_number as num  # one rule for what a number is
 
-def num(value: object) -> float | None:
-    """A finite, sane number or None (bools, strings, NaN and absurd magnitudes are not numbers)."""
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    try:
-        number = float(value)
-    except OverflowError:
-        return None
-    return number if math.isfinite(number) and abs(number) <= 1e15 else None
+__all__ = ["as_int", "as_list", "as_map", "as_str", "num"]
 
 
 def as_int(value: object) -> int | None:

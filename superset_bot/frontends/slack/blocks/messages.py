@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Sequence
 
 from superset_bot.domain.commands import SPECS, usage
+from superset_bot.domain.progress import NO_PROGRESS, ProgressSnapshot
 from superset_bot.frontends.slack.blocks.card import elapsed, headline, progress_context, progress_tail
-from superset_bot.frontends.slack.blocks.coerce import as_map, num
+from superset_bot.frontends.slack.blocks.coerce import num
 from superset_bot.frontends.slack.blocks.figures import duration
 from superset_bot.frontends.slack.blocks.kit import (
     Block,
@@ -54,10 +54,10 @@ def error_message(text: str) -> Rendered:
 
 
 
-def status_message(task: Task, progress: Mapping[str, Any] | None, permalink: str | None, *, now: float,
+def status_message(task: Task, progress: ProgressSnapshot | None, permalink: str | None, *, now: float,
                    queue_position: int | None) -> Rendered:
     """The `status ID` answer (ephemeral): the task, its progress and a link to its thread."""
-    p = as_map(progress)
+    p = progress if progress is not None else NO_PROGRESS
     tid = task_id(task)
     tail = progress_tail(p)
 

@@ -138,7 +138,7 @@ def _review_blocks(task: Task, review: Mapping[str, Any], scale: float, *, title
         else:
             blocks.append(section(f":warning: Does not merge cleanly into {inline_code(base, 60)}"))
 
-    denials = denials_text(review, scale)
+    denials = denials_text(as_list(review.get("denials")), scale)
     if denials:
         blocks.append(section(denials))
 
