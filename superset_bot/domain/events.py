@@ -66,6 +66,15 @@ class ReviewReady(EngineEvent):
 
 
 @dataclass(frozen=True)
+class ReviewRefreshed(EngineEvent):
+    """An open review seen again after its base branch moved (another task merged): `review` replaces
+    `previous` on the same review message, so nobody merges on what it said before."""
+
+    review: Review
+    previous: Review | None = None
+
+
+@dataclass(frozen=True)
 class PruneWarning(EngineEvent):
     """The task's worktree will be pruned after `grace_s` unless someone keeps it."""
 

@@ -32,6 +32,8 @@ class Review:
     final_text: str | None = None
     notes: list[str] = field(default_factory=list)
     denials: list[str] = field(default_factory=list)  # actions the agent's permissions or sandbox refused
+    base_commit: str | None = None  # where the task's branch started
+    base_moved: int | None = None  # commits the base branch gained since then (None: unknown)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-able values (the state as its string)."""

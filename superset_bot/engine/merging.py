@@ -121,6 +121,9 @@ class Merging:
         await engine.cleanup.teardown(merged, actor)
         await engine.cleanup.remove_worktree(merged, keep_branch=preset.keep_branch)
         await engine.hooks_dispatch("merged", merged, {"commit": result.new_commit, "strategy": result.strategy})
+        # the base moved: the other open reviews on it may no longer merge cleanly (in the background:
+        # the merge is done, and a person is waiting for its answer)
+        engine.workers.background(engine.reviews.refresh_open(merged.repo, merged.base_branch or "", merged.id))
         return merged
 
     async def discard(self, task_id: str, actor: str) -> Task:

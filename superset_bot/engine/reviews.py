@@ -1,5 +1,6 @@
 """A task's review: its branch summarised against its base with a merge preview, checks and cost,
-posted to subscribers and plugins; and the full diff a reviewer may ask for."""
+posted to subscribers and plugins; looked at again when its base moves; and the full diff a reviewer
+may ask for."""
 
 from __future__ import annotations
 
@@ -8,15 +9,16 @@ from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
 from superset_bot.agents.formats import Progress
-from superset_bot.domain.events import ReviewReady
+from superset_bot.domain.events import ReviewReady, ReviewRefreshed
 from superset_bot.domain.review import Review
 from superset_bot.domain.task import encode_review
 from superset_bot.engine.errors import UserError
 from superset_bot.git import diff as gitdiff
 from superset_bot.git import merge as gitmerge
+from superset_bot.git import refs as gitrefs
 from superset_bot.git.commands import GitError
 from superset_bot.redact import Redactor
-from superset_bot.store import CLOSED_STATES, Task
+from superset_bot.store import CLOSED_STATES, REVIEWABLE_STATES, Task
 
 if TYPE_CHECKING:
     from superset_bot.engine.core import Engine
@@ -29,6 +31,9 @@ class Reviews:
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+        # (repo, base) with a refresh pass under way -> whether another merge asked for one meanwhile:
+        # fifty merges in a row make two passes over the open reviews, not fifty
+        self._again: dict[tuple[str, str], bool] = {}
 
     async def build(self, task: Task, progress: Progress | None = None, checks: Any = None) -> Review | None:
         """Summarise the task's branch against its base and preview the merge."""
@@ -40,6 +45,8 @@ class Reviews:
         try:
             summary = await gitdiff.summarize(repo, task.branch, task.base_branch)
             preview = await gitmerge.preview_merge(repo, task.branch, task.base_branch)
+            moved = await gitrefs.commits_since(repo, task.base_commit, task.base_branch) \
+                if task.base_commit else None
         except GitError as exc:
             log.warning("task %s: no review: %s", task.id, exc)
             return None
@@ -63,6 +70,8 @@ class Reviews:
             tokens_out=progress.tokens_out if progress else None,
             final_text=progress.final_text if progress else None,
             denials=list(progress.denials) if progress else [],
+            base_commit=task.base_commit,
+            base_moved=moved,
         )
 
     async def post(self, task: Task, progress: Progress | None = None, checks: Any = None) -> Review | None:
@@ -75,6 +84,47 @@ class Reviews:
         engine.publish(ReviewReady(task, review))
         await engine.hooks_dispatch("review_ready", task, {"review": review.to_dict()})
         return review
+
+    async def refresh_open(self, repo: str, base: str, merged: str) -> None:
+        """The base branch `base` of `repo` moved (task `merged` landed on it): look again at every open
+        review on it, and publish the ones whose verdict changed (merges cleanly or not, how far the
+        base moved), so no review goes on offering a Merge its branch no longer makes cleanly."""
+        key = (repo, base)
+        if key in self._again:  # a pass over this base is under way: it goes round once more
+            self._again[key] = True
+            return
+        self._again[key] = False
+        try:
+            while True:
+                for task in await self.engine.store.list_tasks(REVIEWABLE_STATES):
+                    if task.id == merged or task.repo != repo or task.base_branch != base or not task.review:
+                        continue
+                    try:
+                        await self._refresh(task)
+                    except Exception:  # noqa: BLE001 - one task's review must not stop the others'
+                        log.exception("task %s: could not refresh its review", task.id)
+                if not self._again[key]:
+                    return
+                self._again[key] = False  # merges landed meanwhile: one more pass covers them all
+        finally:
+            del self._again[key]
+
+    async def _refresh(self, task: Task) -> None:
+        engine = self.engine
+        saved = task.review_data() or {}
+        try:
+            previous: Review | None = Review.from_dict(saved)
+        except ValueError:
+            previous = None
+        review = await self.build(task, checks=saved.get("checks"))
+        if review is None or (previous is not None and (previous.clean, previous.conflicts, previous.base_moved)
+                              == (review.clean, review.conflicts, review.base_moved)):
+            return
+        current = await engine.store.get_task(task.id)
+        if current is None or current.state != task.state or current.review != task.review:
+            return  # it moved on meanwhile (merged, followed up, reviewed again): that path says so
+        task = await engine.store.update_task(task.id, review=encode_review(review))
+        engine.publish(ReviewRefreshed(task, review, previous))
 
     async def diff(self, task_id: str) -> str:
         engine = self.engine

@@ -19,6 +19,7 @@ from superset_bot.domain.events import (
     ProgressChanged,
     QueuePosition,
     ReviewReady,
+    ReviewRefreshed,
     StateChanged,
 )
 from superset_bot.domain.review import Review
@@ -102,6 +103,13 @@ class Console:
             if action and action != self._actions.get(event.task.id):
                 self.print(f"{tag} > {action}")
             self._actions[event.task.id] = action
+        elif isinstance(event, ReviewRefreshed):
+            base = event.review.base_branch
+            moved = f"{base} moved {event.review.base_moved} commit(s) since it started" \
+                if event.review.base_moved else f"{base} moved"
+            verdict = "merges cleanly" if event.review.clean else \
+                f"no longer merges cleanly; `update {event.task.id}` brings {base} in"
+            self.print(f"{tag} review updated: {moved}; it {verdict}")
         elif isinstance(event, ReviewReady):
             self.print(f"{tag} ready for review:")
             for line in format_review(event.review):

@@ -48,6 +48,14 @@ async def branch_commit(repo: Path, branch: str, what: str) -> str:
     return await _commit(repo, branch, f"refs/heads/{branch}", what)
 
 
+async def commits_since(repo: Path, old: str, branch: str) -> int:
+    """How many commits `branch` has that `old` (a commit) lacks: how far a base moved since a task started."""
+    check_ref_arg(old, "commit")
+    check_ref_arg(branch, "branch")
+    result = await run_git(repo, "rev-list", "--count", f"{old}..refs/heads/{branch}", "--")
+    return int(result.stdout.strip() or 0)
+
+
 async def branch_exists(repo: Path, branch: str) -> bool:
     check_ref_arg(branch, "branch")
     result = await run_git(repo, "show-ref", "--verify", "--quiet", f"refs/heads/{branch}", check=False)

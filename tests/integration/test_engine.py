@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from pathlib import Path
 from typing import Any
 
@@ -10,7 +11,14 @@ import pytest
 from conftest import git
 from support.engineharness import SECRET, MakeHarness, agent_preset
 
-from superset_bot.domain.events import EngineEvent, Milestone, OutputLines, ProgressChanged, ReviewReady
+from superset_bot.domain.events import (
+    EngineEvent,
+    Milestone,
+    OutputLines,
+    ProgressChanged,
+    ReviewReady,
+    ReviewRefreshed,
+)
 from superset_bot.engine.core import Engine, UserError
 from superset_bot.plugins.hooks import HookEvent, builtin_hooks
 from superset_bot.store import (
@@ -376,3 +384,29 @@ async def test_a_secret_the_agent_commits_is_redacted_from_the_diff_shown(harnes
     assert SECRET in git(h.repo, "show", f"{done.branch}:config.py"), "the branch itself is the agent's work"
     patch = await h.engine.diff(task.id)
     assert "config.py" in patch and "API_TOKEN = " in patch and SECRET not in patch
+
+
+async def test_a_merge_looks_again_at_the_open_reviews_on_its_base(harness: MakeHarness) -> None:
+    """Three tasks on main: the first merges; the one touching the same file is told it no longer
+    merges cleanly, and the one touching another file still merges but sees how far main moved."""
+    h = await harness({"edit": agent_preset("edit"),
+                       "other": agent_preset("conflict", env={"CONFLICT_FILE": "shared.txt"})})
+    first = await h.engine.spawn("one way", requester="U1", preset="edit")
+    second = await h.engine.spawn("another way", requester="U1", preset="edit")
+    third = await h.engine.spawn("elsewhere", requester="U1", preset="other")
+    for task in (first, second, third):
+        assert (await h.settled(task.id)).state == FINISHED
+    await h.engine.merge(first.id, "U1")
+    deadline = time.monotonic() + 30
+    while len(h.of(second.id, ReviewRefreshed)) + len(h.of(third.id, ReviewRefreshed)) < 2:
+        assert time.monotonic() < deadline, "the open reviews were not looked at again"
+        await asyncio.sleep(0.05)
+    (stale,) = h.of(second.id, ReviewRefreshed)
+    assert stale.previous is not None and stale.previous.clean and not stale.review.clean
+    assert stale.review.conflicts == ["src/feature.py"] and stale.review.base_moved and stale.review.base_moved > 0
+    (moved,) = h.of(third.id, ReviewRefreshed)
+    assert moved.review.clean and moved.previous is not None and moved.previous.base_moved == 0
+    assert moved.review.base_moved == stale.review.base_moved
+    assert h.of(first.id, ReviewRefreshed) == [], "the merged task itself is closed"
+    saved = (await h.engine.get(second.id)).review_data()
+    assert saved is not None and saved["clean"] is False

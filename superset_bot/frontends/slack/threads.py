@@ -23,6 +23,7 @@ from superset_bot.domain.events import (
     PruneWarning,
     QueuePosition,
     ReviewReady,
+    ReviewRefreshed,
     StateChanged,
 )
 from superset_bot.domain.progress import ProgressSnapshot
@@ -196,6 +197,18 @@ class Threads:
             rendered = ui.milestone(task, event.text, ok=event.ok)
             await outbox.post(channel, rendered.text, rendered.blocks, thread_ts=thread_ts, task_id=task.id,
                               kind=f"milestone:{event.kind}")
+        elif isinstance(event, ReviewRefreshed):
+            if task.state in CLOSED_STATES or not ids.review_ts:
+                return
+            thread.review = event.review.to_dict()
+            rendered = ui.review_message(task, thread.review)
+            outbox.update(channel, ids.review_ts, rendered.text, rendered.blocks, urgent=True)
+            if (event.previous is None or event.previous.clean) and not event.review.clean:
+                base = event.review.base_branch
+                note = ui.milestone(task, f"`{base}` moved and this branch no longer merges cleanly into it; "
+                                          "the review above now offers Update from base.", ok=False)
+                await outbox.post(channel, note.text, note.blocks, thread_ts=thread_ts, task_id=task.id,
+                                  kind="review_stale")
         elif isinstance(event, ReviewReady):
             if task.state in CLOSED_STATES:
                 return  # merged or discarded before this review got its turn: no live buttons on a closed task

@@ -137,6 +137,15 @@ def _review_blocks(task: Task, review: Mapping[str, Any], scale: float, *, title
             blocks.append(section(f":warning: Conflicts with {inline_code(base, 60)} in: {names}{more}"))
         else:
             blocks.append(section(f":warning: Does not merge cleanly into {inline_code(base, 60)}"))
+    started = as_str(review.get("base_commit"))
+    if started:
+        moved = as_int(review.get("base_moved"))
+        where = f"Started from {inline_code(base, 60)} at {inline_code(started[:10], 12)}"
+        if moved is not None and moved > 0:
+            where += f"; {inline_code(base, 60)} has moved {count(moved, 'commit')} since"
+        elif moved == 0:
+            where += ", still its tip"
+        blocks.append(context(where + "."))
 
     denials = denials_text(as_list(review.get("denials")), scale)
     if denials:
