@@ -41,11 +41,16 @@ _ACTION_WORDS = {"merge": "merge", "discard": "discard", "cancel": "cancel", "fo
 
 @dataclass(frozen=True)
 class Caller:
-    """Who asked and where: `channel` is None for front ends without channels (the console)."""
+    """Who asked and where: `channel` is None for front ends without channels (the console).
+
+    `place` is where the person looks when the surface is not a channel but still belongs to one
+    person (Slack's App Home: the app's DM with them); it scopes what they may read like `list` does.
+    """
 
     user: str
     channel: str | None = None
     prefix: str = "/superset"  # how this front end writes a command, for usage lines
+    place: str | None = None
 
 
 class Thread(Protocol):
@@ -119,6 +124,10 @@ class Service:
             return Refused(refusal, verb)
         try:
             task = await self.engine.get(task_id)
+            where = caller.channel or caller.place
+            if verb in ("status", "diff") and where and not self.access.sees(caller.user, where, task):
+                # as list scopes it: a prompt asked in another (maybe private) channel stays there
+                return Refused(f"Task `{task.id}` was started in another channel; look at it there.", verb)
             if verb == "retry":
                 refused = await self._refuse_action(caller, task, verb)
                 if refused:

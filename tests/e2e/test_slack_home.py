@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+import urllib.parse
 from collections.abc import Callable
 from typing import Any
 
@@ -75,6 +76,44 @@ async def test_app_home_lists_what_list_shows_the_viewer_and_not_others_tasks(bo
     assert "SUPERSET_ALLOWED_USERS" in mallory
     assert mine.id not in mallory and theirs.id not in mallory and "Running now" not in mallory
 
+    for task in (mine, theirs):
+        await b.command(f"cancel {task.id}", user=task.requester, channel=task.channel or CHANNEL)
+        await b.engine.wait_for(task.id, {CANCELLED}, timeout=30)
+    await b.settle()
+    assert b.fake.rejected == []
+
+
+async def test_a_click_from_app_home_reads_only_what_the_viewer_may_see(bot: Callable[..., Any]) -> None:
+    """App Home's buttons carry a task id and no channel: a crafted View diff for someone else's task
+    from another channel gets a refusal and shows nothing there; the viewer's own task still works."""
+    b: Bot = await bot({"sleepy": preset("sleep")})
+    mine = await spawn(b, "alice works in the tasks channel", user=ALICE, channel=CHANNEL)
+    theirs = await spawn(b, "bob's secret plan", user=BOB, channel=OTHER_CHANNEL)
+    assert await b.event({"type": "app_home_opened", "user": ALICE, "channel": f"D{ALICE}", "tab": "home"}) == 200
+    await eventually(lambda: home_of(b, ALICE) != "[]", "Alice's App Home")
+    view = b.fake.views["home"][ALICE]
+
+    async def diff_from_home(task: Task) -> None:
+        payload = {"type": "block_actions", "team": {"id": "T1"}, "user": {"id": ALICE}, "api_app_id": "A1",
+                   "trigger_id": b.fake.new_trigger_id(), "container": {"type": "view", "view_id": view["id"]},
+                   "view": view, "actions": [{"action_id": "task_diff", "block_id": "x", "value": task.id,
+                                              "type": "button", "action_ts": str(time.time())}]}
+        body = urllib.parse.urlencode({"payload": json.dumps(payload)})
+        resp = await b.post_signed(body, "application/x-www-form-urlencoded")
+        assert resp.status == 200
+
+    def replies(task: Task) -> list[str]:
+        ids = b.thread_of(task)
+        return [m.text or "" for m in b.fake.thread(ids.channel, ids.thread_ts)[1:]]
+
+    await diff_from_home(theirs)
+    told = await eventually(lambda: b.fake.channel_messages("D" + ALICE[1:]),  # the fake's DM with her
+                            "the answer in the app's DM")
+    said = json.dumps([[m.text, m.blocks] for m in told])
+    assert "another channel" in said and "secret plan" not in said
+    await diff_from_home(mine)
+    await eventually(lambda: any("No changes yet" in text for text in replies(mine)), "the diff in her thread")
+    assert not any("No changes yet" in text for text in replies(theirs)), "nothing was posted in Bob's thread"
     for task in (mine, theirs):
         await b.command(f"cancel {task.id}", user=task.requester, channel=task.channel or CHANNEL)
         await b.engine.wait_for(task.id, {CANCELLED}, timeout=30)

@@ -60,7 +60,9 @@ class Buttons:
         channel = str((body.get("channel") or {}).get("id", "") or (body.get("container") or {}).get("channel_id", ""))
         verb = BUTTON_VERBS.get(action_id, action_id)
         thread = RootMessage(frontend) if verb == "retry" else None  # in the task's own channel
-        result = await frontend.service.act(Caller(user, channel or None), verb, task_id, thread=thread)
+        # a click in App Home names no channel: it reads as the person's own place (the app's DM)
+        place = None if channel else frontend.home.place_of(user)
+        result = await frontend.service.act(Caller(user, channel or None, place=place), verb, task_id, thread=thread)
         if isinstance(result, Done) and verb not in ("keep", "followup"):
             return  # the thread shows what happened; the person who clicked needs no second copy
         await frontend.answers.answer(result, reply, user)

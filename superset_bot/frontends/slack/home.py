@@ -44,7 +44,7 @@ class AppHome:
     async def publish(self, user: str) -> None:
         frontend = self.frontend
         self._viewers[user] = frontend.clock()
-        listed = await frontend.service.visible_tasks(user, self._places.get(user) or user)
+        listed = await frontend.service.visible_tasks(user, self.place_of(user))
         if isinstance(listed, Refused):
             view = ui.app_home(user, [], [], {}, now=frontend.clock(), refusal=listed.reason)
         else:
@@ -53,6 +53,10 @@ class AppHome:
             links = {t.id: link for t in listed.tasks if (link := frontend.thread_link(t))}
             view = ui.app_home(user, mine, running, links, now=frontend.clock())
         await frontend.outbox.call("views.publish", user_id=user, view=view)
+
+    def place_of(self, user: str) -> str:
+        """Where App Home looks from for `user`: the app's DM with them (their user id until known)."""
+        return self._places.get(user) or user
 
     def schedule(self, user: str) -> None:
         """Refresh a viewer's App Home once the throttle allows (one pending refresh per viewer)."""
