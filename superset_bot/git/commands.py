@@ -9,6 +9,7 @@ repository's hooks or kick off a background gc.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import re
 import signal
@@ -138,6 +139,12 @@ async def _run_once(
                 await asyncio.shield(asyncio.wait_for(proc.wait(), 5))
             except (TimeoutError, asyncio.CancelledError):
                 procs.signal_group(proc.pid, signal.SIGKILL)
+        # read the pipes to their end, so their transports close now and not, half open, when the
+        # event loop that owns them is already closed
+        for stream in (proc.stdout, proc.stderr):
+            if stream is not None:
+                with contextlib.suppress(Exception, asyncio.CancelledError):
+                    await asyncio.shield(asyncio.wait_for(stream.read(), 2))
         raise
     assert proc.returncode is not None
     return proc.returncode, out, err
