@@ -25,6 +25,8 @@ REPO_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 SLACK_ID = re.compile(r"^[A-Z0-9]{2,}$")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 PERMISSION_MODES = ("requester", "anyone")
+REMOTE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+NO_REMOTE = ("", "none")
 
 
 class ConfigError(Exception):
@@ -70,6 +72,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("SUPERSET_DISK_BUDGET", "", "Total size the bot's worktrees may use, e.g. 50G (empty: no budget)."),
     Setting("SUPERSET_MIN_FREE_DISK", "1G", "Spawning is refused when free disk in the data dir is below this."),
     Setting("SUPERSET_POOL_SIZE", "2", "Warm worktrees kept ready per repo (and per prewarm preset) for instant spawns; 0: off."),
+    Setting("SUPERSET_REMOTE", "origin", "Remote new tasks start from: its tip of the base branch when ahead of the local one; none: off."),
+    Setting("SUPERSET_REPO_REMOTES", "", "Per-repo remote instead of SUPERSET_REMOTE: web=upstream,api=none (none: no fetching)."),
+    Setting("SUPERSET_FETCH_EVERY", "30s", "A repo's base branch is fetched at most this often (a spawn fetches at once when older)."),
     Setting("SUPERSET_CANCEL_GRACE", "5s", "Time an agent gets between SIGTERM and SIGKILL when cancelled."),
     Setting("SUPERSET_LOG_LEVEL", "INFO", "DEBUG, INFO, WARNING or ERROR."),
 )
@@ -112,6 +117,9 @@ class Settings:
     disk_budget: int | None
     min_free_disk: int
     pool_size: int
+    remote: str | None  # None: fetching is off
+    repo_remotes: Mapping[str, str | None]  # per-repo overrides of `remote`
+    fetch_every: float
     cancel_grace: float
     log_level: str
     # The process environment at start (without .env additions): what agents inherit.
@@ -125,6 +133,12 @@ class Settings:
             preset=options.get("preset") or (defaults.preset if defaults else None),
             base=options.get("base") or (defaults.base if defaults else None),
         )
+
+    def remote_for(self, repo: str) -> str | None:
+        """The remote the repo's new tasks start from (SUPERSET_REPO_REMOTES, else SUPERSET_REMOTE); None: off."""
+        if repo in self.repo_remotes:
+            return self.repo_remotes[repo]
+        return self.remote
 
     @property
     def db_path(self) -> Path:
@@ -213,6 +227,36 @@ def _parse_channel_defaults(value: str, problems: list[str]) -> dict[str, Channe
                     continue
             values[key] = val
         result[channel] = ChannelDefaults(**values)
+    return result
+
+
+def _remote_name(name: str, value: str, problems: list[str], where: str = "") -> str | None:
+    """A remote name, or None for "" and "none" (fetching off); a problem when git would refuse it."""
+    if value.lower() in NO_REMOTE:
+        return None
+    if not REMOTE_NAME.match(value) or ".." in value or value.endswith(".lock"):
+        problems.append(f'{name}: "{value}"{where} is not a remote name (letters, digits, ".", "_" and "-", '
+                        "e.g. origin), or none to turn fetching off")
+        return None
+    return value
+
+
+def _parse_repo_remotes(value: str, repos: Mapping[str, Path], problems: list[str]) -> dict[str, str | None]:
+    result: dict[str, str | None] = {}
+    for item in _split_list(value):
+        name, sep, remote = item.partition("=")
+        name, remote = name.strip(), remote.strip()
+        if not sep or not name or not remote:
+            problems.append(f'SUPERSET_REPO_REMOTES: "{item}" should be repo=remote (or repo=none), e.g. web=upstream')
+            continue
+        if name not in repos:
+            known = ", ".join(repos) or "none configured"
+            problems.append(f'SUPERSET_REPO_REMOTES: "{name}" is not in SUPERSET_REPOS (known: {known})')
+            continue
+        if name in result:
+            problems.append(f'SUPERSET_REPO_REMOTES: repo "{name}" is given twice')
+            continue
+        result[name] = _remote_name("SUPERSET_REPO_REMOTES", remote, problems, f" for {name}")
     return result
 
 
@@ -363,6 +407,9 @@ def load_settings(
         disk_budget=size("SUPERSET_DISK_BUDGET"),
         min_free_disk=size("SUPERSET_MIN_FREE_DISK") or 0,
         pool_size=integer("SUPERSET_POOL_SIZE", 0),
+        remote=_remote_name("SUPERSET_REMOTE", get("SUPERSET_REMOTE"), problems),
+        repo_remotes=MappingProxyType(_parse_repo_remotes(get("SUPERSET_REPO_REMOTES"), repos, problems)),
+        fetch_every=duration("SUPERSET_FETCH_EVERY"),
         cancel_grace=duration("SUPERSET_CANCEL_GRACE"),
         log_level=log_level,
         process_env=MappingProxyType(process_env),

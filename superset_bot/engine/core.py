@@ -21,6 +21,7 @@ from superset_bot.agents.runner import AgentRun
 from superset_bot.config import Settings
 from superset_bot.domain.events import EngineEvent, StateChanged
 from superset_bot.domain.review import Review
+from superset_bot.engine.bases import Bases
 from superset_bot.engine.bus import EventBus, Subscriber
 from superset_bot.engine.catalog import Catalog
 from superset_bot.engine.cleanup import WorktreeCleanup
@@ -90,7 +91,10 @@ class Engine:
         self.env = Environment(settings, self.presets, self.catalog.repo_path)
         self.lifecycle = Lifecycle(self)
         self.slots = Slots(settings.max_concurrent, self.lifecycle.queue_changed)
-        self.pool = WorktreePool(settings, self.presets, self.env.for_prewarm, self.env.redactor)
+        # a fetch that moved a base's remote tip sends the warm pool after it
+        self.bases = Bases(settings, on_moved=lambda repo_name: self.pool.poke(repo_name))
+        self.pool = WorktreePool(settings, self.presets, self.env.for_prewarm, self.env.redactor,
+                                 tip=self.bases.tip)
         self.transitions = Transitions(store, self.bus.publish, self.pool)
         self.plugins = HookDispatch(hooks, store, self.presets, self.env, self.bus.publish)
         self.preparation = Preparation(self)
@@ -127,6 +131,7 @@ class Engine:
         """Stop driving tasks; detached agents keep running and are re-attached by the next start."""
         self.workers.stopping = True
         await self.pool.stop()
+        await self.bases.stop()
         await self.workers.stop()
 
     async def recover(self, task: Task) -> None:

@@ -9,6 +9,8 @@ already ran (the folder then keeps its name: installed tools may have recorded a
 Entries live in the repo's worktrees folder as `.pool-<hex>` with no branch, which housekeeping
 leaves alone; the pool adopts or removes its own leftovers when it starts. A background tender
 per repo refills the pool after a take and moves entries to the new head when the base moves.
+"The head" is where a new task starts (`tip`: engine/bases.py, which follows the remote's tip of
+the base when it is ahead of the local branch), so the tender's checks also fetch now and then.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import logging
 import os
 import secrets
 import shutil
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -44,6 +46,9 @@ STOP_WAIT = 30.0  # seconds `stop` waits for the tenders it cancelled
 RETRY_AFTER_ERROR = 30.0
 
 SetupEnv = Callable[[str, Preset, Path], dict[str, str]]
+# (repo name, base branch) -> the commit a new task starts from (engine/bases.py: the remote's tip
+# when it is ahead): the pool keeps its entries there
+Tip = Callable[[str, str], Awaitable[str]]
 
 
 @dataclass
@@ -70,8 +75,9 @@ class WorktreePool:
     """Per repo, `settings.pool_size` ready worktrees for each key (plain, and each prewarm preset)."""
 
     def __init__(self, settings: Settings, presets: Mapping[str, Preset], setup_env: SetupEnv,
-                 redactor: Redactor) -> None:
+                 redactor: Redactor, tip: Tip | None = None) -> None:
         self.settings = settings
+        self._tip = tip
         self.presets = presets
         self.size = max(0, settings.pool_size)
         self._setup_env = setup_env
@@ -127,20 +133,22 @@ class WorktreePool:
     # taking
 
     async def take(self, repo_name: str, preset: Preset, task_id: str, prompt: str,
-                   base: str | None = None) -> Taken | None:
-        """A ready worktree at the base's current head on the task's new branch, or None (create one).
+                   base: str | None = None, start: str | None = None) -> Taken | None:
+        """A ready worktree at `start` (default: where a new task on the base starts now) on the
+        task's new branch, or None (create one).
 
-        Only the default branch is pooled; a task with another `--base` gets None.
+        Only the default branch is pooled; a task with another `--base` gets None. An entry made at
+        another commit (the base or its remote moved since) is never handed out.
         """
         if self.size == 0 or repo_name not in self._entries:
             return None
         repo = self.settings.repos[repo_name]
         branch = gitnaming.branch_name(task_id, prompt)
+        base_branch = await default_branch(repo)
+        if base is not None and base != base_branch:
+            return None
+        sha = start if start is not None else await self._current_tip(repo_name, base_branch)
         async with repo_lock(repo):
-            base_branch = await default_branch(repo)
-            if base is not None and base != base_branch:
-                return None
-            sha = await resolve_commit(repo, base_branch, "base branch")
             entry = self._pick(repo_name, preset, sha)
             if entry is None:
                 self.poke(repo_name)
@@ -219,7 +227,7 @@ class WorktreePool:
         if self.size == 0:
             return
         repo = self.settings.repos[repo_name]
-        sha = await resolve_commit(repo, await default_branch(repo), "base branch")
+        sha = await self._current_tip(repo_name, await default_branch(repo))
         for entry in [e for e in self._entries[repo_name] if e.ready and e.sha != sha]:
             await self._refresh(repo_name, entry, sha)
         for key in self.keys():
@@ -230,6 +238,13 @@ class WorktreePool:
                     return
                 if not await self._fill_one(repo_name, key, sha):
                     break
+
+    async def _current_tip(self, repo_name: str, branch: str) -> str:
+        """The commit a new task on `branch` starts from: `tip`'s answer (the remote's newer tip
+        included), else the local branch's head."""
+        if self._tip is not None:
+            return await self._tip(repo_name, branch)
+        return await resolve_commit(self.settings.repos[repo_name], branch, "base branch")
 
     async def _disk_allows(self) -> bool:
         if not self.settings.min_free_disk:

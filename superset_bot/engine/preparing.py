@@ -1,4 +1,5 @@
-"""Preparing a task's worktree before its agent runs: taken from the warm pool or created, stored as
+"""Preparing a task's worktree before its agent runs: its start point decided (engine/bases.py: the
+remote's tip of the base when it is ahead), taken from the warm pool or created there, stored as
 the task's, then set up by its preset (files copied in, setup commands)."""
 
 from __future__ import annotations
@@ -11,11 +12,13 @@ from typing import TYPE_CHECKING, TypeVar
 
 from superset_bot.aio import run_to_end
 from superset_bot.domain.events import Milestone
+from superset_bot.engine.bases import StartPoint
 from superset_bot.engine.output import OutputBatcher
 from superset_bot.engine.pool import Taken
 from superset_bot.engine.transitions import BOT_ACTOR
 from superset_bot.git import worktrees as gitworktrees
 from superset_bot.git.commands import GitError
+from superset_bot.git.refs import default_branch
 from superset_bot.presets import Preset, prepare_worktree
 from superset_bot.store import FAILED, PREPARING, QUEUED, Task
 
@@ -43,14 +46,21 @@ class Preparation:
             return None
         await engine.hooks_dispatch("task_created", moved)
         try:
-            task, worktree, taken = await _uninterrupted(self._make_worktree(task, repo, preset))
+            # before the uninterrupted step: a fetch may take seconds, and a cancel need not wait for it
+            base_branch = task.base_branch or await default_branch(repo)
+            start = await engine.bases.start_point(task.repo, base_branch)
+            task, worktree, taken = await _uninterrupted(self._make_worktree(task, repo, preset, base_branch, start))
         except GitError as exc:
             await engine.transitions.transition(task.id, FAILED, BOT_ACTOR, expect={PREPARING},
                                                 reason=f"could not create the worktree: {exc}")
             return None
+        if start.note and not start.ok:
+            engine.publish(Milestone(task, "base", start.note, ok=False))
         warm = " (warm, setup done ahead)" if taken and taken.prewarmed else " (warm)" if taken else ""
+        started = f" {start.note}" if start.note and start.ok else ""
         engine.publish(Milestone(task, "worktree_ready", f"Worktree ready on branch `{worktree.branch}` from "
-                                                         f"`{worktree.base_branch}` ({worktree.base_commit[:8]}){warm}."))
+                                                         f"`{worktree.base_branch}` ({worktree.base_commit[:8]}){warm}."
+                                                         f"{started}"))
         await engine.hooks_dispatch("worktree_ready", task)
 
         output = OutputBatcher(task, "setup", engine.env.redactor_for(engine.presets.get(task.preset)), engine.publish)
@@ -69,16 +79,18 @@ class Preparation:
         await engine.hooks_dispatch("setup_done", task)
         return task
 
-    async def _make_worktree(self, task: Task, repo: Path, preset: Preset) -> tuple[Task, gitworktrees.Worktree, Taken | None]:
-        """Take or create the task's worktree and store it, as one step nothing interrupts halfway.
+    async def _make_worktree(self, task: Task, repo: Path, preset: Preset, base_branch: str,
+                             start: StartPoint) -> tuple[Task, gitworktrees.Worktree, Taken | None]:
+        """Take or create the task's worktree at `start` and store it, as one step nothing interrupts
+        halfway. The stored base commit is the one the worktree started from.
 
         Once git made a worktree and branch, only the stored task row says whose they are: a cancel
         or discard landing in between would leave both behind, owned by nobody.
         """
         engine = self.engine
-        taken = await self._take_warm(task, preset)
+        taken = await self._take_warm(task, preset, base_branch, start.commit)
         worktree = taken.worktree if taken else await gitworktrees.create_worktree(
-            repo, engine.settings.worktrees_dir / task.repo, task.id, task.prompt, task.base_branch
+            repo, engine.settings.worktrees_dir / task.repo, task.id, task.prompt, base_branch, start=start.commit
         )
         task = await engine.store.update_task(
             task.id,
@@ -89,10 +101,10 @@ class Preparation:
         )
         return task, worktree, taken
 
-    async def _take_warm(self, task: Task, preset: Preset) -> Taken | None:
-        """A worktree from the warm pool, or None to create one; a pool failure never fails the task."""
+    async def _take_warm(self, task: Task, preset: Preset, base_branch: str, start: str) -> Taken | None:
+        """A worktree from the warm pool at `start`, or None to create one; a pool failure never fails the task."""
         try:
-            return await self.engine.pool.take(task.repo, preset, task.id, task.prompt, task.base_branch)
+            return await self.engine.pool.take(task.repo, preset, task.id, task.prompt, base_branch, start=start)
         except GitError as exc:
             log.warning("task %s: no warm worktree (%s); creating one", task.id, exc)
             return None

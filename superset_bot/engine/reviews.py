@@ -43,7 +43,7 @@ class Reviews:
         if progress is None and task.progress:
             progress = Progress.from_snapshot(task.progress_snapshot())
         try:
-            summary = await gitdiff.summarize(repo, task.branch, task.base_branch)
+            summary = await gitdiff.summarize(repo, task.branch, task.base_branch, task.base_commit)
             preview = await gitmerge.preview_merge(repo, task.branch, task.base_branch)
             moved = await gitrefs.commits_since(repo, task.base_commit, task.base_branch) \
                 if task.base_commit else None
@@ -131,7 +131,8 @@ class Reviews:
         task = await engine.get(task_id)
         if not (task.branch and task.base_branch) or task.state in CLOSED_STATES:
             raise UserError(f"Task {task.id} has no branch to diff ({task.state}).")
-        patch = await gitdiff.full_patch(engine.repo_path(task.repo), task.branch, task.base_branch)
+        patch = await gitdiff.full_patch(engine.repo_path(task.repo), task.branch, task.base_branch,
+                                         task.base_commit)
         # the diff goes to Slack: a key the agent wrote into a file must not go with it
         return engine.env.redactor_for(engine.presets.get(task.preset)).redact(patch)
 

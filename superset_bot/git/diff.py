@@ -126,25 +126,40 @@ async def _merge_base(repo: Path, a: str, b: str, a_name: str, b_name: str) -> s
     return result.stdout.split()[0]
 
 
-async def _count_commits(repo: Path, base: str, head: str) -> int:
-    out = await run_git(repo, "rev-list", "--count", f"{base}..{head}")
+async def _count_commits(repo: Path, base: str, head: str, *also: str) -> int:
+    out = await run_git(repo, "rev-list", "--count", f"{base}..{head}", *(f"^{c}" for c in also), "--")
     return int(out.stdout.strip() or 0)
 
 
-async def summarize(repo: Path, branch: str, base: str) -> DiffSummary:
-    """What `branch` changes compared with where it left `base` (their merge base)."""
+async def _review_base(repo: Path, base_sha: str, head: str, start: str | None, base: str, branch: str) -> str:
+    """Where the branch's own work begins: its merge base with `base`, or `start` (the commit it
+    started from) when that is later, as when it started from the remote's newer tip of the base:
+    the commits it got from there are not its work."""
+    mb = await _merge_base(repo, base_sha, head, base, branch)
+    if not start or start == mb:
+        return mb
+    ancestry = await asyncio.gather(*(run_git(repo, "merge-base", "--is-ancestor", a, b, check=False)
+                                      for a, b in ((start, head), (mb, start))))
+    return start if all(r.returncode == 0 for r in ancestry) else mb
+
+
+async def summarize(repo: Path, branch: str, base: str, start: str | None = None) -> DiffSummary:
+    """What `branch` changes compared with where it left `base` (their merge base, or `start`, the
+    commit the branch was made at, when that is later)."""
     head = await resolve_commit(repo, branch, "branch")
     base_sha = await resolve_commit(repo, base, "base branch")
-    mb = await _merge_base(repo, base_sha, head, base, branch)
-    files, commits = await asyncio.gather(_diff_files(repo, mb, head), _count_commits(repo, base_sha, head))
+    mb = await _review_base(repo, base_sha, head, start, base, branch)
+    also = (mb,) if mb != base_sha else ()
+    files, commits = await asyncio.gather(_diff_files(repo, mb, head), _count_commits(repo, base_sha, head, *also))
     return _summary(files, commits, mb, head)
 
 
-async def full_patch(repo: Path, branch: str, base: str) -> str:
-    """The unified diff of `branch` against its merge base with `base`; binaries as 'Binary files differ'."""
+async def full_patch(repo: Path, branch: str, base: str, start: str | None = None) -> str:
+    """The unified diff of `branch` against where it left `base` (as in `summarize`); binaries as
+    'Binary files differ'."""
     head = await resolve_commit(repo, branch, "branch")
     base_sha = await resolve_commit(repo, base, "base branch")
-    mb = await _merge_base(repo, base_sha, head, base, branch)
+    mb = await _review_base(repo, base_sha, head, start, base, branch)
     return (await run_git(repo, "diff", *_DIFF_OPTS, mb, head)).stdout
 
 

@@ -106,17 +106,20 @@ class Worktree:
 
 
 async def create_worktree(
-    repo: Path, root: Path, task_id: str, prompt: str, base: str | None = None
+    repo: Path, root: Path, task_id: str, prompt: str, base: str | None = None, start: str | None = None
 ) -> Worktree:
     """A fresh worktree at root/<task_id> on a new branch from base (default: the default branch).
 
-    Either everything is created or nothing is left behind.
+    `start` is the commit to start from when it is not the base's own (the remote's newer tip of it,
+    see engine/bases.py); the task still belongs to `base`. Either everything is created or nothing
+    is left behind.
     """
     branch = branch_name(task_id, prompt)
     path = _absolute(root) / task_id
     async with repo_lock(repo):
         base_branch = base if base is not None else await default_branch(repo)
-        sha = await resolve_commit(repo, base_branch, "base branch")
+        sha = await resolve_commit(repo, start if start is not None else base_branch,
+                                   "start commit" if start is not None else "base branch")
         if await asyncio.to_thread(os.path.lexists, path):
             raise GitError(f"cannot create the worktree for task {task_id}: {path} already exists")
         if await branch_exists(repo, branch):

@@ -75,6 +75,29 @@ def fast_import_history(repo: Path, count: int) -> None:
     subprocess.run(["git", "fast-import", "--quiet"], cwd=repo, input=b"".join(chunks), check=True)
 
 
+
+async def test_a_branch_started_ahead_of_its_base_shows_only_its_own_work(make_repo: RepoFactory,
+                                                                          tmp_path: Path) -> None:
+    repo = make_repo(files={"a.txt": "a\n"})
+    git(repo, "checkout", "-q", "-b", "upstream")
+    ahead = commit_file(repo, "upstream.txt", "from the remote\n")  # the remote's newer tip of main
+    git(repo, "checkout", "-q", "main")
+    wt = await create_worktree(repo, tmp_path / "wt", "s2", "x", "main", start=ahead)
+    assert wt.base_commit == ahead and wt.base_branch == "main"
+    write(wt.path / "mine.txt", "mine\n")
+    await commit_pending(wt.path, "work")
+
+    summary = await summarize(repo, wt.branch, "main", start=ahead)
+    assert [f.path for f in summary.files] == ["mine.txt"] and summary.commits == 1
+    assert "upstream.txt" not in await full_patch(repo, wt.branch, "main", start=ahead)
+    assert {f.path for f in (await summarize(repo, wt.branch, "main")).files} == {"mine.txt", "upstream.txt"}
+    # once main has the start commit and moved on (update from base), its merge base is later again
+    git(repo, "merge", "-q", "--no-edit", "upstream")
+    later = commit_file(repo, "later.txt", "later\n")
+    git(wt.path, "merge", "-q", "--no-edit", later)
+    summary = await summarize(repo, wt.branch, "main", start=ahead)
+    assert [f.path for f in summary.files] == ["mine.txt"]
+
 async def test_summarize_large_history_with_binary(make_repo: RepoFactory) -> None:
     repo = make_repo()
     fast_import_history(repo, 1000)

@@ -118,3 +118,37 @@ def test_readme_table_lists_every_setting_with_its_default() -> None:
     for setting in SETTINGS:
         default = f"`{setting.default}`" if setting.default else "(empty)"
         assert f"| `{setting.name}` | {default} |" in readme, setting.name
+
+
+def test_remote_settings_defaults_and_overrides(base_env: dict[str, str], make_repo) -> None:
+    settings = load_settings(base_env, env_file=None)
+    assert settings.remote == "origin" and settings.fetch_every == 30.0
+    assert settings.remote_for("demo") == "origin"
+    other = make_repo("other")
+    env = {**base_env, "SUPERSET_REPOS": f"{base_env['SUPERSET_REPOS']},other={other}",
+           "SUPERSET_REMOTE": "upstream", "SUPERSET_REPO_REMOTES": "other=none", "SUPERSET_FETCH_EVERY": "2m"}
+    settings = load_settings(env, env_file=None)
+    assert settings.remote_for("demo") == "upstream"
+    assert settings.remote_for("other") is None
+    assert settings.fetch_every == 120.0
+    for off in ("none", "", "NONE"):
+        assert load_settings({**base_env, "SUPERSET_REMOTE": off}, env_file=None).remote_for("demo") is None
+    settings = load_settings({**base_env, "SUPERSET_REMOTE": "none", "SUPERSET_REPO_REMOTES": "demo=origin"},
+                             env_file=None)
+    assert settings.remote_for("demo") == "origin"
+
+
+def test_remote_settings_problems_are_named(base_env: dict[str, str]) -> None:
+    env = {**base_env, "SUPERSET_REMOTE": "-u evil", "SUPERSET_REPO_REMOTES": "web=origin,demo,demo=a..b",
+           "SUPERSET_FETCH_EVERY": "often"}
+    with pytest.raises(ConfigError) as err:
+        load_settings(env, env_file=None)
+    text = str(err.value)
+    for expected in (
+        'SUPERSET_REMOTE: "-u evil" is not a remote name',
+        'SUPERSET_REPO_REMOTES: "web" is not in SUPERSET_REPOS (known: demo)',
+        'SUPERSET_REPO_REMOTES: "demo" should be repo=remote',
+        'SUPERSET_REPO_REMOTES: "a..b" for demo is not a remote name',
+        "SUPERSET_FETCH_EVERY: expected a duration",
+    ):
+        assert expected in text, expected
