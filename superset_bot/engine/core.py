@@ -26,6 +26,7 @@ from superset_bot.engine.bus import EventBus, Subscriber
 from superset_bot.engine.catalog import Catalog
 from superset_bot.engine.cleanup import WorktreeCleanup
 from superset_bot.engine.control import RunControl
+from superset_bot.engine.delivery import Delivery
 from superset_bot.engine.environment import Environment
 from superset_bot.engine.errors import AlreadyClosed, UserError
 from superset_bot.engine.hook_dispatch import HookDispatch
@@ -101,6 +102,7 @@ class Engine:
         self.reviews = Reviews(self)
         self.cleanup = WorktreeCleanup(self)
         self.merging = Merging(self)
+        self.delivery = Delivery(self)
         self.pruning = Pruning(self)
         self.control = RunControl(self)
         self.recovery = Recovery(self)

@@ -121,6 +121,9 @@ class Merging:
         await engine.cleanup.teardown(merged, actor)
         await engine.cleanup.remove_worktree(merged, keep_branch=preset.keep_branch)
         await engine.hooks_dispatch("merged", merged, {"commit": result.new_commit, "strategy": result.strategy})
+        # `deliver: push` sends the base to the remote, in the background: the merge is done, and the
+        # push (bounded by its timeouts) reports in the thread
+        engine.delivery.after_merge(merged, preset.deliver)
         # the base moved: the other open reviews on it may no longer merge cleanly (in the background:
         # the merge is done, and a person is waiting for its answer)
         engine.workers.background(engine.reviews.refresh_open(merged.repo, merged.base_branch or "", merged.id))

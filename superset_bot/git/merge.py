@@ -158,6 +158,7 @@ async def merge(
     *,
     author: str = BOT_AUTHOR,
     on_ready: Callable[[str, str], Awaitable[None]] | None = None,
+    source_ref: str | None = None,
 ) -> MergeResult:
     """Merge `branch` into the local branch `base` without touching any worktree but base's own.
 
@@ -165,6 +166,8 @@ async def merge(
     meanwhile, the merge is checked again (up to MERGE_ATTEMPTS times). A clean checkout of
     base follows the new commit; a dirty one makes the merge refuse before anything moves.
     `on_ready(old_base, new_commit)` runs just before the base ref moves (observers, tests).
+    `source_ref` merges that full ref (a remote-tracking `refs/remotes/origin/main`) instead of
+    the local branch `branch`, which then only names it in messages.
     """
     if strategy not in STRATEGIES:
         raise GitError(f"unknown merge strategy '{strategy}': use one of {', '.join(STRATEGIES)}")
@@ -181,7 +184,8 @@ async def merge(
                 delay = min(_RETRY_FIRST_DELAY * 2 ** (attempt - 1), 1.0)
                 await asyncio.sleep(delay * (0.5 + random.random()))
             old = await branch_commit(repo, base, "base branch")
-            head = await branch_commit(repo, branch, "branch")
+            head = (await resolve_commit(repo, check_ref_arg(source_ref, "ref"), "branch") if source_ref
+                    else await branch_commit(repo, branch, "branch"))
             if await is_ancestor(repo, head, old):
                 raise NothingToMerge(f"branch '{branch}' has nothing that '{base}' does not already have")
             preview = await _preview(repo, old, head)

@@ -1,7 +1,8 @@
-"""Remotes: whether a repository has one of a name, and fetching one branch of it into its
-remote-tracking ref (`refs/remotes/<remote>/<branch>`), nothing else.
+"""Remotes: whether a repository has one of a name, fetching one branch of it into its
+remote-tracking ref (`refs/remotes/<remote>/<branch>`), and pushing one local branch to the same
+branch of the remote, never forced.
 
-A fetch never waits for a person: no terminal prompt, ssh in batch mode, and a timeout that ends
+A fetch or a push never waits for a person: no terminal prompt, ssh in batch mode, and a timeout that ends
 git and whatever transport it started (its process group). Its errors say why in one line and
 never show the credentials a URL may carry (`https://user:token@host/...`).
 """
@@ -16,6 +17,7 @@ from superset_bot.git.commands import GitError, run_git
 from superset_bot.git.refs import check_ref_arg
 
 FETCH_TIMEOUT = 20.0  # seconds a fetch may take before it is ended
+PUSH_TIMEOUT = 30.0  # seconds a push may take before it is ended
 
 # scheme://userinfo@ -> scheme:// (userinfo holds "user:password" or a token)
 _URL_CREDENTIALS = re.compile(r"(\b[A-Za-z][A-Za-z0-9+.-]*://)[^/\s@'\"]+@")
@@ -31,6 +33,21 @@ class FetchError(GitError):
         self.remote = remote
         self.branch = branch
         self.reason = reason
+
+
+class PushError(GitError):
+    """A push failed; `reason` is one line for a person, with no credentials in it. `rejected`: the
+    remote refused it because its branch has commits the local one lacks (non-fast-forward)."""
+
+    def __init__(self, remote: str, branch: str, reason: str, stderr: str = "", *, rejected: bool = False) -> None:
+        super().__init__(f"could not push {branch} to {remote}: {reason}", ("push", remote), None, stderr)
+        self.remote = remote
+        self.branch = branch
+        self.reason = reason
+        self.rejected = rejected
+
+
+_NON_FAST_FORWARD = re.compile(r"\[rejected\].*\((fetch first|non-fast-forward)\)|non-fast-forward", re.IGNORECASE)
 
 
 def strip_credentials(text: str) -> str:
@@ -73,13 +90,49 @@ async def _ssh_command(repo: Path) -> str:
     return f"{base} -o BatchMode=yes"
 
 
+async def _quiet_env(repo: Path) -> dict[str, str]:
+    return {"GIT_TERMINAL_PROMPT": "0", "GIT_SSH_COMMAND": await _ssh_command(repo), "SSH_ASKPASS_REQUIRE": "never"}
+
+
+async def push_branch(repo: Path, remote: str, branch: str, timeout: float = PUSH_TIMEOUT) -> str:
+    """Push the local `branch` to the same branch of `remote`, never forced; the commit pushed.
+    Raises PushError (`rejected` when the remote moved on; timed out, unreachable, refused)."""
+    check_ref_arg(remote, "remote")
+    check_ref_arg(branch, "branch")
+    sha = await run_git(repo, "rev-parse", "--verify", "--quiet", f"refs/heads/{branch}^{{commit}}", check=False)
+    if sha.returncode != 0 or not sha.stdout.strip():
+        raise PushError(remote, branch, f"there is no local branch {branch}")
+    commit = sha.stdout.strip()
+    env = await _quiet_env(repo)
+    try:
+        async with asyncio.timeout(timeout):
+            # cancelled by the timeout, run_git ends git's process group (transports included)
+            result = await run_git(
+                repo, "-c", "credential.interactive=never", "push", "--quiet", "--no-verify", "--no-follow-tags",
+                "--porcelain", remote, f"{commit}:refs/heads/{branch}",
+                env=env, check=False, bot_write=True,
+            )
+    except TimeoutError:
+        raise PushError(remote, branch, f"no answer within {timeout:g} s") from None
+    if result.returncode != 0:
+        said = f"{result.stdout}\n{result.stderr}"
+        if _NON_FAST_FORWARD.search(said):
+            raise PushError(remote, branch, f"{remote}'s {branch} has commits the local one lacks",
+                            strip_credentials(said), rejected=True)
+        raise PushError(remote, branch, _reason(result.stderr, result.returncode).replace("git fetch", "git push"),
+                        strip_credentials(said))
+    # the remote-tracking ref follows, as a fetch would have moved it
+    await run_git(repo, "update-ref", tracking_ref(remote, branch), commit, check=False, bot_write=True)
+    return commit
+
+
 async def fetch_branch(repo: Path, remote: str, branch: str, timeout: float = FETCH_TIMEOUT) -> str | None:
     """Fetch `branch` of `remote` into its remote-tracking ref and return the commit it names there;
     None when the remote has no such branch. Raises FetchError (timed out, unreachable, refused)."""
     check_ref_arg(remote, "remote")
     check_ref_arg(branch, "branch")
     ref = tracking_ref(remote, branch)
-    env = {"GIT_TERMINAL_PROMPT": "0", "GIT_SSH_COMMAND": await _ssh_command(repo), "SSH_ASKPASS_REQUIRE": "never"}
+    env = await _quiet_env(repo)
     try:
         async with asyncio.timeout(timeout):
             # cancelled by the timeout, run_git ends git's process group (transports included)

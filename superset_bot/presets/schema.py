@@ -20,12 +20,14 @@ AGENT_FORMATS = ("plain", "claude-stream-json", "codex-json", "aider")
 PERMISSION_FORMATS = ("claude-stream-json", "codex-json")
 CODEX_SANDBOXES = ("read-only", "workspace-write", "danger-full-access")
 MERGE_STRATEGIES = ("merge", "squash", "rebase")
+DELIVERIES = ("local", "push")  # what follows a merge into the local base: nothing, or a push of it
+_LATER_DELIVERIES = ("pr",)  # understood, not built yet
 DEFAULT_SETUP_TIMEOUT = 600.0
 DEFAULT_CHECKS_TIMEOUT = 600.0
 
 _TOP_FIELDS = (
     "description", "agent", "setup", "env", "copy", "checks", "limits", "merge",
-    "prewarm", "keep_branch", "setup_timeout", "checks_timeout", "never_commit",
+    "prewarm", "keep_branch", "setup_timeout", "checks_timeout", "never_commit", "deliver",
 )  # fmt: skip
 _AGENT_FIELDS = ("command", "format", "followup", "permissions")
 _PERMISSION_FIELDS = ("commands", "tools", "sandbox", "writable")
@@ -86,6 +88,7 @@ class Preset:
     checks: tuple[str, ...] = ()
     limits: PresetLimits = PresetLimits()
     merge: str = "merge"
+    deliver: str = "local"  # "push": after a merge, push the base branch to the repo's remote
     prewarm: bool = False
     never_commit: tuple[str, ...] = ()  # globs of files the agent keeps for itself (aider's .aider*)
     keep_branch: bool = False
@@ -194,6 +197,7 @@ def parse_preset(name: str, data: object, *, source: Path | str | None = None) -
             disk=sizes.get("disk"),
         ),
         merge=check.choice(top.get("merge", "merge"), "merge", MERGE_STRATEGIES),
+        deliver=_deliver(check, top.get("deliver", "local")),
         prewarm=check.boolean(top.get("prewarm", False), "prewarm"),
         never_commit=tuple(_glob(check, item, f"never_commit[{i}]")
                            for i, item in enumerate(check.strings(top.get("never_commit", []), "never_commit"))),
@@ -210,6 +214,13 @@ def parse_preset(name: str, data: object, *, source: Path | str | None = None) -
         ),
         source=Path(source) if source is not None else None,
     )
+
+
+def _deliver(check: Checker, value: object) -> str:
+    text = check.string(value, "deliver")
+    if text in _LATER_DELIVERIES:
+        raise check.error("deliver", f"{json.dumps(text)} is not supported yet; use one of {', '.join(DELIVERIES)}")
+    return check.choice(text, "deliver", DELIVERIES)
 
 
 def _glob(check: Checker, value: str, name: str) -> str:
