@@ -100,4 +100,5 @@ class Delivery:
             await self.engine.store.add_event(task.id, BOT_ACTOR, "remote_merged",
                                               {"remote": remote, "branch": base, "tip": tip,
                                                "commit": merged.new_commit})
+            self.engine.reviews.base_moved(task.repo, base)  # the remote's commits are on it now
         return await gitremote.push_branch(repo, remote, base, timeout=self.push_timeout)

@@ -124,9 +124,8 @@ class Merging:
         # `deliver: push` sends the base to the remote, in the background: the merge is done, and the
         # push (bounded by its timeouts) reports in the thread
         engine.delivery.after_merge(merged, preset.deliver)
-        # the base moved: the other open reviews on it may no longer merge cleanly (in the background:
-        # the merge is done, and a person is waiting for its answer)
-        engine.workers.background(engine.reviews.refresh_open(merged.repo, merged.base_branch or "", merged.id))
+        # the base moved: the other open reviews on it may no longer merge cleanly
+        engine.reviews.base_moved(merged.repo, merged.base_branch or "", merged.id)
         return merged
 
     async def discard(self, task_id: str, actor: str) -> Task:
@@ -219,6 +218,7 @@ class Merging:
             await engine.cleanup.remove_worktree(merged, keep_branch=bool(preset and preset.keep_branch))
             await engine.hooks_dispatch("merged", merged, {"commit": task.merge_commit,
                                                            "strategy": preset.merge if preset else None})
+            engine.reviews.base_moved(merged.repo, task.base_branch, merged.id)
         else:
             await engine.transitions.transition(task.id, previous, BOT_ACTOR, expect={MERGING}, merge_commit=None,
                                                 reason="the merge was interrupted; nothing was merged")

@@ -85,6 +85,12 @@ class Reviews:
         await engine.hooks_dispatch("review_ready", task, {"review": review.to_dict()})
         return review
 
+    def base_moved(self, repo: str, base: str, merged: str = "") -> None:
+        """Every path that moves a base branch (a task merged, a merge settled after a restart, the
+        remote's commits merged in before a push) calls this: the open reviews on it are looked at
+        again in the background, so the caller (a person waiting for "merged") does not wait."""
+        self.engine.workers.background(self.refresh_open(repo, base, merged))
+
     async def refresh_open(self, repo: str, base: str, merged: str) -> None:
         """The base branch `base` of `repo` moved (task `merged` landed on it): look again at every open
         review on it, and publish the ones whose verdict changed (merges cleanly or not, how far the

@@ -12,7 +12,7 @@ from conftest import RepoFactory, git
 from support.engineharness import Harness, MakeHarness, agent_preset
 from test_bases import FILES, push_change, with_remote
 
-from superset_bot.domain.events import Milestone
+from superset_bot.domain.events import Milestone, ReviewRefreshed
 from superset_bot.presets import PresetError
 from superset_bot.presets.schema import parse_preset
 from superset_bot.store import FINISHED, MERGED
@@ -150,3 +150,34 @@ def test_preset_deliver_field() -> None:
         parse_preset("p", {**MINIMAL, "deliver": "pr"})
     with pytest.raises(PresetError, match=r'field "deliver": expected a string'):
         parse_preset("p", {**MINIMAL, "deliver": True})
+
+
+async def test_the_remote_commits_merged_in_before_a_push_turn_open_reviews_stale(
+        harness: MakeHarness, make_repo: RepoFactory, tmp_path: Path) -> None:
+    """The push's catch-up merge moves the base too: an open review its new commits conflict with is
+    looked at again, not left offering a clean Merge."""
+    repo = make_repo("demo", FILES)
+    clone = with_remote(tmp_path, repo)
+    h = await harness({**PUSHING, "shared": agent_preset("conflict", env={"CONFLICT_FILE": "shared.txt"})},
+                      repo=repo)
+    pushed_id = await merged_task(h)
+    other = await h.engine.spawn("change the shared file", requester="U1", preset="shared")
+    await h.settled(other.id, {FINISHED})
+    saved = (await h.engine.get(other.id)).review_data()
+    assert saved is not None and saved["clean"] is True
+    push_change(clone, "shared.txt", "the remote's version\n")
+
+    await h.engine.merge(pushed_id, "U1")
+    assert (await delivered(h, pushed_id)).ok
+
+    async def stale() -> ReviewRefreshed:
+        while True:
+            found = [e for e in h.of(other.id, ReviewRefreshed) if not e.review.clean]
+            if found:
+                return found[-1]
+            await asyncio.sleep(0.02)
+
+    refreshed = await asyncio.wait_for(stale(), 30)
+    assert refreshed.review.conflicts == ["shared.txt"]
+    stored = (await h.engine.get(other.id)).review_data()
+    assert stored is not None and stored["clean"] is False
