@@ -111,7 +111,9 @@ def run(n: int, seed: int, workdir: Path, concurrency: int) -> tuple[list[str], 
     killed_at: dict[str, object] = {}
     lines: list[str] = []
 
-    def act(rows: list[dict[str, object]]) -> None:
+    def act(rows: list[dict[str, object]]) -> bool:
+        """Send what each task's fate asks for now; True when a command went out."""
+        sent = False
         for row in rows:
             tid, state = str(row["id"]), str(row["state"])
             key = str(row["prompt"]).split()[1]
@@ -128,6 +130,8 @@ def run(n: int, seed: int, workdir: Path, concurrency: int) -> tuple[list[str], 
             if want and acted.get(tid) != want:
                 acted[tid] = want
                 bot.send(f"{want} {tid}")
+                sent = True
+        return sent
 
     for i, key in enumerate(fates):
         bot.send(f"spawn [soak {key} {mode.get(fates[key], 'edit')}] soak task {key}")
@@ -150,8 +154,8 @@ def run(n: int, seed: int, workdir: Path, concurrency: int) -> tuple[list[str], 
     deadline = time.monotonic() + 900
     while time.monotonic() < deadline:
         rows = tasks(db)
-        act(rows)
-        if len(rows) == n and not any(r["state"] in ACTIVE for r in rows):
+        # done only when nothing was just asked: a merge sent now shows as merging on the next read
+        if not act(rows) and len(rows) == n and not any(r["state"] in ACTIVE for r in rows):
             break
         time.sleep(0.5)
     violations: list[str] = []
