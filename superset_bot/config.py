@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import re
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
@@ -75,6 +75,11 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("SUPERSET_REMOTE", "origin", "Remote new tasks start from: its tip of the base branch when ahead of the local one; none: off."),
     Setting("SUPERSET_REPO_REMOTES", "", "Per-repo remote instead of SUPERSET_REMOTE: web=upstream,api=none (none: no fetching)."),
     Setting("SUPERSET_FETCH_EVERY", "30s", "A repo's base branch is fetched at most this often (a spawn fetches at once when older)."),
+    Setting("SUPERSET_REPO_DELIVER", "", "Per-repo delivery for presets that name none: web=pr,api=push (local, push or pr; default local)."),
+    Setting("SUPERSET_GITHUB_TOKEN", "", "GitHub token for pull-request delivery (repo scope, or fine-grained: pull requests, contents, checks read)."),
+    Setting("SUPERSET_GITHUB_API_URL", "https://api.github.com", "GitHub's API; for GitHub Enterprise https://HOST/api/v3."),
+    Setting("SUPERSET_GITHUB_REPOS", "", "owner/name on GitHub per repo, when its remote's URL does not say: web=acme/web."),
+    Setting("SUPERSET_PR_POLL_EVERY", "30s", "How often an open pull request's state and checks are looked at (conditional requests)."),
     Setting("SUPERSET_CANCEL_GRACE", "5s", "Time an agent gets between SIGTERM and SIGKILL when cancelled."),
     Setting("SUPERSET_LOG_LEVEL", "INFO", "DEBUG, INFO, WARNING or ERROR."),
 )
@@ -120,6 +125,11 @@ class Settings:
     remote: str | None  # None: fetching is off
     repo_remotes: Mapping[str, str | None]  # per-repo overrides of `remote`
     fetch_every: float
+    repo_deliver: Mapping[str, str]  # per-repo delivery for presets that name none
+    github_token: str | None
+    github_api_url: str
+    github_repos: Mapping[str, str]  # repo -> owner/name on GitHub
+    pr_poll_every: float
     cancel_grace: float
     log_level: str
     # The process environment at start (without .env additions): what agents inherit.
@@ -140,6 +150,10 @@ class Settings:
             return self.repo_remotes[repo]
         return self.remote
 
+    def deliver_for(self, repo: str, preset_deliver: str = "") -> str:
+        """How a task's work is delivered: its preset's `deliver`, else the repo's, else local."""
+        return preset_deliver or self.repo_deliver.get(repo) or "local"
+
     @property
     def db_path(self) -> Path:
         return self.data_dir / "superset.sqlite3"
@@ -154,7 +168,8 @@ class Settings:
 
     def secrets(self) -> list[str]:
         """The bot's own credentials: never given to agents, never shown anywhere."""
-        return [s for s in (self.slack_bot_token, self.slack_app_token, self.slack_signing_secret) if s]
+        return [s for s in (self.slack_bot_token, self.slack_app_token, self.slack_signing_secret,
+                            self.github_token) if s]
 
     def __repr__(self) -> str:  # tokens must never reach a log through a repr
         return f"Settings(repos={dict(self.repos)!r}, data_dir={str(self.data_dir)!r}, ...)"
@@ -241,23 +256,46 @@ def _remote_name(name: str, value: str, problems: list[str], where: str = "") ->
     return value
 
 
-def _parse_repo_remotes(value: str, repos: Mapping[str, Path], problems: list[str]) -> dict[str, str | None]:
-    result: dict[str, str | None] = {}
+def _repo_pairs(setting: str, value: str, repos: Mapping[str, Path], problems: list[str],
+                shape: str) -> Iterator[tuple[str, str]]:
+    """The `repo=value` items of a per-repo setting whose repo is in SUPERSET_REPOS, each repo once;
+    the others are problems (`shape` says how an item should look)."""
+    seen: set[str] = set()
     for item in _split_list(value):
-        name, sep, remote = item.partition("=")
-        name, remote = name.strip(), remote.strip()
-        if not sep or not name or not remote:
-            problems.append(f'SUPERSET_REPO_REMOTES: "{item}" should be repo=remote (or repo=none), e.g. web=upstream')
-            continue
-        if name not in repos:
+        name, sep, val = item.partition("=")
+        name, val = name.strip(), val.strip()
+        if not sep or not name or not val:
+            problems.append(f'{setting}: "{item}" should be {shape}')
+        elif name not in repos:
             known = ", ".join(repos) or "none configured"
-            problems.append(f'SUPERSET_REPO_REMOTES: "{name}" is not in SUPERSET_REPOS (known: {known})')
-            continue
-        if name in result:
-            problems.append(f'SUPERSET_REPO_REMOTES: repo "{name}" is given twice')
-            continue
-        result[name] = _remote_name("SUPERSET_REPO_REMOTES", remote, problems, f" for {name}")
+            problems.append(f'{setting}: "{name}" is not in SUPERSET_REPOS (known: {known})')
+        elif name in seen:
+            problems.append(f'{setting}: repo "{name}" is given twice')
+        else:
+            seen.add(name)
+            yield name, val
+
+
+def _parse_repo_remotes(value: str, repos: Mapping[str, Path], problems: list[str]) -> dict[str, str | None]:
+    pairs = _repo_pairs("SUPERSET_REPO_REMOTES", value, repos, problems,
+                        "repo=remote (or repo=none), e.g. web=upstream")
+    return {name: _remote_name("SUPERSET_REPO_REMOTES", remote, problems, f" for {name}") for name, remote in pairs}
+
+
+def _parse_repo_map(setting: str, value: str, repos: Mapping[str, Path], problems: list[str],
+                    what: str, valid: re.Pattern[str], example: str) -> dict[str, str]:
+    """`repo=value,...` for repos in SUPERSET_REPOS, each value matching `valid`."""
+    result: dict[str, str] = {}
+    for name, val in _repo_pairs(setting, value, repos, problems, f"repo={what}, e.g. {example}"):
+        if valid.match(val):
+            result[name] = val
+        else:
+            problems.append(f'{setting}: "{val}" for {name} is not {what}, e.g. {example}')
     return result
+
+
+_DELIVERY = re.compile(r"^(local|push|pr)$")
+_GITHUB_SLUG = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]*/[A-Za-z0-9._-]+$")
 
 
 def _check_data_dir(path: Path, problems: list[str]) -> None:
@@ -335,6 +373,9 @@ def load_settings(
         api_url += "/"
 
     repos = _parse_repos(get("SUPERSET_REPOS"), problems)
+    github_api_url = get("SUPERSET_GITHUB_API_URL").rstrip("/")
+    if not re.match(r"^https?://[^/\s]+", github_api_url):
+        problems.append(f'SUPERSET_GITHUB_API_URL: expected an http(s) URL, got "{github_api_url}"')
     default_repo = optional("SUPERSET_DEFAULT_REPO")
     if default_repo and default_repo not in repos:
         known = ", ".join(repos) or "none configured"
@@ -410,6 +451,15 @@ def load_settings(
         remote=_remote_name("SUPERSET_REMOTE", get("SUPERSET_REMOTE"), problems),
         repo_remotes=MappingProxyType(_parse_repo_remotes(get("SUPERSET_REPO_REMOTES"), repos, problems)),
         fetch_every=duration("SUPERSET_FETCH_EVERY"),
+        repo_deliver=MappingProxyType(_parse_repo_map(
+            "SUPERSET_REPO_DELIVER", get("SUPERSET_REPO_DELIVER"), repos, problems, "local, push or pr", _DELIVERY,
+            "web=pr")),
+        github_token=optional("SUPERSET_GITHUB_TOKEN"),
+        github_api_url=github_api_url,
+        github_repos=MappingProxyType(_parse_repo_map(
+            "SUPERSET_GITHUB_REPOS", get("SUPERSET_GITHUB_REPOS"), repos, problems, "owner/name", _GITHUB_SLUG,
+            "web=acme/web")),
+        pr_poll_every=duration("SUPERSET_PR_POLL_EVERY"),
         cancel_grace=duration("SUPERSET_CANCEL_GRACE"),
         log_level=log_level,
         process_env=MappingProxyType(process_env),

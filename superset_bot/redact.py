@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping
 SECRET_NAME_PARTS = ("TOKEN", "SECRET", "KEY", "PASSWORD")
 MIN_SECRET_LENGTH = 6  # shorter values ("true", "1234") would redact ordinary words
 REDACTED = "[redacted]"
-BOT_CREDENTIALS = ("SLACK_BOT_TOKEN", "SLACK_APP_TOKEN", "SLACK_SIGNING_SECRET")
+BOT_CREDENTIALS = ("SLACK_BOT_TOKEN", "SLACK_APP_TOKEN", "SLACK_SIGNING_SECRET", "SUPERSET_GITHUB_TOKEN")
 
 
 def secret_values(env: Mapping[str, str], extra: Iterable[str] = ()) -> list[str]:

@@ -25,6 +25,7 @@ from typing import Any
 import aiosqlite
 
 from superset_bot.aio import run_to_end
+from superset_bot.domain.pullrequest import PullRequest
 from superset_bot.domain.state import (
     ACTIVE,
     ALL,
@@ -135,6 +136,17 @@ _MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE tasks DROP COLUMN status_ts;
     ALTER TABLE tasks DROP COLUMN review_ts;
     CREATE INDEX tasks_channel ON tasks(channel);
+    """,
+    # 5: the pull request a task's work is delivered through (`deliver: pr`), as domain/pullrequest.py
+    # encodes it; `state` beside it so the open ones are found without decoding every row
+    """
+    CREATE TABLE pull_requests (
+        task_id TEXT PRIMARY KEY,
+        state TEXT NOT NULL,
+        data TEXT NOT NULL,
+        updated_at REAL NOT NULL
+    );
+    CREATE INDEX pull_requests_state ON pull_requests(state);
     """,
 )
 
@@ -414,6 +426,27 @@ class Store:
             for r in rows
         ]
 
+    # pull requests (`deliver: pr`)
+
+    async def save_pull(self, pull: PullRequest) -> PullRequest:
+        async with self.transaction() as db:
+            await db.execute(
+                "INSERT INTO pull_requests (task_id, state, data, updated_at) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT(task_id) DO UPDATE SET state = excluded.state, data = excluded.data, "
+                "updated_at = excluded.updated_at",
+                (pull.task_id, str(pull.state), json.dumps(pull.to_dict()), self.clock()))
+        return pull
+
+    async def get_pull(self, task_id: str) -> PullRequest | None:
+        async with self._db.execute("SELECT data FROM pull_requests WHERE task_id = ?", (task_id,)) as cur:
+            row = await cur.fetchone()
+        return _pull(row[0]) if row else None
+
+    async def open_pulls(self) -> list[PullRequest]:
+        async with self._db.execute("SELECT data FROM pull_requests WHERE state = 'open' ORDER BY rowid") as cur:
+            rows = await cur.fetchall()
+        return [p for p in (_pull(r[0]) for r in rows) if p is not None]
+
     # tables a front end owns (the Slack front end's slack_messages)
 
     async def fetch_all(self, sql: str, args: Iterable[Any] = ()) -> list[aiosqlite.Row]:
@@ -434,6 +467,13 @@ class Store:
                 "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
                 (key, value),
             )
+
+
+def _pull(raw: str) -> PullRequest | None:
+    try:
+        return PullRequest.from_dict(json.loads(raw))
+    except (ValueError, TypeError, RecursionError):
+        return None
 
 
 def _unsupported(statement: str) -> bool:

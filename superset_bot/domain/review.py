@@ -34,6 +34,7 @@ class Review:
     denials: list[str] = field(default_factory=list)  # actions the agent's permissions or sandbox refused
     base_commit: str | None = None  # where the task's branch started
     base_moved: int | None = None  # commits the base branch gained since then (None: unknown)
+    pull: dict[str, Any] | None = None  # the pull request it is delivered through (PullRequest.to_dict)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-able values (the state as its string)."""

@@ -41,6 +41,7 @@ from superset_bot.engine.preflight import (
 )
 from superset_bot.engine.preparing import Preparation
 from superset_bot.engine.pruning import Pruning
+from superset_bot.engine.pullrequests import PullRequests
 from superset_bot.engine.recovery import Recovery
 from superset_bot.engine.reviews import Reviews
 from superset_bot.engine.slots import Slots
@@ -103,6 +104,7 @@ class Engine:
         self.cleanup = WorktreeCleanup(self)
         self.merging = Merging(self)
         self.delivery = Delivery(self)
+        self.pulls = PullRequests(self)
         self.pruning = Pruning(self)
         self.control = RunControl(self)
         self.recovery = Recovery(self)
@@ -126,6 +128,7 @@ class Engine:
     async def start(self) -> None:
         """Pick up where the last process stopped: re-attach agents, re-queue, settle claims."""
         await self.recovery.recover_all()
+        await self.pulls.resume()
         self.watchdog.start_heartbeat()
         await self.pool.start()
 
@@ -135,6 +138,7 @@ class Engine:
         await self.pool.stop()
         await self.bases.stop()
         await self.workers.stop()
+        await self.pulls.close()
 
     async def recover(self, task: Task) -> None:
         """Pick up a task nobody drives (reconcile): re-attach, re-queue or settle it."""
@@ -168,6 +172,11 @@ class Engine:
 
     def preset_for(self, task: Task) -> Preset:
         return self.catalog.preset_for(task)
+
+    def deliver_for(self, task: Task) -> str:
+        """Where the task's work goes: local, push or pr (its preset's `deliver`, else its repo's)."""
+        preset = self.presets.get(task.preset)
+        return self.settings.deliver_for(task.repo, preset.deliver if preset else "")
 
     def repo_path(self, name: str) -> Path:
         return self.catalog.repo_path(name)
@@ -282,6 +291,10 @@ class Engine:
     async def update_from_base(self, task_id: str, actor: str) -> Task:
         """Merge the base into the task branch; conflicts go to the agent as a follow-up."""
         return await self.merging.update_from_base(task_id, actor)
+
+    async def fix_ci(self, task_id: str, actor: str) -> Task:
+        """Send the failing checks of the task's pull request to its agent as a follow-up."""
+        return await self.pulls.fix_ci(task_id, actor)
 
     async def prune(self, task_id: str, actor: str, reason: str) -> Task | None:
         """Remove an idle task's worktree (and branch, unless its preset keeps branches)."""

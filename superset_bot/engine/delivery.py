@@ -40,7 +40,8 @@ class Delivery:
         self.fetch_timeout = fetch_timeout
 
     def after_merge(self, task: Task, deliver: str) -> None:
-        """Start the delivery of a task just MERGED (nothing for `local`)."""
+        """Start the delivery of a task just MERGED into the local base (nothing for `local`; `pr` merges
+        on the host instead: engine/pullrequests.py)."""
         if deliver == "push":
             self.engine.workers.background(self.push(task))
 

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from superset_bot.agents.formats import first_line
+from superset_bot.domain.events import Milestone
 from superset_bot.domain.state import TaskState
 from superset_bot.engine.errors import AlreadyClosed, UserError
 from superset_bot.engine.transitions import BOT_ACTOR
@@ -67,6 +68,8 @@ class Merging:
             raise UserError(f"Task {task.id} has no branch to merge ({task.reason or task.state}).")
         claimed = await self._claim(task, MERGING, actor)
         with self._claiming(claimed.id):
+            if engine.deliver_for(task) == "pr":  # merged on the host, through the task's pull request
+                return await engine.pulls.merge_claimed(claimed, task.state, preset, actor)
             return await self._merge_claimed(claimed, task.state, preset, repo, actor)
 
     async def _merge_claimed(self, claimed: Task, previous: TaskState, preset: Preset, repo: Path, actor: str) -> Task:
@@ -92,19 +95,21 @@ class Merging:
                 on_ready=remember,
             )
         except gitmerge.NothingToMerge as exc:
-            await self._release_claim(claimed, previous, actor, "nothing to merge")
+            await self.release_claim(claimed, previous, actor, "nothing to merge")
             raise UserError(
                 f"Nothing to merge: `{claimed.branch}` has no changes that `{claimed.base_branch}` lacks. "
                 "Discard the task, or follow up with more instructions."
             ) from exc
         except gitmerge.MergeConflict as exc:
-            await self._release_claim(claimed, previous, actor, f"merge refused: conflicts in {', '.join(exc.files)}")
+            await self.release_claim(claimed, previous, actor, f"merge refused: conflicts in {', '.join(exc.files)}",
+                                     tell=f"`{claimed.branch}` conflicts with `{claimed.base_branch}` in "
+                                          f"{', '.join(exc.files)}; update it from its base (or follow up) first")
             raise UserError(
                 f"`{claimed.branch}` conflicts with `{claimed.base_branch}` in {', '.join(exc.files)}. "
                 "Nothing was merged. Update the task from its base (or follow up) to resolve them."
             ) from exc
         except GitError as exc:
-            await self._release_claim(claimed, previous, actor, f"merge failed: {exc}")
+            await self.release_claim(claimed, previous, actor, f"merge failed: {exc}", tell=str(exc))
             raise UserError(f"Nothing was merged: {exc}") from exc
         except asyncio.CancelledError:
             if not engine.workers.stopping:  # when stopping, the next start settles the claim from git
@@ -123,7 +128,7 @@ class Merging:
         await engine.hooks_dispatch("merged", merged, {"commit": result.new_commit, "strategy": result.strategy})
         # `deliver: push` sends the base to the remote, in the background: the merge is done, and the
         # push (bounded by its timeouts) reports in the thread
-        engine.delivery.after_merge(merged, preset.deliver)
+        engine.delivery.after_merge(merged, engine.deliver_for(merged))
         # the base moved: the other open reviews on it may no longer merge cleanly
         engine.reviews.base_moved(merged.repo, merged.base_branch or "", merged.id)
         return merged
@@ -151,6 +156,7 @@ class Merging:
 
     async def finish_discard(self, task: Task, actor: str) -> Task:
         engine = self.engine
+        await engine.pulls.close_for_discard(task, actor)
         await engine.cleanup.teardown(task, actor)
         await engine.cleanup.remove_worktree(task, keep_branch=False)
         done = await engine.transitions.transition(task.id, DISCARDED, actor, expect={DISCARDING}, closed_by=actor)
@@ -177,8 +183,14 @@ class Merging:
                             "right now; nothing else was done.")
         raise UserError(f"Task {task.id} is {current.state}; wait for the agent to finish or cancel it first.")
 
-    async def _release_claim(self, task: Task, previous: TaskState, actor: str, reason: str) -> None:
+    async def release_claim(self, task: Task, previous: TaskState, actor: str, reason: str,
+                            tell: str | None = None) -> None:
+        """A merge that did not happen gives its claim back; `tell` says why in the thread, for everyone
+        following the task, not only the person who clicked."""
         await self.engine.store.add_event(task.id, actor, "merge_refused", {"reason": reason})
+        if tell:
+            self.engine.publish(Milestone(task, "merge_refused", f"Merge asked by {actor} was refused: "
+                                                                 f"{tell.rstrip('.')}. Nothing was merged.", ok=False))
         await self.engine.transitions.transition(task.id, previous, BOT_ACTOR, expect={MERGING}, reason=task.reason,
                                                  merge_commit=None)
 
@@ -193,6 +205,8 @@ class Merging:
         if previous is None:
             before = claim.detail.get("from") if claim else None
             previous = TaskState(before) if before in REVIEWABLE_STATES else FINISHED
+        if await engine.pulls.settle_merge(task, previous, actor):
+            return
         landed = False
         if task.merge_commit and task.base_branch:
             if await gitlocks.drop_own_ref_lock(repo, task.base_branch, task.merge_commit):
@@ -218,6 +232,7 @@ class Merging:
             await engine.cleanup.remove_worktree(merged, keep_branch=bool(preset and preset.keep_branch))
             await engine.hooks_dispatch("merged", merged, {"commit": task.merge_commit,
                                                            "strategy": preset.merge if preset else None})
+            engine.delivery.after_merge(merged, engine.deliver_for(merged))  # `push` still pushes it
             engine.reviews.base_moved(merged.repo, task.base_branch, merged.id)
         else:
             await engine.transitions.transition(task.id, previous, BOT_ACTOR, expect={MERGING}, merge_commit=None,

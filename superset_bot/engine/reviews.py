@@ -13,6 +13,7 @@ from superset_bot.domain.events import ReviewReady, ReviewRefreshed
 from superset_bot.domain.review import Review
 from superset_bot.domain.task import encode_review
 from superset_bot.engine.errors import UserError
+from superset_bot.engine.transitions import BOT_ACTOR
 from superset_bot.git import diff as gitdiff
 from superset_bot.git import merge as gitmerge
 from superset_bot.git import refs as gitrefs
@@ -50,6 +51,7 @@ class Reviews:
         except GitError as exc:
             log.warning("task %s: no review: %s", task.id, exc)
             return None
+        pull = await self.engine.store.get_pull(task.id)
         started, finished = task.started_at, task.finished_at
         return Review(
             task_id=task.id,
@@ -72,6 +74,7 @@ class Reviews:
             denials=list(progress.denials) if progress else [],
             base_commit=task.base_commit,
             base_moved=moved,
+            pull=pull.to_dict() if pull is not None else None,
         )
 
     async def post(self, task: Task, progress: Progress | None = None, checks: Any = None) -> Review | None:
@@ -83,7 +86,14 @@ class Reviews:
         task = await engine.store.update_task(task.id, review=encode_review(review), last_activity=engine.clock())
         engine.publish(ReviewReady(task, review))
         await engine.hooks_dispatch("review_ready", task, {"review": review.to_dict()})
+        engine.pulls.after_review(task, review.commits)
         return review
+
+    async def show_pull(self, task_id: str) -> None:
+        """The task's pull request changed (opened, new checks): its open review shows it now."""
+        task = await self.engine.store.get_task(task_id)
+        if task is not None and task.state in REVIEWABLE_STATES and task.review:
+            await self._refresh(task)
 
     def base_moved(self, repo: str, base: str, merged: str = "") -> None:
         """Every path that moves a base branch (a task merged, a merge settled after a restart, the
@@ -123,14 +133,27 @@ class Reviews:
         except ValueError:
             previous = None
         review = await self.build(task, checks=saved.get("checks"))
-        if review is None or (previous is not None and (previous.clean, previous.conflicts, previous.base_moved)
-                              == (review.clean, review.conflicts, review.base_moved)):
+        if review is None or (previous is not None and (previous.clean, previous.conflicts, previous.base_moved,
+                                                        previous.pull)
+                              == (review.clean, review.conflicts, review.base_moved, review.pull)):
             return
         current = await engine.store.get_task(task.id)
         if current is None or current.state != task.state or current.review != task.review:
             return  # it moved on meanwhile (merged, followed up, reviewed again): that path says so
         task = await engine.store.update_task(task.id, review=encode_review(review))
         engine.publish(ReviewRefreshed(task, review, previous))
+        preset = engine.presets.get(task.preset)
+        if preset is not None and preset.follow_base and review.clean and review.base_moved and \
+                (previous is None or previous.base_moved != review.base_moved):
+            await self._follow_base(task)
+
+    async def _follow_base(self, task: Task) -> None:
+        """`follow_base`: a review that still merges cleanly takes in what its base gained, and is
+        posted again (a pull request gets the merge pushed); a refusal is only logged: the review stays."""
+        try:
+            await self.engine.update_from_base(task.id, BOT_ACTOR)
+        except UserError as exc:
+            log.info("task %s: not following its base: %s", task.id, exc)
 
     async def diff(self, task_id: str) -> str:
         engine = self.engine

@@ -20,14 +20,15 @@ AGENT_FORMATS = ("plain", "claude-stream-json", "codex-json", "aider")
 PERMISSION_FORMATS = ("claude-stream-json", "codex-json")
 CODEX_SANDBOXES = ("read-only", "workspace-write", "danger-full-access")
 MERGE_STRATEGIES = ("merge", "squash", "rebase")
-DELIVERIES = ("local", "push")  # what follows a merge into the local base: nothing, or a push of it
-_LATER_DELIVERIES = ("pr",)  # understood, not built yet
+# where a task's work goes: merged into the local base (local), that and the base pushed to the remote
+# (push), or the task's branch pushed and delivered as a pull request merged on the host (pr)
+DELIVERIES = ("local", "push", "pr")
 DEFAULT_SETUP_TIMEOUT = 600.0
 DEFAULT_CHECKS_TIMEOUT = 600.0
 
 _TOP_FIELDS = (
     "description", "agent", "setup", "env", "copy", "checks", "limits", "merge",
-    "prewarm", "keep_branch", "setup_timeout", "checks_timeout", "never_commit", "deliver",
+    "prewarm", "keep_branch", "setup_timeout", "checks_timeout", "never_commit", "deliver", "follow_base",
 )  # fmt: skip
 _AGENT_FIELDS = ("command", "format", "followup", "permissions")
 _PERMISSION_FIELDS = ("commands", "tools", "sandbox", "writable")
@@ -88,10 +89,11 @@ class Preset:
     checks: tuple[str, ...] = ()
     limits: PresetLimits = PresetLimits()
     merge: str = "merge"
-    deliver: str = "local"  # "push": after a merge, push the base branch to the repo's remote
+    deliver: str = ""  # local | push | pr; "": as the repo says (SUPERSET_REPO_DELIVER), else local
     prewarm: bool = False
     never_commit: tuple[str, ...] = ()  # globs of files the agent keeps for itself (aider's .aider*)
     keep_branch: bool = False
+    follow_base: bool = False  # a review that still merges cleanly takes in its base when the base moves
     setup_timeout: float = DEFAULT_SETUP_TIMEOUT
     checks_timeout: float = DEFAULT_CHECKS_TIMEOUT
     source: Path | None = None
@@ -197,11 +199,12 @@ def parse_preset(name: str, data: object, *, source: Path | str | None = None) -
             disk=sizes.get("disk"),
         ),
         merge=check.choice(top.get("merge", "merge"), "merge", MERGE_STRATEGIES),
-        deliver=_deliver(check, top.get("deliver", "local")),
+        deliver=check.choice(check.string(top["deliver"], "deliver"), "deliver", DELIVERIES) if "deliver" in top else "",
         prewarm=check.boolean(top.get("prewarm", False), "prewarm"),
         never_commit=tuple(_glob(check, item, f"never_commit[{i}]")
                            for i, item in enumerate(check.strings(top.get("never_commit", []), "never_commit"))),
         keep_branch=check.boolean(top.get("keep_branch", False), "keep_branch"),
+        follow_base=check.boolean(top.get("follow_base", False), "follow_base"),
         setup_timeout=(
             check.duration(top["setup_timeout"], "setup_timeout")
             if "setup_timeout" in top
@@ -214,13 +217,6 @@ def parse_preset(name: str, data: object, *, source: Path | str | None = None) -
         ),
         source=Path(source) if source is not None else None,
     )
-
-
-def _deliver(check: Checker, value: object) -> str:
-    text = check.string(value, "deliver")
-    if text in _LATER_DELIVERIES:
-        raise check.error("deliver", f"{json.dumps(text)} is not supported yet; use one of {', '.join(DELIVERIES)}")
-    return check.choice(text, "deliver", DELIVERIES)
 
 
 def _glob(check: Checker, value: str, name: str) -> str:

@@ -36,7 +36,7 @@ from superset_bot.store import ACTIVE_STATES, REVIEWABLE_STATES, Task, new_task_
 
 # the words access control uses for a task action, in its refusals ("Only ... can merge it")
 _ACTION_WORDS = {"merge": "merge", "discard": "discard", "cancel": "cancel", "followup": "follow up on",
-                 "update": "update", "retry": "retry", "keep": "keep"}
+                 "update": "update", "retry": "retry", "keep": "keep", "fixci": "fix CI on"}
 
 
 @dataclass(frozen=True)
@@ -163,6 +163,8 @@ class Service:
             return Done(verb, await engine.followup(task.id, text, caller.user))
         if verb == "update":
             return Done(verb, await engine.update_from_base(task.id, caller.user))
+        if verb == "fixci":
+            return Done(verb, await engine.fix_ci(task.id, caller.user))
         return Done(verb, await engine.keep(task.id, caller.user))
 
     async def _refuse_action(self, caller: Caller, task: Task, verb: str) -> Refused | None:

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 from conftest import RepoFactory, git
 from support.engineharness import Harness, MakeHarness, agent_preset
-from test_bases import FILES, push_change, with_remote
+from support.remotes import push_change, with_remote
+from test_bases import FILES
 
 from superset_bot.domain.events import Milestone, ReviewRefreshed
 from superset_bot.presets import PresetError
@@ -141,13 +142,11 @@ MINIMAL = {"agent": {"command": ["agent", "{prompt}"]}}
 
 
 def test_preset_deliver_field() -> None:
-    assert parse_preset("p", MINIMAL).deliver == "local"
-    assert parse_preset("p", {**MINIMAL, "deliver": "push"}).deliver == "push"
-    assert parse_preset("p", {**MINIMAL, "deliver": "local"}).deliver == "local"
-    with pytest.raises(PresetError, match=r'field "deliver": expected one of local, push, got "ftp"'):
+    assert parse_preset("p", MINIMAL).deliver == "", "none named: the repo's delivery, else local"
+    for deliver in ("local", "push", "pr"):
+        assert parse_preset("p", {**MINIMAL, "deliver": deliver}).deliver == deliver
+    with pytest.raises(PresetError, match=r'field "deliver": expected one of local, push, pr, got "ftp"'):
         parse_preset("p", {**MINIMAL, "deliver": "ftp"})
-    with pytest.raises(PresetError, match=r'field "deliver": "pr" is not supported yet; use one of local, push'):
-        parse_preset("p", {**MINIMAL, "deliver": "pr"})
     with pytest.raises(PresetError, match=r'field "deliver": expected a string'):
         parse_preset("p", {**MINIMAL, "deliver": True})
 

@@ -410,3 +410,27 @@ async def test_a_merge_looks_again_at_the_open_reviews_on_its_base(harness: Make
     assert h.of(first.id, ReviewRefreshed) == [], "the merged task itself is closed"
     saved = (await h.engine.get(second.id)).review_data()
     assert saved is not None and saved["clean"] is False
+
+
+async def test_follow_base_takes_in_the_base_of_a_clean_review_when_it_moves(harness: MakeHarness) -> None:
+    """`"follow_base": true`: the other open review still merges cleanly, so it takes in the merged work
+    at once (a new review); without the flag it only shows how far its base moved."""
+    h = await harness({"edit": agent_preset("edit"),
+                       "following": agent_preset("conflict", env={"CONFLICT_FILE": "shared.txt"}, follow_base=True),
+                       "still": agent_preset("conflict", env={"CONFLICT_FILE": "README.md"})})
+    first = await h.engine.spawn("one way", requester="U1", preset="edit")
+    following = await h.engine.spawn("elsewhere", requester="U1", preset="following")
+    still = await h.engine.spawn("elsewhere too", requester="U1", preset="still")
+    for task in (first, following, still):
+        assert (await h.settled(task.id)).state == FINISHED
+    merged = await h.engine.merge(first.id, "U1")
+
+    deadline = time.monotonic() + 30
+    while len(h.of(following.id, ReviewReady)) < 2 or not h.of(still.id, ReviewRefreshed):
+        assert time.monotonic() < deadline, "the base was not followed"
+        await asyncio.sleep(0.05)
+    updated = await h.engine.get(following.id)
+    git(h.repo, "merge-base", "--is-ancestor", merged.merge_commit or "", updated.branch or "")
+    events = [e.action for e in await h.store.events(following.id)]
+    assert "updated_from_base" in events
+    assert (await h.engine.get(still.id)).branch not in git(h.repo, "branch", "--contains", merged.merge_commit or "")

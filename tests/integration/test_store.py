@@ -111,7 +111,7 @@ async def test_tasks_in_flight_keep_their_slack_threads_across_the_upgrade(tmp_p
     finally:
         await store.close()
     with sqlite3.connect(path) as db:
-        assert db.execute("PRAGMA user_version").fetchone()[0] == 4
+        assert db.execute("PRAGMA user_version").fetchone()[0] == len(_MIGRATIONS)
         left = {row[1] for row in db.execute("PRAGMA table_info(tasks)")}
         assert "channel" in left and not left & {"thread_ts", "status_ts", "review_ts"}
 

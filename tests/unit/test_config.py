@@ -152,3 +152,29 @@ def test_remote_settings_problems_are_named(base_env: dict[str, str]) -> None:
         "SUPERSET_FETCH_EVERY: expected a duration",
     ):
         assert expected in text, expected
+
+
+def test_delivery_settings_per_repo_and_github(base_env: dict[str, str]) -> None:
+    settings = load_settings(base_env, env_file=None)
+    assert settings.deliver_for("demo") == "local" and settings.github_token is None
+    assert settings.github_api_url == "https://api.github.com" and settings.pr_poll_every == 30.0
+    env = {**base_env, "SUPERSET_REPO_DELIVER": "demo=pr", "SUPERSET_GITHUB_TOKEN": "ghp_abcdef123456",
+           "SUPERSET_GITHUB_API_URL": "https://github.example.com/api/v3/", "SUPERSET_GITHUB_REPOS": "demo=acme/web"}
+    settings = load_settings(env, env_file=None)
+    assert settings.deliver_for("demo") == "pr" and settings.deliver_for("demo", "push") == "push", "a preset wins"
+    assert settings.github_api_url == "https://github.example.com/api/v3"
+    assert settings.github_repos["demo"] == "acme/web"
+    assert "ghp_abcdef123456" in settings.secrets() and "ghp_abcdef123456" not in repr(settings)
+
+
+def test_delivery_settings_problems_are_named(base_env: dict[str, str]) -> None:
+    env = {**base_env, "SUPERSET_REPO_DELIVER": "demo=ftp,web=pr", "SUPERSET_GITHUB_REPOS": "demo=not a slug",
+           "SUPERSET_GITHUB_API_URL": "github.com"}
+    with pytest.raises(ConfigError) as err:
+        load_settings(env, env_file=None)
+    text = str(err.value)
+    for expected in ('SUPERSET_REPO_DELIVER: "ftp" for demo is not local, push or pr',
+                     'SUPERSET_REPO_DELIVER: "web" is not in SUPERSET_REPOS',
+                     'SUPERSET_GITHUB_REPOS: "not a slug" for demo is not owner/name',
+                     'SUPERSET_GITHUB_API_URL: expected an http(s) URL'):
+        assert expected in text, expected

@@ -10,6 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from support.blocksamples import (
     FUZZ,
+    HOSTILE,
     NOW,
     anything,
     assert_safe,
@@ -28,6 +29,7 @@ from support.blocksamples import (
 from superset_bot.frontends.slack.blocks.actions import (
     ACTION_DIFF,
     ACTION_DISCARD,
+    ACTION_FIX_CI,
     ACTION_MERGE,
     ACTION_UPDATE,
 )
@@ -169,3 +171,42 @@ def test_renderers_are_quick_on_huge_input() -> None:
     task_card(hostile_task(), progress(tail=["y" * 100_000] * 200), now=NOW)
     # generous: only catches accidental quadratic work, not a speed benchmark
     assert time.monotonic() - start < 20
+
+
+def _pull(state: str = "open", checks: list[dict[str, Any]] | None = None, verdict: str = "none") -> dict[str, Any]:
+    return {"task_id": "k3x9qa", "provider": "github", "slug": "acme/web", "number": 12,
+            "url": "https://github.com/acme/web/pull/12", "head_branch": "agent/k3x9qa", "base_branch": "develop",
+            "state": state, "head_sha": "a" * 40, "checks": checks or [], "checks_state": verdict}
+
+
+def test_a_review_delivered_by_pull_request_links_it_and_merges_it() -> None:
+    rendered = review_message(make_task(state="finished"), review(pull=_pull()))
+    text = dumps(rendered.blocks)
+    assert "<https://github.com/acme/web/pull/12|acme/web#12>" in text and "no checks reported yet" in text
+    merge = next(b for b in buttons(rendered.blocks) if b["action_id"] == ACTION_MERGE)
+    assert merge["text"]["text"] == "Merge PR" and "acme/web#12" in dumps([merge["confirm"]])
+    assert ACTION_FIX_CI not in {b["action_id"] for b in buttons(rendered.blocks)}
+    assert_safe(rendered)
+
+
+def test_failing_checks_are_named_with_what_they_said_and_offer_fix_ci() -> None:
+    checks = [{"name": "lint", "state": "failure", "summary": "2 errors\nE225 missing whitespace"},
+              {"name": "tests", "state": "success", "summary": "all good"},
+              {"name": "build", "state": "pending", "summary": ""}]
+    rendered = review_message(make_task(state="finished"), review(pull=_pull(checks=checks, verdict="failure")))
+    text = dumps(rendered.blocks)
+    assert "1 of 3 checks failed" in text and "lint: 2 errors · E225 missing whitespace" in text
+    assert "all good" not in text, "only a failure's output is shown"
+    assert ACTION_FIX_CI in {b["action_id"] for b in buttons(rendered.blocks)}
+    passed = review_message(make_task(state="finished"), review(pull=_pull(
+        checks=[{"name": "lint", "state": "success"}], verdict="success")))
+    assert "the check passed" in dumps(passed.blocks)
+    assert ACTION_FIX_CI not in {b["action_id"] for b in buttons(passed.blocks)}
+
+
+def test_a_hostile_pull_request_stays_within_slacks_limits_and_pings_nobody() -> None:
+    checks = [{"name": HOSTILE * 20, "state": "failure", "summary": HOSTILE * 200}] * 300
+    pull = _pull(checks=checks, verdict="failure") | {"slug": HOSTILE * 50, "url": "http://evil.example|x>",
+                                                       "number": 10**12}
+    assert_safe(review_message(make_task(state="finished"), review(pull=pull)))
+    assert_safe(review_message(make_task(state="finished"), review(pull={"number": "x", "checks": "no"})))

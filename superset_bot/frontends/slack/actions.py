@@ -21,7 +21,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 BUTTON_VERBS = {ui.ACTION_MERGE: "merge", ui.ACTION_DISCARD: "discard", ui.ACTION_CANCEL: "cancel",
-                ui.ACTION_DIFF: "diff", ui.ACTION_UPDATE: "update", ui.ACTION_RETRY: "retry", ui.ACTION_KEEP: "keep"}
+                ui.ACTION_DIFF: "diff", ui.ACTION_UPDATE: "update", ui.ACTION_RETRY: "retry", ui.ACTION_KEEP: "keep",
+                ui.ACTION_FIX_CI: "fixci"}
 
 
 class Buttons:
@@ -63,6 +64,6 @@ class Buttons:
         # a click in App Home names no channel: it reads as the person's own place (the app's DM)
         place = None if channel else frontend.home.place_of(user)
         result = await frontend.service.act(Caller(user, channel or None, place=place), verb, task_id, thread=thread)
-        if isinstance(result, Done) and verb not in ("keep", "followup"):
+        if isinstance(result, Done) and verb not in ("keep", "followup", "fixci"):
             return  # the thread shows what happened; the person who clicked needs no second copy
         await frontend.answers.answer(result, reply, user)

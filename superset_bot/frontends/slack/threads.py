@@ -50,7 +50,7 @@ log = logging.getLogger(__name__)
 MAX_DIFF_BYTES = 5 * 1024 * 1024
 # steps of the way the card shows instead of a thread reply: posts are paced per channel, so with
 # many tasks each reply delays the reviews and outcomes people wait for
-CARD_MILESTONES = frozenset({"worktree_ready", "setup_done", "agent_started", "committed"})
+CARD_MILESTONES = frozenset({"worktree_ready", "setup_done", "agent_started", "committed", "pr_updated"})
 _SAVED_REVIEW: Any = object()
 
 

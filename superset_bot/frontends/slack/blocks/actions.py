@@ -18,13 +18,22 @@ ACTION_UPDATE = "task_update_base"
 ACTION_KEEP = "task_keep"
 ACTION_RETRY = "task_retry"
 ACTION_CANCEL = "task_cancel"
-ACTIONS = (ACTION_MERGE, ACTION_DISCARD, ACTION_DIFF, ACTION_UPDATE, ACTION_KEEP, ACTION_RETRY, ACTION_CANCEL)
+ACTION_FIX_CI = "task_fix_ci"
+ACTIONS = (ACTION_MERGE, ACTION_DISCARD, ACTION_DIFF, ACTION_UPDATE, ACTION_KEEP, ACTION_RETRY, ACTION_CANCEL,
+           ACTION_FIX_CI)
 
 
-def merge_button(task: Task, branch: object = None, base: object = None) -> Block:
-    """Merge `branch` (the task's own by default) into `base`, after a confirmation."""
+def merge_button(task: Task, branch: object = None, base: object = None, pull: object = None,
+                 method: object = None) -> Block:
+    """Merge `branch` (the task's own by default) into `base`, after a confirmation; with `pull` (its
+    label, "acme/web#12"), the pull request is merged on GitHub."""
     b = esc_line(branch or task.branch or "this task's branch", 100)
     target = esc_line(base or task.base_branch or "its base branch", 80)
+    if pull:
+        how = f" ({esc_line(method, 10)})" if method else ""
+        dialog = confirm_dialog("Merge pull request?", f"Merge {esc_line(pull, 120)} into {target} on GitHub{how}? "
+                                "The task's worktree is removed afterwards.", "Merge", style="primary")
+        return button("Merge PR", ACTION_MERGE, task_id(task), "primary", dialog)
     dialog = confirm_dialog(
         "Merge task?",
         f"Merge `{b}` into {target}? The task's worktree is removed afterwards.",
@@ -32,6 +41,11 @@ def merge_button(task: Task, branch: object = None, base: object = None) -> Bloc
         style="primary",
     )
     return button("Merge", ACTION_MERGE, task_id(task), "primary", dialog)
+
+
+def fix_ci_button(task: Task) -> Block:
+    """Send the failing checks' output to the agent as a follow-up."""
+    return button("Fix CI", ACTION_FIX_CI, task_id(task), "primary")
 
 
 def update_button(task: Task) -> Block:

@@ -10,6 +10,7 @@ from typing import Any
 from superset_bot.frontends.slack.blocks.actions import (
     diff_button,
     discard_button,
+    fix_ci_button,
     merge_button,
     update_button,
 )
@@ -147,6 +148,10 @@ def _review_blocks(task: Task, review: Mapping[str, Any], scale: float, *, title
             where += ", still its tip"
         blocks.append(context(where + "."))
 
+    pull = pull_text(review.get("pull"), scale)
+    if pull:
+        blocks.append(section(pull))
+
     denials = denials_text(as_list(review.get("denials")), scale)
     if denials:
         blocks.append(section(denials))
@@ -173,11 +178,16 @@ def review_message(task: Task, review: Mapping[str, Any], *, top_files: int = 10
     files = as_list(r.get("files"))
     no_changes = not files and not (as_int(r.get("commits")) or 0)
     buttons: list[Block] = []
+    pull = as_map(r.get("pull"))
+    pull_open = pull.get("state") == "open"
     if not no_changes:
         if r.get("clean") is True:
-            buttons.append(merge_button(task, branch, base))
+            label = f"{as_str(pull.get('slug'))}#{as_int(pull.get('number'))}" if pull_open else None
+            buttons.append(merge_button(task, branch, base, label))
         else:
             buttons.append(update_button(task))
+        if pull_open and pull.get("checks_state") == "failure":
+            buttons.append(fix_ci_button(task))
     buttons.append(discard_button(task, branch))
     if not no_changes:
         buttons.append(diff_button(task))
@@ -233,6 +243,50 @@ def closed_review(task: Task, review: Mapping[str, Any] | None, *, outcome: str,
 
     text = f"Task {esc_line(tid, 40)}: {verb.lower()}{by}"
     return Rendered(fallback(text), fit(build))
+
+
+_CHECK_MARKS = {"success": "✅", "failure": "❌", "pending": "⏳"}
+
+
+def pull_text(value: object, scale: float = 1.0) -> str:
+    """The pull request a review is delivered through, and its checks, as the review shows them."""
+    pull = as_map(value)
+    number, url = as_int(pull.get("number")), as_str(pull.get("url"))
+    if number is None:
+        return ""
+    label = esc_line(f"{as_str(pull.get('slug')) or 'pull request'}#{number}", 120)
+    link = f"<{url}|{label}>" if url and url.startswith(("https://", "http://")) and "|" not in url \
+        and ">" not in url else label
+    state = as_str(pull.get("state")) or "open"
+    head = f":arrow_heading_up: *Pull request* {link}" + ("" if state == "open" else f" ({esc_line(state, 20)})")
+    checks = [c for c in as_list(pull.get("checks")) if isinstance(c, Mapping)]
+    if not checks:
+        return head + " · no checks reported yet"
+    counts = {k: sum(1 for c in checks if c.get("state") == k) for k in ("success", "failure", "pending")}
+    verdict = as_str(pull.get("checks_state"))
+    summary = {"success": "✅ the check passed" if len(checks) == 1 else f"✅ all {len(checks)} checks passed",
+               "failure": f"❌ {counts['failure']} of {len(checks)} checks failed",
+               "pending": f"⏳ {counts['pending']} of {len(checks)} checks running"}.get(verdict or "", "checks unknown")
+    lines = [f"{head} · {summary}"]
+    shown = max(2, int(8 * scale))
+    for check in checks[:shown]:
+        mark = _CHECK_MARKS.get(as_str(check.get("state")) or "", "•")
+        name = esc_line(as_str(check.get("name")) or "check", 80)
+        line = f"{mark} {name}"
+        said = first_words(as_str(check.get("summary")), max(30, int(140 * scale)))
+        if said and check.get("state") == "failure":
+            line += f": {said}"
+        lines.append(line)
+    if len(checks) > shown:
+        lines.append(f"_…and {len(checks) - shown} more_")
+    return "\n".join(lines)
+
+
+def first_words(text: str | None, limit: int, lines: int = 2) -> str:
+    """The first `lines` non-empty lines of `text` (a check's title, then its summary) on one line,
+    escaped and cut to `limit`."""
+    said = [line.strip() for line in (text or "").splitlines() if line.strip()][:lines]
+    return esc_line(" · ".join(said), limit) if said else ""
 
 
 def review_line(task: Task) -> str:

@@ -1,0 +1,364 @@
+"""Pull-request delivery (`"deliver": "pr"`) against a fake GitHub API on 127.0.0.1 whose repository is
+the bare repo the bot pushes to: opening, checks turning green or red, Fix CI, Merge through the API,
+a pull request merged or closed on the website, Discard, follow-ups, refusals, restarts, rate limits.
+Real git, real agents, real SQLite, real HTTP."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import RepoFactory, git
+from support.engineharness import Harness, MakeHarness, agent_preset
+from support.fakegithub import FakeGitHub
+from support.remotes import push_change, with_remote
+from test_bases import FILES
+
+from superset_bot.domain.events import Milestone, ReviewRefreshed
+from superset_bot.store import DISCARDED, FINISHED, MERGED, QUEUED, RUNNING
+
+TOKEN = "ghp_pr_delivery_test_0123456789"
+SLUG = "acme/demo"
+
+
+def pr_presets(**extra: Any) -> dict[str, dict[str, Any]]:
+    return {"edit": agent_preset("edit", deliver="pr", **extra)}
+
+
+@pytest.fixture
+async def github() -> AsyncIterator[FakeGitHub]:
+    async with FakeGitHub.start(token=TOKEN) as gh:
+        yield gh
+
+
+def gh_env(gh: FakeGitHub, **more: str) -> dict[str, str]:
+    return {"SUPERSET_GITHUB_TOKEN": TOKEN, "SUPERSET_GITHUB_API_URL": gh.url,
+            "SUPERSET_GITHUB_REPOS": f"demo={SLUG}", "SUPERSET_PR_POLL_EVERY": "0.1s", **more}
+
+
+async def until(check: Callable[[], Awaitable[Any]], timeout: float = 20, what: str = "") -> Any:
+    """Wait until `check()` gives something true; return it."""
+    async def wait() -> Any:
+        while True:
+            got = await check()
+            if got:
+                return got
+            await asyncio.sleep(0.03)
+    try:
+        return await asyncio.wait_for(wait(), timeout)
+    except TimeoutError:
+        raise AssertionError(f"timed out waiting for {what or check}") from None
+
+
+def notes(h: Harness, task_id: str, kind: str) -> list[Milestone]:
+    return [m for m in h.of(task_id, Milestone) if m.kind == kind]
+
+
+async def note(h: Harness, task_id: str, kind: str, timeout: float = 20) -> Milestone:
+    async def found() -> Milestone | None:
+        got = notes(h, task_id, kind)
+        return got[-1] if got else None
+    result: Milestone = await until(found, timeout, f"a {kind} milestone")
+    return result
+
+
+async def setup(harness: MakeHarness, make_repo: RepoFactory, tmp_path: Path, gh: FakeGitHub,
+                presets: dict[str, dict[str, Any]] | None = None, **env: str) -> tuple[Harness, Path]:
+    repo = make_repo("demo", FILES)
+    clone = with_remote(tmp_path, repo)
+    gh.add_repo(SLUG, tmp_path / "remote.git")
+    h = await harness(presets or pr_presets(), repo=repo, env=gh_env(gh, **env))
+    return h, clone
+
+
+async def opened(h: Harness, gh: FakeGitHub, prompt: str = "add the feature") -> tuple[str, int]:
+    """Spawn a task and wait for its pull request; (task id, PR number)."""
+    task = await h.engine.spawn(prompt, requester="U1")
+    await h.settled(task.id, {FINISHED})
+    await note(h, task.id, "pr_opened")
+    pull = await h.store.get_pull(task.id)
+    assert pull is not None
+    return task.id, pull.number
+
+
+def remote_tip(tmp_path: Path, branch: str = "main") -> str:
+    return git(tmp_path / "remote.git", "rev-parse", f"refs/heads/{branch}")
+
+
+async def test_a_review_opens_a_pull_request_shown_on_the_review(
+        harness: MakeHarness, make_repo: RepoFactory, tmp_path: Path, github: FakeGitHub) -> None:
+    h, _ = await setup(harness, make_repo, tmp_path, github)
+    task_id, number = await opened(h, github)
+
+    task = await h.engine.get(task_id)
+    pr = github.pull(SLUG, number)
+    assert pr["state"] == "open" and pr["head"]["ref"] == task.branch and pr["base"]["ref"] == "main"
+    assert pr["title"] == "add the feature" and task_id in pr["body"]
+    assert remote_tip(tmp_path, task.branch or "") == git(h.repo, "rev-parse", task.branch or ""), "branch pushed"
+    opened_note = notes(h, task_id, "pr_opened")[-1]
+    assert opened_note.text.startswith(f"Opened pull request {SLUG}#{number} from `{task.branch}` into `main`")
+    assert pr["html_url"] in opened_note.text
+
+    async def shown() -> Any:
+        refreshed = [e for e in h.of(task_id, ReviewRefreshed) if e.review.pull]
+        return refreshed[-1] if refreshed else None
+    refreshed = await until(shown, what="the review showing the pull request")
+    assert refreshed.review.pull["number"] == number and refreshed.review.pull["url"] == pr["html_url"]
+    saved = (await h.engine.get(task_id)).review_data() or {}
+    assert saved["pull"]["number"] == number, "the stored review carries it too"
+    # every request carried the token in its header, and the token went nowhere else
+    assert github.requests and all(r.status != 401 for r in github.requests)
+
+
+async def test_checks_turning_red_then_green_show_live_and_fix_ci_sends_their_output(
+        harness: MakeHarness, make_repo: RepoFactory, tmp_path: Path, github: FakeGitHub) -> None:
+    h, _ = await setup(harness, make_repo, tmp_path, github, pr_presets(env={"AGENT_MODE": "edit"}))
+    task_id, number = await opened(h, github)
+    head = github.pull(SLUG, number)["head"]["sha"]
+
+    github.set_check_run(SLUG, head, "lint", "in_progress")
+    github.set_status(SLUG, head, "ci/tests", "pending", "running")
+
+    async def pull_state(state: str) -> Any:
+        pull = await h.store.get_pull(task_id)
+        return pull if pull is not None and pull.checks and str(pull.checks_state) == state else None
+    pending = await until(lambda: pull_state("pending"), what="pending checks")
+    assert {c.name for c in pending.checks} == {"lint", "ci/tests"}
+
+    github.set_check_run(SLUG, head, "lint", "completed", "failure", title="2 lint errors",
+                         summary="src/feature.py:2: E225 missing whitespace around operator")
+    github.set_status(SLUG, head, "ci/tests", "success", "12 passed")
+    await until(lambda: pull_state("failure"), what="failed checks")
+    failed = await note(h, task_id, "pr_checks")
+    assert not failed.ok and failed.text.startswith(f"Checks failed on {SLUG}#{number}: `lint`")
+    review = (await h.engine.get(task_id)).review_data() or {}
+    assert review["pull"]["checks_state"] == "failure", "the review shows it"
+
+    await h.engine.fix_ci(task_id, "U1")
+    events = await h.store.events(task_id)
+    sent = [e for e in events if "followup" in e.detail]
+    assert sent and "E225 missing whitespace" in sent[-1].detail["followup"]
+    assert "ci/tests" not in sent[-1].detail["followup"], "only the failing checks"
+    await h.settled(task_id, {FINISHED})
+
+    # the follow-up's commit went to the same pull request; checks start over on the new head
+    updated = await note(h, task_id, "pr_updated")
+    assert updated.text == f"Pushed the new commits to pull request {SLUG}#{number}."
+    task = await h.engine.get(task_id)
+    new_head = git(h.repo, "rev-parse", task.branch or "")
+    assert (await github.fetch_pull(SLUG, number))["head"]["sha"] == new_head != head
+    assert len(github.repo(SLUG).pulls) == 1, "no second pull request"
+
+    seen = len(notes(h, task_id, "pr_checks"))
+    github.set_check_run(SLUG, new_head, "lint", "completed", "success")
+    github.set_status(SLUG, new_head, "ci/tests", "success")
+    await until(lambda: pull_state("success"), what="passing checks")
+
+    async def told() -> Any:
+        return len(notes(h, task_id, "pr_checks")) > seen
+    await until(told, what="the thread told the checks passed")
+    passed = notes(h, task_id, "pr_checks")[-1]
+    assert passed.ok and passed.text.startswith(f"Checks passed on {SLUG}#{number} (")
+
+
+async def test_merge_merges_the_pull_request_on_github_once(
+        harness: MakeHarness, make_repo: RepoFactory, tmp_path: Path, github: FakeGitHub) -> None:
+    h, _ = await setup(harness, make_repo, tmp_path, github, pr_presets(merge="squash"))
+    task_id, number = await opened(h, github)
+    task = await h.engine.get(task_id)
+
+    results = await asyncio.gather(*(h.engine.merge(task_id, "U1") for _ in range(3)), return_exceptions=True)
+    merged = [r for r in results if not isinstance(r, BaseException)]
+    assert len(merged) == 1 and merged[0].state == MERGED, results
+    pr = github.pull(SLUG, number)
+    assert pr["merged"] is True and pr["merged_by"]["login"] == github.login
+    tip = remote_tip(tmp_path)
+    assert merged[0].merge_commit == pr["merge_commit_sha"] == tip
+    assert git(tmp_path / "remote.git", "rev-list", "--count", "--no-merges", f"{tip}^..{tip}") == "1", "squashed"
+    merges = [r for r in github.requests if r.method == "PUT" and r.path.endswith("/merge")]
+    assert len(merges) == 1, "merged once however many clicks"
+
+    async def local_followed() -> bool:  # the ref, then the base's checkout
+        return git(h.repo, "rev-parse", "main") == tip and (h.repo / "src" / "feature.py").is_file()
+    await until(local_followed, what="local main and its checkout fast-forwarded to the merged pull request")
+
+    async def branch_gone() -> bool:
+        return task.branch not in git(tmp_path / "remote.git", "branch", "--format=%(refname:short)").split()
+    await until(branch_gone, what="the pull request's branch deleted on GitHub")
+    assert not Path(task.worktree or "").exists()
+
+
+async def test_a_pull_request_merged_on_the_website_merges_the_task(
+        harness: MakeHarness, make_repo: RepoFactory, tmp_path: Path, github: FakeGitHub) -> None:
+    h, _ = await setup(harness, make_repo, tmp_path, github)
+    task_id, number = await opened(h, github)
+    commit = await github.merge_on_website(SLUG, number, by="octocat")
+
+    merged = await h.engine.wait_for(task_id, {MERGED}, timeout=20)
+    assert merged.closed_by == "octocat on GitHub" and merged.merge_commit == commit
+
+    async def removed() -> bool:
+        return not Path(merged.worktree or "").exists()
+    await until(removed, what="the worktree removed")
+    pull = await h.store.get_pull(task_id)
+    assert pull is not None and str(pull.state) == "merged"
+
+
+async def test_a_pull_request_closed_on_the_website_discards_the_task(
+        harness: MakeHarness, make_repo: RepoFactory, tmp_path: Path, github: FakeGitHub) -> None:
+    h, _ = await setup(harness, make_repo, tmp_path, github)
+    task_id, number = await opened(h, github)
+    github.close_on_website(SLUG, number, by="octocat")
+
+    done = await h.engine.wait_for(task_id, {DISCARDED}, timeout=20)
+    assert done.closed_by == "octocat on GitHub"
+    closed = await note(h, task_id, "pr_closed")
+    assert closed.text == f"Pull request {SLUG}#{number} was closed on GitHub without merging; the task is discarded."
+    assert not [r for r in github.requests if r.method == "PATCH"], "the bot did not close it again"
+
+
+async def test_discard_closes_the_pull_request_and_deletes_its_branch(
+        harness: MakeHarness, make_repo: RepoFactory, tmp_path: Path, github: FakeGitHub) -> None:
+    h, _ = await setup(harness, make_repo, tmp_path, github)
+    task_id, number = await opened(h, github)
+    branch = (await h.engine.get(task_id)).branch
+
+    done = await h.engine.discard(task_id, "U1")
+    assert done.state == DISCARDED
+    pr = github.pull(SLUG, number)
+    assert pr["state"] == "closed" and pr["merged"] is False
+    assert branch not in git(tmp_path / "remote.git", "branch", "--format=%(refname:short)").split()
+
+
+async def test_a_merge_github_refuses_is_said_in_the_thread_and_changes_nothing(
+        harness: MakeHarness, make_repo: RepoFactory, tmp_path: Path, github: FakeGitHub) -> None:
+    h, clone = await setup(harness, make_repo, tmp_path, github,
+                           pr_presets(env={"AGENT_MODE": "conflict", "CONFLICT_FILE": "shared.txt"}))
+    task_id, number = await opened(h, github)
+    push_change(clone, "shared.txt", "someone else's version\n")  # main moved on GitHub, in the same lines
+    before = remote_tip(tmp_path)
+
+    with pytest.raises(Exception, match="Nothing was merged") as refused:
+        await h.engine.merge(task_id, "U1")
+    assert "GitHub will not merge it" in str(refused.value)
+    told = await note(h, task_id, "merge_refused")
+    assert not told.ok and told.text.startswith("Merge asked by U1 was refused: GitHub will not merge it")
+    task = await h.engine.get(task_id)
+    assert task.state == FINISHED and task.merge_commit is None
+    assert remote_tip(tmp_path) == before and github.pull(SLUG, number)["state"] == "open"
+
+
+async def test_a_push_to_the_pull_request_since_is_never_merged_unseen(
+        harness: MakeHarness, make_repo: RepoFactory, tmp_path: Path, github: FakeGitHub) -> None:
+    h, clone = await setup(harness, make_repo, tmp_path, github)
+    task_id, number = await opened(h, github)
+    branch = (await h.engine.get(task_id)).branch or ""
+    git(clone, "fetch", "-q", "origin", f"{branch}:{branch}")
+    git(clone, "checkout", "-q", branch)
+    push_change(clone, "theirs.txt")  # a person pushes to the PR's branch (not main)
+    git(clone, "push", "-q", "origin", f"HEAD:{branch}")
+    theirs = git(clone, "rev-parse", "HEAD")
+
+    with pytest.raises(Exception, match="nothing was forced"):
+        await h.engine.merge(task_id, "U1")
+    assert remote_tip(tmp_path, branch) == theirs, "their commit is still there"
+    assert github.pull(SLUG, number)["merged"] is False
+    assert (await h.engine.get(task_id)).state == FINISHED
+
+
+async def test_merging_one_pull_request_updates_the_conflicting_review_without_a_click(
+        harness: MakeHarness, make_repo: RepoFactory, tmp_path: Path, github: FakeGitHub) -> None:
+    h, _ = await setup(harness, make_repo, tmp_path, github,
+                       pr_presets(env={"AGENT_MODE": "conflict", "CONFLICT_FILE": "shared.txt"}))
+    first, _ = await opened(h, github, "first change")
+    second, _ = await opened(h, github, "second change")
+    assert ((await h.engine.get(second)).review_data() or {})["clean"] is True
+
+    await h.engine.merge(first, "U1")
+
+    async def stale() -> Any:
+        found = [e for e in h.of(second, ReviewRefreshed) if not e.review.clean]
+        return found[-1] if found else None
+    refreshed = await until(stale, timeout=10, what="the second review turning to a conflict")
+    assert refreshed.review.conflicts == ["shared.txt"]
+
+
+async def test_a_restarted_bot_follows_the_open_pull_requests(
+        harness: MakeHarness, make_repo: RepoFactory, tmp_path: Path, github: FakeGitHub) -> None:
+    h, _ = await setup(harness, make_repo, tmp_path, github)
+    task_id, number = await opened(h, github)
+    await h.engine.stop()
+    await h.store.close()
+    commit = await github.merge_on_website(SLUG, number, by="octocat")  # while the bot is down
+
+    h2 = await harness(pr_presets(), repo=h.repo, env=gh_env(github))
+    merged = await h2.engine.wait_for(task_id, {MERGED}, timeout=20)
+    assert merged.merge_commit == commit and merged.closed_by == "octocat on GitHub"
+
+
+async def test_polling_asks_conditionally_and_waits_out_a_spent_rate_limit(
+        harness: MakeHarness, make_repo: RepoFactory, tmp_path: Path, github: FakeGitHub) -> None:
+    h, _ = await setup(harness, make_repo, tmp_path, github)
+    task_id, number = await opened(h, github)
+    await asyncio.sleep(0.6)  # a few looks at an unchanged pull request
+    looks = [r for r in github.requests if r.method == "GET" and r.path.endswith(f"/pulls/{number}")]
+    assert len(looks) >= 3
+    assert all(r.headers.get("if-none-match") for r in looks[1:]), "every look after the first is conditional"
+    assert any(r.status == 304 for r in looks), "and answered 304 Not Modified"
+    remaining = github.rate_remaining
+    await asyncio.sleep(0.5)
+    assert github.rate_remaining >= remaining - 2, "304s cost nothing of the rate limit"
+
+    github.exhaust_rate_limit(reset_in=1.5)
+    head = github.pull(SLUG, number)["head"]["sha"]
+    github.set_check_run(SLUG, head, "build", "completed", "failure", summary="boom")
+    await asyncio.sleep(0.5)
+    refused = [r for r in github.requests if r.status == 403]
+    assert len(refused) <= 1, "one 403 at most: then the bot waits for the reset"
+
+    async def failed() -> Any:
+        pull = await h.store.get_pull(task_id)
+        return pull is not None and str(pull.checks_state) == "failure"
+    await until(failed, timeout=10, what="the checks seen once the limit reset")
+
+
+async def test_without_a_token_the_thread_says_why_and_merge_refuses_plainly(
+        harness: MakeHarness, make_repo: RepoFactory, tmp_path: Path, github: FakeGitHub) -> None:
+    h, _ = await setup(harness, make_repo, tmp_path, github, SUPERSET_GITHUB_TOKEN="")
+    task = await h.engine.spawn("add the feature", requester="U1")
+    await h.settled(task.id, {FINISHED})
+    failed = await note(h, task.id, "pr_failed")
+    assert "SUPERSET_GITHUB_TOKEN" in failed.text and not failed.ok
+    with pytest.raises(Exception, match="SUPERSET_GITHUB_TOKEN"):
+        await h.engine.merge(task.id, "U1")
+    assert (await h.engine.get(task.id)).state == FINISHED
+    assert not github.requests
+
+
+async def test_the_token_never_reaches_the_agent(
+        harness: MakeHarness, make_repo: RepoFactory, tmp_path: Path, github: FakeGitHub) -> None:
+    h, _ = await setup(harness, make_repo, tmp_path, github, pr_presets(env={"AGENT_MODE": "secret"}))
+    task = await h.engine.spawn("print secrets", requester="U1")
+    await h.settled(task.id)
+    env = h.engine.env.for_task(await h.engine.get(task.id), h.engine.presets["edit"])
+    assert "SUPERSET_GITHUB_TOKEN" not in env and TOKEN not in json.dumps(env)
+    assert h.engine.env.redactor.redact(f"x {TOKEN} y") == "x [redacted] y"
+
+
+async def test_follow_up_state_is_not_settled_while_the_agent_runs(
+        harness: MakeHarness, make_repo: RepoFactory, tmp_path: Path, github: FakeGitHub) -> None:
+    """A pull request merged on the website while a follow-up runs: the task is merged once it ends."""
+    h, _ = await setup(harness, make_repo, tmp_path, github,
+                       {"edit": agent_preset("count", deliver="pr", env={"AGENT_LINES": "30", "AGENT_DELAY": "0.05"})})
+    task_id, number = await opened(h, github)
+    await h.engine.followup(task_id, "count again", "U1")
+    await h.engine.wait_for(task_id, {QUEUED, RUNNING}, timeout=10)
+    await github.merge_on_website(SLUG, number)
+    await asyncio.sleep(0.4)
+    assert (await h.engine.get(task_id)).state in {QUEUED, RUNNING}, "a running agent is not pulled from under"
+    merged = await h.engine.wait_for(task_id, {MERGED}, timeout=30)
+    assert merged.closed_by == "octocat on GitHub"
