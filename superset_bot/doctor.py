@@ -32,6 +32,7 @@ from superset_bot.agents.versions import (
     show_version,
 )
 from superset_bot.config import ConfigError, Settings, load_settings
+from superset_bot.doctor_delivery import check_delivery
 from superset_bot.git.commands import GitError, git_version, is_git_repo, run_git
 from superset_bot.git.diff import is_dirty
 from superset_bot.git.refs import default_branch
@@ -170,6 +171,7 @@ async def run_doctor(
     await _check_slack(settings, http, report, timeout)
     await _check_git(report)
     await _check_repos(settings, report)
+    await check_delivery(settings, report, timeout)
     await _check_presets(settings, report)
     await _check_data_dir(settings, report)
     _summary(report)

@@ -150,3 +150,25 @@ async def fetch_branch(repo: Path, remote: str, branch: str, timeout: float = FE
                          strip_credentials(result.stderr))
     sha = await run_git(repo, "rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}", check=False)
     return (sha.stdout.strip() or None) if sha.returncode == 0 else None
+
+
+async def remote_branch(repo: Path, remote: str, branch: str, timeout: float = FETCH_TIMEOUT) -> str | None:
+    """The commit `branch` names on `remote` right now (`git ls-remote`: nothing is written), or None
+    when the remote has no such branch. Raises FetchError (timed out, unreachable, refused)."""
+    check_ref_arg(remote, "remote")
+    check_ref_arg(branch, "branch")
+    env = await _quiet_env(repo)
+    try:
+        async with asyncio.timeout(timeout):
+            result = await run_git(repo, "-c", "credential.interactive=never", "ls-remote", "--heads", remote,
+                                   f"refs/heads/{branch}", env=env, check=False)
+    except TimeoutError:
+        raise FetchError(remote, branch, f"no answer within {timeout:g} s") from None
+    if result.returncode != 0:
+        raise FetchError(remote, branch, _reason(result.stderr, result.returncode).replace("git fetch", "git ls-remote"),
+                         strip_credentials(result.stderr))
+    for line in result.stdout.splitlines():
+        sha, _, ref = line.partition("\t")
+        if ref.strip() == f"refs/heads/{branch}":
+            return sha.strip()
+    return None
