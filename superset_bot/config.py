@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from dotenv import dotenv_values
@@ -294,6 +295,7 @@ def _parse_repo_map(setting: str, value: str, repos: Mapping[str, Path], problem
     return result
 
 
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})  # where the token may travel over plain http
 _DELIVERY = re.compile(r"^(local|push|pr)$")
 _GITHUB_SLUG = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]*/[A-Za-z0-9._-]+$")
 
@@ -376,6 +378,9 @@ def load_settings(
     github_api_url = get("SUPERSET_GITHUB_API_URL").rstrip("/")
     if not re.match(r"^https?://[^/\s]+", github_api_url):
         problems.append(f'SUPERSET_GITHUB_API_URL: expected an http(s) URL, got "{github_api_url}"')
+    elif github_api_url.startswith("http://") and urlsplit(github_api_url).hostname not in LOOPBACK_HOSTS:
+        problems.append(f'SUPERSET_GITHUB_API_URL: "{github_api_url}" would send the token unencrypted; use https '
+                        "(plain http only on this machine: 127.0.0.1, localhost)")
     default_repo = optional("SUPERSET_DEFAULT_REPO")
     if default_repo and default_repo not in repos:
         known = ", ".join(repos) or "none configured"

@@ -67,7 +67,7 @@ class Merging:
         if not (task.branch and task.base_branch):
             raise UserError(f"Task {task.id} has no branch to merge ({task.reason or task.state}).")
         claimed = await self._claim(task, MERGING, actor)
-        with self._claiming(claimed.id):
+        with self.claiming(claimed.id):
             if engine.deliver_for(task) == "pr":  # merged on the host, through the task's pull request
                 return await engine.pulls.merge_claimed(claimed, task.state, preset, actor)
             return await self._merge_claimed(claimed, task.state, preset, repo, actor)
@@ -139,11 +139,11 @@ class Merging:
         if task.state in ACTIVE_STATES:
             task = await self.engine.cancel(task.id, actor)
         claimed = await self._claim(task, DISCARDING, actor)
-        with self._claiming(claimed.id):
+        with self.claiming(claimed.id):
             return await self.finish_discard(claimed, actor)
 
     @contextlib.contextmanager
-    def _claiming(self, task_id: str) -> Iterator[None]:
+    def claiming(self, task_id: str) -> Iterator[None]:
         """While a merge or discard works on a claimed task, so reconcile can tell a live claim from a lost one."""
         current = asyncio.current_task()
         if current is not None:

@@ -30,6 +30,7 @@ class Pruning:
         preset = engine.presets.get(task.preset)
         await engine.cleanup.teardown(claimed, actor)
         await engine.cleanup.remove_worktree(claimed, keep_branch=bool(preset and preset.keep_branch))
+        await engine.pulls.let_go(claimed)
         await engine.hooks_dispatch("pruned", claimed, {"reason": reason})
         return claimed
 
@@ -39,6 +40,7 @@ class Pruning:
                                                          reason=reason, closed_by=BOT_ACTOR)
         if moved is not None:
             await self.engine.cleanup.remove_worktree(moved, keep_branch=True)
+            await self.engine.pulls.let_go(moved)
 
     async def keep(self, task_id: str, actor: str) -> Task:
         """Reset a task's idle clock (the Keep button on a prune warning)."""

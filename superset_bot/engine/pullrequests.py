@@ -25,7 +25,7 @@ import time
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn
 
 from superset_bot.agents.formats import first_line
 from superset_bot.domain.events import Milestone
@@ -41,7 +41,7 @@ from superset_bot.git import remote as gitremote
 from superset_bot.git import worktrees as gitworktrees
 from superset_bot.git.commands import GitError, run_git
 from superset_bot.presets import Preset
-from superset_bot.store import MERGED, MERGING, REVIEWABLE_STATES, Task
+from superset_bot.store import CLOSED_STATES, MERGED, MERGING, REVIEWABLE_STATES, Task
 
 if TYPE_CHECKING:
     from superset_bot.engine.core import Engine
@@ -49,7 +49,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 PROVIDER = "github"
-FAILURES_BEFORE_TELLING = 3  # failed looks in a row before the thread hears the host is unreachable
+FAILURES_BEFORE_TELLING = 3
+FIX_CI_CHARS = 20_000  # the failing checks' output a Fix CI follow-up carries, at most  # failed looks in a row before the thread hears the host is unreachable
 
 
 class PullRequests:
@@ -117,12 +118,19 @@ class PullRequests:
         """Push the task's branch and open its pull request (or find the open one); None if that failed,
         which the thread is told."""
         engine = self.engine
+        ended: tuple[PullRequest, RemotePull] | None = None
         async with self._locked(task_id):
             task = await engine.get(task_id)
             if task.state not in REVIEWABLE_STATES:
                 return None  # being merged or discarded, or a follow-up runs: that path pushes
             try:
-                pull = await self._push_and_open(task)
+                known = await engine.store.get_pull(task.id)
+                if known is not None and known.state == PullState.OPEN:
+                    # merged or closed on the host meanwhile (during a follow-up): push nothing to it
+                    remote = await self.forge().get_pull(known.slug, known.number)
+                    if remote.merged or remote.state == "closed":
+                        ended = (known, remote)
+                pull = known if ended else await self._push_and_open(task)
             except (ForgeError, GitError) as exc:
                 reason = _reason(exc)
                 await engine.store.add_event(task.id, BOT_ACTOR, "pr_failed", {"reason": reason})
@@ -130,6 +138,9 @@ class PullRequests:
                                          f"Could not deliver the work as a pull request: {reason}. The work is "
                                          f"on `{task.branch}`; Merge tries again.", ok=False))
                 return None
+        if ended is not None:
+            await self._ended_on_host(*ended)
+            return None
         await engine.reviews.show_pull(task.id)
         self.watch(task.id)
         return pull
@@ -192,8 +203,9 @@ class PullRequests:
         try:
             while not engine.workers.stopping:
                 pull = await engine.store.get_pull(task_id)
-                if pull is None or pull.state != PullState.OPEN:
-                    return
+                task = await engine.store.get_task(task_id)
+                if pull is None or pull.state != PullState.OPEN or task is None or task.state in CLOSED_STATES:
+                    return  # nothing open to follow, or the task was closed (that path closed the PR)
                 wait = engine.settings.pr_poll_every
                 try:
                     if not await self.look(pull):
@@ -205,9 +217,13 @@ class PullRequests:
                     failures += 1
                     log.warning("task %s: could not look at %s: %s", task_id, pull.label, exc.reason)
                     if failures == FAILURES_BEFORE_TELLING:
-                        task = await engine.get(task_id)
                         engine.publish(Milestone(task, "pr_unreachable", f"Cannot reach {pull.label} on GitHub "
                                                  f"({exc.reason}); still trying.", ok=False))
+                    wait *= min(failures, 10)  # a host that is down is asked less and less often
+                except Exception:  # noqa: BLE001 - the watcher outlives one bad look (a git error in a refresh)
+                    failures += 1
+                    log.exception("task %s: looking at %s failed", task_id, pull.label)
+                    wait *= min(failures, 10)
                 await asyncio.sleep(wait)
         finally:
             self._watching.discard(task_id)
@@ -236,7 +252,8 @@ class PullRequests:
                 text = f"Checks passed on {updated.label} ({len(updated.checks)} of {len(updated.checks)})."
             else:
                 failing = updated.failing()
-                names = ", ".join(f"`{c.name}`" for c in failing[:5])
+                # a check's name is the host's text: no-break spaces keep "by U0SOMEONE" in it from pinging
+                names = ", ".join(f"`{first_line(c.name, 60).replace(' ', chr(0xA0))}`" for c in failing[:5])
                 text = (f"Checks failed on {updated.label}: {names}"
                         f"{f' and {len(failing) - 5} more' if len(failing) > 5 else ''}. Fix CI sends their "
                         "output to the agent.")
@@ -251,20 +268,25 @@ class PullRequests:
         who = remote.merged_by if remote.merged else remote.closed_by
         actor = f"{who} on GitHub" if who else "someone on GitHub"
         target = TaskState.MERGING if remote.merged else TaskState.DISCARDING
-        claimed = await engine.transitions.transition(pull.task_id, target, actor, expect=REVIEWABLE_STATES)
-        if claimed is None:
-            return False  # a merge or discard of ours is at work (it says so), or the agent runs
+        with engine.merging.claiming(pull.task_id):  # so reconcile tells this claim from a lost one
+            claimed = await engine.transitions.transition(pull.task_id, target, actor, expect=REVIEWABLE_STATES)
+            if claimed is None:
+                return False  # a merge or discard of ours is at work (it says so), or the agent runs
+            await self._end(claimed, pull, remote, actor)
+        return True
+
+    async def _end(self, claimed: Task, pull: PullRequest, remote: RemotePull, actor: str) -> None:
+        engine = self.engine
         if remote.merged:
             await engine.store.add_event(pull.task_id, actor, "pr_merged_on_host",
                                          {"number": pull.number, "commit": remote.merge_commit})
-            await self._finish_merge(claimed, pull, remote.merge_commit or "", actor)
+            await self._finish_merge(claimed, pull, remote.merge_commit or "", actor, remote.head_sha)
         else:
             await engine.store.save_pull(replace(pull, state=PullState.CLOSED))
             await engine.store.add_event(pull.task_id, actor, "pr_closed_on_host", {"number": pull.number})
             engine.publish(Milestone(claimed, "pr_closed", f"Pull request {pull.label} was closed on GitHub "
                                                            "without merging; the task is discarded."))
             await engine.merging.finish_discard(claimed, actor)
-        return True
 
     # merging and closing
 
@@ -272,6 +294,7 @@ class PullRequests:
         """Merge the claimed task's pull request on the host; the task MERGED, or back to `previous`
         with a UserError saying why (and the thread told)."""
         engine = self.engine
+        asked = False  # whether the merge itself was sent (after that, no answer is not a refusal)
         try:
             async with self._locked(claimed.id):
                 if claimed.worktree and Path(claimed.worktree).is_dir():
@@ -279,8 +302,10 @@ class PullRequests:
                         Path(claimed.worktree), f"superset-bot: uncommitted work before merge (task {claimed.id})",
                         exclude=engine.env.copied(claimed), exclude_globs=engine.env.never_commit(claimed))
                 pull = await self._push_and_open(claimed)
+                self.watch(claimed.id)
                 await engine.store.add_event(claimed.id, actor, "pr_merge_requested",
                                              {"number": pull.number, "head": pull.head_sha})
+                asked = True
                 commit = await self.forge().merge_pull(
                     pull.slug, pull.number, method=preset.merge, sha=pull.head_sha,
                     title=f"{first_line(claimed.prompt, 60)} (#{pull.number})",
@@ -289,30 +314,85 @@ class PullRequests:
             if not engine.workers.stopping:
                 await engine.merging.settle_merge_claim(await engine.get(claimed.id), previous)
             raise
-        except (ForgeError, GitError) as exc:
-            reason = _reason(exc)
-            if isinstance(exc, NotMergeable):
-                reason = f"GitHub will not merge it ({reason}): conflicts with its base, required checks or reviews"
-            elif isinstance(exc, HeadChanged):
-                reason = f"{reason} (someone pushed to the pull request's branch)"
-            await engine.merging.release_claim(claimed, previous, actor, f"merge refused: {reason}", tell=reason)
-            raise UserError(f"Nothing was merged: {reason}.") from exc
+        except ForgeError as exc:
+            unclear = exc.status is None or exc.status >= 500
+            if asked and unclear and not isinstance(exc, NotMergeable | HeadChanged | RateLimited):
+                # no answer, or a broken one: the host may have merged it all the same; ask
+                await engine.merging.settle_merge_claim(await engine.get(claimed.id), previous)
+                settled = await engine.get(claimed.id)
+                if settled.state == MERGED:
+                    return settled
+                if settled.state == MERGING:
+                    raise UserError(f"GitHub did not answer the merge ({exc.reason}); it is looked at again "
+                                    "shortly.") from exc
+                engine.publish(Milestone(settled, "merge_refused", f"Merge asked by {actor} failed: "
+                                                                   f"{_reason(exc)}. Nothing was merged.", ok=False))
+                raise UserError(f"Nothing was merged: {_reason(exc)}.") from exc
+            await self._refuse(claimed, previous, actor, exc)
+        except GitError as exc:
+            await self._refuse(claimed, previous, actor, exc)
+        except Exception as exc:
+            log.exception("task %s: merging its pull request failed", claimed.id)
+            await engine.merging.settle_merge_claim(await engine.get(claimed.id), previous)
+            raise UserError(f"The merge failed unexpectedly ({exc}); the task is back to {previous}.") from exc
         await engine.store.add_event(claimed.id, actor, "pr_merged", {"number": pull.number, "commit": commit})
-        return await self._finish_merge(claimed, pull, commit, actor)
+        return await self._finish_merge(claimed, pull, commit, actor, pull.head_sha)
 
-    async def _finish_merge(self, claimed: Task, pull: PullRequest, commit: str, actor: str) -> Task:
+    async def _refuse(self, claimed: Task, previous: TaskState, actor: str, exc: Exception) -> NoReturn:
+        """The host or git refused the merge: the claim goes back, the thread and the clicker hear why."""
+        reason = _reason(exc)
+        if isinstance(exc, NotMergeable):
+            reason = f"GitHub will not merge it ({reason}): conflicts with its base, required checks or reviews"
+        elif isinstance(exc, HeadChanged):
+            reason = f"{reason} (someone pushed to the pull request's branch)"
+        await self.engine.merging.release_claim(claimed, previous, actor, f"merge refused: {reason}", tell=reason)
+        raise UserError(f"Nothing was merged: {reason}.") from exc
+
+    async def _finish_merge(self, claimed: Task, pull: PullRequest, commit: str, actor: str,
+                            merged_head: str) -> Task:
+        """The pull request was merged (with `merged_head` as its head): the task is MERGED and its worktree
+        goes. Commits of the task's branch that the merge did not hold (a follow-up that ended after a
+        person merged on the website) keep the branch, and the thread says so."""
         engine = self.engine
         preset = engine.presets.get(claimed.preset)
-        await engine.store.save_pull(replace(pull, state=PullState.MERGED, merged_by=actor, merge_commit=commit))
+        keep_branch = bool(preset and preset.keep_branch)
+        left_out = await self._left_out(claimed, merged_head)
+        if left_out is not False:
+            keep_branch = True
+            said = "without the task's latest commits" if left_out else "from a head this clone does not have"
+            engine.publish(Milestone(claimed, "pr_left_out", f"{pull.label} was merged {said}; the branch "
+                                                             f"`{claimed.branch}` is kept.", ok=False))
+        # the task first: a restart between the two finds the record still open, asks the host, and
+        # finishes nothing twice (the task is merged already)
         merged = await engine.transitions.transition(claimed.id, MERGED, actor, expect={MERGING}, closed_by=actor,
                                                      merge_commit=commit or None)
-        assert merged is not None
+        await engine.store.save_pull(replace(pull, state=PullState.MERGED, merged_by=actor, merge_commit=commit))
+        if merged is None:
+            return await engine.get(claimed.id)
         await engine.cleanup.teardown(merged, actor)
-        await engine.cleanup.remove_worktree(merged, keep_branch=bool(preset and preset.keep_branch))
+        await engine.cleanup.remove_worktree(merged, keep_branch=keep_branch)
         await engine.hooks_dispatch("merged", merged, {"commit": commit, "strategy": preset.merge if preset else None,
                                                        "pull_request": pull.url})
-        engine.workers.background(self._after_merge(merged, pull, keep_branch=bool(preset and preset.keep_branch)))
+        engine.workers.background(self._after_merge(merged, pull, keep_branch=keep_branch))
         return merged
+
+    async def _left_out(self, task: Task, merged_head: str) -> bool | None:
+        """Does the task's branch hold commits that the merged head did not? None: cannot be told."""
+        if not task.branch:
+            return False
+        repo = self.engine.repo_path(task.repo)
+        try:
+            tip = await gitrefs.branch_commit(repo, task.branch, "branch")
+        except GitError:
+            return False  # the branch is gone: nothing is left on it
+        if tip == merged_head:
+            return False
+        if not merged_head:
+            return None
+        try:
+            return not await gitrefs.is_ancestor(repo, tip, merged_head)
+        except GitError:
+            return None  # a head this clone lacks (someone pushed on the host)
 
     async def _after_merge(self, task: Task, pull: PullRequest, keep_branch: bool) -> None:
         """The merged pull request's branch goes on the host; the local base follows the host's."""
@@ -349,15 +429,18 @@ class PullRequests:
         """A merge through the pull request was interrupted (restart): merged on the host -> finish it;
         else back to `previous`. False when the task has no pull request (a local merge: settle as such)."""
         pull = await self.engine.store.get_pull(task.id)
-        if pull is None or pull.state != PullState.OPEN:
+        if pull is None or pull.state == PullState.CLOSED:
             return False
+        if pull.state == PullState.MERGED:  # recorded by an older release before the task moved
+            await self._finish_merge(task, pull, pull.merge_commit or "", actor, pull.head_sha)
+            return True
         try:
             remote = await self.forge().get_pull(pull.slug, pull.number)
         except ForgeError as exc:
             log.warning("task %s: cannot tell whether %s was merged: %s", task.id, pull.label, exc.reason)
             return True  # the claim stays; reconcile looks again
         if remote.merged:
-            await self._finish_merge(task, pull, remote.merge_commit or "", actor)
+            await self._finish_merge(task, pull, remote.merge_commit or "", actor, remote.head_sha)
         else:
             await self.engine.transitions.transition(task.id, previous, BOT_ACTOR, expect={MERGING},
                                                      merge_commit=None,
@@ -367,7 +450,8 @@ class PullRequests:
     async def close_for_discard(self, task: Task, actor: str) -> None:
         """A discarded task's open pull request is closed and its branch deleted on the host; a failure
         is said in the thread (the task is discarded all the same)."""
-        pull = await self.engine.store.get_pull(task.id)
+        async with self._locked(task.id):  # a pull request being opened right now is closed too
+            pull = await self.engine.store.get_pull(task.id)
         if pull is None or pull.state != PullState.OPEN:
             return
         try:
@@ -381,6 +465,14 @@ class PullRequests:
             return
         await self.engine.store.add_event(task.id, actor, "pr_closed", {"number": pull.number})
 
+    async def let_go(self, task: Task) -> None:
+        """A pruned task's open pull request stays open on the host, its branch there with it; the bot
+        stops following it (its watcher ends with the task) and says so."""
+        pull = await self.engine.store.get_pull(task.id)
+        if pull is not None and pull.state == PullState.OPEN:
+            self.engine.publish(Milestone(task, "pr_let_go", f"Pull request {pull.label} stays open on GitHub "
+                                                             f"with the work; the bot no longer follows it: {pull.url}"))
+
     async def fix_ci(self, task_id: str, actor: str) -> Task:
         """Send the failing checks' output to the agent as a follow-up."""
         pull = await self.engine.store.get_pull(task_id)
@@ -388,8 +480,12 @@ class PullRequests:
         if pull is None or not failing:
             raise UserError(f"Task {task_id} has no failing check on an open pull request right now.")
         lines = [f"The CI checks of pull request {pull.label} failed on commit {pull.head_sha[:12]}:"]
-        for check in failing:
-            lines.append(f"\n## {check.name}\n{check.summary.strip() or '(no output was given)'}")
+        each = max(500, FIX_CI_CHARS // len(failing))  # many failing checks share the prompt's room
+        for check in failing[:40]:
+            said = check.summary.strip()[:each] or "(no output was given)"
+            lines.append(f"\n## {first_line(check.name, 120)}\n{said}")
+        if len(failing) > 40:
+            lines.append(f"\n(and {len(failing) - 40} more failing checks)")
         lines.append("\nFind and fix what makes these checks fail, run them locally where you can, and commit.")
         return await self.engine.followup(task_id, "\n".join(lines), actor)
 

@@ -152,7 +152,7 @@ class Reviews:
         posted again (a pull request gets the merge pushed); a refusal is only logged: the review stays."""
         try:
             await self.engine.update_from_base(task.id, BOT_ACTOR)
-        except UserError as exc:
+        except (UserError, GitError) as exc:  # e.g. files the agent left in the way of the merge
             log.info("task %s: not following its base: %s", task.id, exc)
 
     async def diff(self, task_id: str) -> str:

@@ -58,16 +58,16 @@ class _Cache(OrderedDict[str, Any]):
 
 
 class _API(GitHubAPI):
-    """gidgethub's client that refuses to send a request while the rate limit is spent (the caller
-    hears when it resets) rather than have GitHub answer 403."""
+    """gidgethub's client that sends nothing while GitHub said the rate limit is spent (a 403 or 429
+    it answered; the caller hears when it lifts), rather than be refused again. gidgethub's own count
+    of what remains is not used: it counts every request down, 304s too, which GitHub does not."""
+
+    blocked_until = 0.0
 
     async def manage_rate_limit(self, *, method: str, url: str) -> None:
-        limit = self.rate_limit
-        if limit is not None and limit.remaining < 0 and limit.reset_datetime.timestamp() > time.time():
-            reset = limit.reset_datetime.timestamp()
-            limit.remaining = 0  # gidgethub counted this request down already; it is not sent
-            raise RateLimited(f"GitHub's API rate limit is used up until {time.strftime('%H:%M UTC', time.gmtime(reset))}",
-                              reset)
+        if self.blocked_until > time.time():
+            raise RateLimited(f"GitHub's API rate limit is used up until {_clock(self.blocked_until)}",
+                              self.blocked_until)
 
 
 class GitHubForge:
@@ -112,11 +112,14 @@ class GitHubForge:
         except RateLimited:
             raise
         except gidgethub.RateLimitExceeded as exc:
-            reset = exc.rate_limit.reset_datetime.timestamp()
-            raise RateLimited(f"GitHub's API rate limit is used up until "
-                              f"{time.strftime('%H:%M UTC', time.gmtime(reset))}", reset, 403) from None
+            api.blocked_until = exc.rate_limit.reset_datetime.timestamp()
+            raise RateLimited(f"GitHub's API rate limit is used up until {_clock(api.blocked_until)}",
+                              api.blocked_until, 403) from None
         except gidgethub.HTTPException as exc:
-            raise _http_error(exc) from None
+            error = _http_error(exc)
+            if isinstance(error, RateLimited):
+                api.blocked_until = error.reset_at
+            raise error from None
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
             what = "no answer in time" if isinstance(exc, TimeoutError) else (str(exc) or type(exc).__name__)
             raise ForgeError(f"could not reach GitHub at {self.api_url}: {what}"[:300]) from None
@@ -244,6 +247,10 @@ def _pull(data: Any) -> RemotePull:
         merged_by=str(merged_by.get("login")) if merged_by.get("login") else None,
         merge_commit=str(data["merge_commit_sha"]) if data.get("merge_commit_sha") else None,
     )
+
+
+def _clock(epoch: float) -> str:
+    return time.strftime("%H:%M:%S UTC", time.gmtime(epoch))
 
 
 def _object(value: Any) -> Mapping[str, Any]:

@@ -35,6 +35,16 @@ def main() -> int:
             fh.write(prompt.splitlines()[-1][:80] + "\n")
         print("agent: recorded run", flush=True)
         return 0
+    if mode == "gated":  # commits one line per run; a prompt naming "gate" waits for GATE_FILE first
+        if "gate" in prompt:
+            deadline = time.monotonic() + 60
+            while not Path(os.environ["GATE_FILE"]).exists() and time.monotonic() < deadline:
+                time.sleep(0.05)
+        with open("RUNS.md", "a") as fh:
+            fh.write(prompt.splitlines()[-1][:80] + "\n")
+        git("add", "RUNS.md")
+        git("commit", "-q", "-m", "agent: one more run")
+        return 0
     if mode == "conflict":
         Path(os.environ["CONFLICT_FILE"]).write_text(f"agent version: {prompt[:40]}\n")
         git("commit", "-qam", "agent: change shared file")

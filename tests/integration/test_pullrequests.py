@@ -110,8 +110,7 @@ async def test_a_review_opens_a_pull_request_shown_on_the_review(
     assert refreshed.review.pull["number"] == number and refreshed.review.pull["url"] == pr["html_url"]
     saved = (await h.engine.get(task_id)).review_data() or {}
     assert saved["pull"]["number"] == number, "the stored review carries it too"
-    # every request carried the token in its header, and the token went nowhere else
-    assert github.requests and all(r.status != 401 for r in github.requests)
+    assert github.requests and all(r.status != 401 for r in github.requests), "the token went with each request"
 
 
 async def test_checks_turning_red_then_green_show_live_and_fix_ci_sends_their_output(
@@ -304,9 +303,13 @@ async def test_polling_asks_conditionally_and_waits_out_a_spent_rate_limit(
         harness: MakeHarness, make_repo: RepoFactory, tmp_path: Path, github: FakeGitHub) -> None:
     h, _ = await setup(harness, make_repo, tmp_path, github)
     task_id, number = await opened(h, github)
-    await asyncio.sleep(0.6)  # a few looks at an unchanged pull request
-    looks = [r for r in github.requests if r.method == "GET" and r.path.endswith(f"/pulls/{number}")]
-    assert len(looks) >= 3
+    def looks() -> list[Any]:
+        return [r for r in github.requests if r.method == "GET" and r.path.endswith(f"/pulls/{number}")]
+
+    async def a_few() -> bool:  # looks at an unchanged pull request
+        return len(looks()) >= 4
+    await until(a_few, what="a few looks")
+    looks = looks()
     assert all(r.headers.get("if-none-match") for r in looks[1:]), "every look after the first is conditional"
     assert any(r.status == 304 for r in looks), "and answered 304 Not Modified"
     remaining = github.rate_remaining
@@ -349,16 +352,77 @@ async def test_the_token_never_reaches_the_agent(
     assert h.engine.env.redactor.redact(f"x {TOKEN} y") == "x [redacted] y"
 
 
-async def test_follow_up_state_is_not_settled_while_the_agent_runs(
+async def test_a_pull_request_merged_on_the_website_during_a_follow_up_keeps_what_it_lacks(
         harness: MakeHarness, make_repo: RepoFactory, tmp_path: Path, github: FakeGitHub) -> None:
-    """A pull request merged on the website while a follow-up runs: the task is merged once it ends."""
+    """Merged on the website while a follow-up runs: the task waits for the agent, is merged then, and
+    the follow-up's commit (not in what was merged) stays on the kept branch, and the thread says so."""
+    gate = tmp_path / "gate"
     h, _ = await setup(harness, make_repo, tmp_path, github,
-                       {"edit": agent_preset("count", deliver="pr", env={"AGENT_LINES": "30", "AGENT_DELAY": "0.05"})})
+                       {"edit": agent_preset("gated", deliver="pr", env={"GATE_FILE": str(gate)})})
     task_id, number = await opened(h, github)
-    await h.engine.followup(task_id, "count again", "U1")
+    await h.engine.followup(task_id, "one more, through the gate", "U1")
     await h.engine.wait_for(task_id, {QUEUED, RUNNING}, timeout=10)
-    await github.merge_on_website(SLUG, number)
-    await asyncio.sleep(0.4)
+    commit = await github.merge_on_website(SLUG, number)
+    await asyncio.sleep(0.5)  # the watcher sees the merge meanwhile
     assert (await h.engine.get(task_id)).state in {QUEUED, RUNNING}, "a running agent is not pulled from under"
+    gate.touch()
+
     merged = await h.engine.wait_for(task_id, {MERGED}, timeout=30)
-    assert merged.closed_by == "octocat on GitHub"
+    assert merged.closed_by == "octocat on GitHub" and merged.merge_commit == commit
+    kept = await note(h, task_id, "pr_left_out")
+    assert kept.text == (f"{SLUG}#{number} was merged without the task's latest commits; the branch "
+                         f"`{merged.branch}` is kept.")
+    tip = git(h.repo, "rev-parse", merged.branch or "")
+    assert "one more, through the gate" in git(h.repo, "show", f"{tip}:RUNS.md")
+    assert not notes(h, task_id, "pr_updated"), "nothing was pushed to a merged pull request"
+
+
+async def requests_stop(gh: FakeGitHub) -> None:
+    """The bot stops asking: no request within a few poll periods."""
+    await asyncio.sleep(0.4)
+    before = len(gh.requests)
+    await asyncio.sleep(0.6)
+    assert len(gh.requests) == before, [r.path for r in gh.requests[before:]]
+
+
+async def test_a_merge_without_an_answer_is_looked_up_and_said_plainly(
+        harness: MakeHarness, make_repo: RepoFactory, tmp_path: Path, github: FakeGitHub) -> None:
+    """A broken answer to the merge (502): the bot asks GitHub what happened before it says anything;
+    here nothing was merged, the thread says so, and a second click merges."""
+    h, _ = await setup(harness, make_repo, tmp_path, github)
+    task_id, number = await opened(h, github)
+    github.fail_next("PUT", r"/pulls/\d+/merge$", 502)
+
+    with pytest.raises(Exception, match="Nothing was merged"):
+        await h.engine.merge(task_id, "U1")
+    told = await note(h, task_id, "merge_refused")
+    assert told.text.startswith("Merge asked by U1 failed:") and not told.ok
+    assert (await h.engine.get(task_id)).state == FINISHED and github.pull(SLUG, number)["merged"] is False
+    put = max(i for i, r in enumerate(github.requests) if r.method == "PUT")
+    assert github.requests[put].status == 502
+    assert any(r.method == "GET" and r.path.endswith(f"/pulls/{number}") for r in github.requests[put:]), "it asked"
+
+    merged = await h.engine.merge(task_id, "U1")
+    assert merged.state == MERGED and github.pull(SLUG, number)["merged"] is True
+
+
+async def test_a_discard_right_after_the_review_leaves_no_pull_request_open(
+        harness: MakeHarness, make_repo: RepoFactory, tmp_path: Path, github: FakeGitHub) -> None:
+    h, _ = await setup(harness, make_repo, tmp_path, github)
+    task = await h.engine.spawn("add the feature", requester="U1")
+    await h.engine.wait_for(task.id, {FINISHED}, timeout=60)  # the review and its pull request are on the way
+    await h.engine.discard(task.id, "U1")
+    await h.engine.wait_idle()
+    await requests_stop(github)
+    assert all(p["state"] == "closed" for p in github.repo(SLUG).pulls.values())
+
+
+async def test_a_pruned_task_lets_its_pull_request_be_and_stops_following_it(
+        harness: MakeHarness, make_repo: RepoFactory, tmp_path: Path, github: FakeGitHub) -> None:
+    h, _ = await setup(harness, make_repo, tmp_path, github)
+    task_id, number = await opened(h, github)
+    await h.engine.prune(task_id, "U1", "idle for 72h")
+    told = await note(h, task_id, "pr_let_go")
+    assert told.text.startswith(f"Pull request {SLUG}#{number} stays open on GitHub")
+    await requests_stop(github)
+    assert github.pull(SLUG, number)["state"] == "open"

@@ -178,3 +178,7 @@ def test_delivery_settings_problems_are_named(base_env: dict[str, str]) -> None:
                      'SUPERSET_GITHUB_REPOS: "not a slug" for demo is not owner/name',
                      'SUPERSET_GITHUB_API_URL: expected an http(s) URL'):
         assert expected in text, expected
+    with pytest.raises(ConfigError, match="would send the token unencrypted"):
+        load_settings({**base_env, "SUPERSET_GITHUB_API_URL": "http://github.example.com/api/v3"}, env_file=None)
+    assert load_settings({**base_env, "SUPERSET_GITHUB_API_URL": "http://127.0.0.1:8080"},
+                         env_file=None).github_api_url == "http://127.0.0.1:8080"

@@ -35,6 +35,7 @@ from superset_bot.frontends.slack.blocks.text import (
     esc,
     esc_line,
     inline_code,
+    link,
     mention,
     mention_people,
     quote,
@@ -255,10 +256,9 @@ def pull_text(value: object, scale: float = 1.0) -> str:
     if number is None:
         return ""
     label = esc_line(f"{as_str(pull.get('slug')) or 'pull request'}#{number}", 120)
-    link = f"<{url}|{label}>" if url and url.startswith(("https://", "http://")) and "|" not in url \
-        and ">" not in url else label
+    shown = link(url, label) or label
     state = as_str(pull.get("state")) or "open"
-    head = f":arrow_heading_up: *Pull request* {link}" + ("" if state == "open" else f" ({esc_line(state, 20)})")
+    head = f":arrow_heading_up: *Pull request* {shown}" + ("" if state == "open" else f" ({esc_line(state, 20)})")
     checks = [c for c in as_list(pull.get("checks")) if isinstance(c, Mapping)]
     if not checks:
         return head + " · no checks reported yet"
@@ -268,8 +268,8 @@ def pull_text(value: object, scale: float = 1.0) -> str:
                "failure": f"❌ {counts['failure']} of {len(checks)} checks failed",
                "pending": f"⏳ {counts['pending']} of {len(checks)} checks running"}.get(verdict or "", "checks unknown")
     lines = [f"{head} · {summary}"]
-    shown = max(2, int(8 * scale))
-    for check in checks[:shown]:
+    listed = max(2, int(8 * scale))
+    for check in checks[:listed]:
         mark = _CHECK_MARKS.get(as_str(check.get("state")) or "", "•")
         name = esc_line(as_str(check.get("name")) or "check", 80)
         line = f"{mark} {name}"
@@ -277,8 +277,8 @@ def pull_text(value: object, scale: float = 1.0) -> str:
         if said and check.get("state") == "failure":
             line += f": {said}"
         lines.append(line)
-    if len(checks) > shown:
-        lines.append(f"_…and {len(checks) - shown} more_")
+    if len(checks) > listed:
+        lines.append(f"_…and {len(checks) - listed} more_")
     return "\n".join(lines)
 
 
