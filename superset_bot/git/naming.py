@@ -14,7 +14,8 @@ BRANCH_PREFIX = "superset/"
 POOL_PREFIX = ".pool-"  # warm worktrees (superset_bot/engine/pool.py): the pool's own, not housekeeping's
 
 _TASK_ID_RE = re.compile(r"[a-z0-9]{1,32}")
-_BRANCH_ID_RE = re.compile(r"^superset/([a-z0-9]{1,32})(?:-|$)")
+# superset/<id>/<slug>; superset/<id>-<slug> is what older releases named them
+_BRANCH_ID_RE = re.compile(r"^superset/([a-z0-9]{1,32})(?:[-/]|$)")
 # Characters git never allows in a ref name (git-check-ref-format rules 4, 5 and 10).
 _FORBIDDEN_REF_CHARS = re.compile(r"[\x00-\x20\x7f~^:?*\[\\]")
 
@@ -47,8 +48,17 @@ def check_task_id(task_id: str) -> str:
 
 
 def branch_name(task_id: str, prompt: str) -> str:
-    """`superset/<id>-<slug>`: the task's branch, always a valid and harmless ref name."""
-    return f"{BRANCH_PREFIX}{check_task_id(task_id)}-{slugify(prompt)}"
+    """`superset/<id>/<slug>`: the task's branch, always a valid and harmless ref name. The id is a
+    folder of its own under refs/heads/superset/, so a sandboxed agent may write its own branch (and
+    any it makes beside it) without the power to move another task's."""
+    return f"{BRANCH_PREFIX}{check_task_id(task_id)}/{slugify(prompt)}"
+
+
+def branch_ref_dir(branch: str) -> str | None:
+    """The folder under refs/heads/ that holds only this task's branches (`superset/<id>`), or None for
+    a branch named by an older release (`superset/<id>-<slug>`), whose folder all tasks share."""
+    task_id = task_id_from_branch(branch)
+    return f"{BRANCH_PREFIX}{task_id}" if task_id and branch.startswith(f"{BRANCH_PREFIX}{task_id}/") else None
 
 
 def task_id_from_branch(branch: str) -> str | None:

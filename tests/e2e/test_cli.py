@@ -78,7 +78,7 @@ def test_console_first_run_with_demo_preset(tmp_path: Path, make_repo: RepoFacto
     second = run_cli(["console"], env, tmp_path,
                      stdin=f"list\nmerge {task_id}\nmerge {task_id}\nprune --dry-run\ndigest\n")
     assert second.returncode == 0, second.stderr
-    assert re.search(rf"Merged `superset/{task_id}-[\w-]+` into `main` \([0-9a-f]{{10}}\)", second.stdout), second.stdout
+    assert re.search(rf"Merged `superset/{task_id}/[\w-]+` into `main` \([0-9a-f]{{10}}\)", second.stdout), second.stdout
     assert "already merged by console" in second.stdout
     assert "Nothing to prune." in second.stdout
     assert "Closed since the last digest:" in second.stdout and "Worktrees: demo" in second.stdout

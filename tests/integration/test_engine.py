@@ -39,7 +39,7 @@ async def test_spawn_review_merge_lands_on_base(harness: MakeHarness) -> None:
     done = await h.settled(task.id, REVIEWABLE_STATES, timeout=60)
     assert done.state == FINISHED, done.reason
     assert h.states(task.id) == ["queued", "preparing", "running", "finished"]
-    assert done.branch and done.branch.startswith(f"superset/{task.id}-add-the-feature")
+    assert done.branch and done.branch.startswith(f"superset/{task.id}/add-the-feature")
     review = h.of(task.id, ReviewReady)[-1].review
     files = {f["path"] for f in review.files}
     # the agent committed one file and left one uncommitted: both are in the review

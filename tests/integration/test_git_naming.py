@@ -18,6 +18,7 @@ from superset_bot.git.naming import (
     POOL_PREFIX,
     BadBranchName,
     branch_name,
+    branch_ref_dir,
     check_branch_name,
     is_pool_spare,
     slugify,
@@ -64,7 +65,7 @@ def test_branch_names_are_safe(prompt: str) -> None:
     assert all(c in "abcdefghijklmnopqrstuvwxyz0123456789-" for c in slug)
     assert not slug.startswith("-") and not slug.endswith("-") and "--" not in slug
     name = branch_name("abc123", prompt)
-    assert name == f"superset/abc123-{slug}"
+    assert name == f"superset/abc123/{slug}"
     assert valid_branch(name)
 
 
@@ -217,3 +218,11 @@ def test_channel_default_base_is_checked(make_repo: RepoFactory, tmp_path: Path)
         load_settings({**env, "SUPERSET_CHANNEL_DEFAULTS": "C2CD=base:main.lock"}, env_file=None)
     settings = load_settings({**env, "SUPERSET_CHANNEL_DEFAULTS": "C2CD=base:dev"}, env_file=None)
     assert settings.channel_defaults["C2CD"].base == "dev"
+
+
+def test_a_task_owns_its_ref_folder_and_old_names_still_belong_to_their_task() -> None:
+    assert task_id_from_branch("superset/abc123/fix-it") == "abc123"
+    assert task_id_from_branch("superset/abc123-fix-it") == "abc123", "as older releases named them"
+    assert branch_ref_dir("superset/abc123/fix-it") == "superset/abc123"
+    assert branch_ref_dir("superset/abc123-fix-it") is None, "a folder all old branches share"
+    assert branch_ref_dir("feature/x") is None

@@ -21,7 +21,7 @@ async def test_create_worktree(make_repo: RepoFactory, tmp_path: Path) -> None:
     root = tmp_path / "data" / "worktrees" / "demo"
     wt = await create_worktree(repo, root, "t1", "Add a --help flag")
     assert wt.path == root / "t1"
-    assert wt.branch == "superset/t1-add-a-help-flag"
+    assert wt.branch == "superset/t1/add-a-help-flag"
     assert wt.base_branch == "main"
     assert wt.base_commit == git(repo, "rev-parse", "main")
     assert (wt.path / "README.md").read_text() == "hello\n"

@@ -68,7 +68,7 @@ async def test_spawn_takes_a_warm_worktree_and_the_pool_refills(harness: MakeHar
     task = await h.engine.spawn("add a feature", requester="U1")
     done = await h.settled(task.id, {FINISHED})
     assert done.worktree == str(h.settings.worktrees_dir / "demo" / task.id), "renamed after its task"
-    assert done.base_commit == head and done.branch and done.branch.startswith(f"superset/{task.id}-")
+    assert done.base_commit == head and done.branch and done.branch.startswith(f"superset/{task.id}/")
     assert git(Path(done.worktree), "rev-parse", "--abbrev-ref", "HEAD") == done.branch
     assert any(m.kind == "worktree_ready" and "(warm)" in m.text for m in h.of(task.id, Milestone))
     assert len(before - set(spares(h))) == 1, "exactly one spare was taken"
