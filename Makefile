@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: run console test lint typecheck unit agent-clis record-agents bench soak soak-crash clean
+.PHONY: run console test lint typecheck unit agent-clis sandbox-tools record-agents bench soak soak-crash clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -34,13 +34,18 @@ typecheck: $(VENV)/.installed-dev
 agent-clis: $(VENV)/.installed-dev
 	$(BIN)/python tests/realagents/install.py
 
+# bubblewrap for the sandbox tests, unpacked into ~/.cache/superset-bot/bwrap rather than installed on
+# PATH (Debian 12's bwrap 0.8 on PATH breaks Codex's own sandbox; see tests/sandbox/install_bwrap.py).
+sandbox-tools: $(VENV)/.installed-dev
+	$(BIN)/python tests/sandbox/install_bwrap.py
+
 # Re-record the real CLIs' output fixtures in tests/samples/ (against the fake model servers).
 record-agents: agent-clis
 	$(BIN)/python tests/realagents/record.py
 
 # Four workers on two cores: most tests wait on git, agents and HTTP, not the CPU (PYTEST_ARGS="-n 0" for one).
 PYTEST_ARGS ?= -n 4
-unit: $(VENV)/.installed-dev agent-clis
+unit: $(VENV)/.installed-dev agent-clis sandbox-tools
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 test: lint typecheck unit

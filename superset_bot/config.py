@@ -81,6 +81,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("SUPERSET_GITHUB_API_URL", "https://api.github.com", "GitHub's API; for GitHub Enterprise https://HOST/api/v3."),
     Setting("SUPERSET_GITHUB_REPOS", "", "owner/name on GitHub per repo, when its remote's URL does not say: web=acme/web."),
     Setting("SUPERSET_PR_POLL_EVERY", "30s", "How often an open pull request's state and checks are looked at (conditional requests)."),
+    Setting("SUPERSET_BWRAP", "bwrap", "The bubblewrap binary for presets with \"sandbox\": \"bwrap\" (a name on PATH or an absolute path)."),
     Setting("SUPERSET_CANCEL_GRACE", "5s", "Time an agent gets between SIGTERM and SIGKILL when cancelled."),
     Setting("SUPERSET_LOG_LEVEL", "INFO", "DEBUG, INFO, WARNING or ERROR."),
 )
@@ -131,6 +132,7 @@ class Settings:
     github_api_url: str
     github_repos: Mapping[str, str]  # repo -> owner/name on GitHub
     pr_poll_every: float
+    bwrap: str
     cancel_grace: float
     log_level: str
     # The process environment at start (without .env additions): what agents inherit.
@@ -465,6 +467,7 @@ def load_settings(
             "SUPERSET_GITHUB_REPOS", get("SUPERSET_GITHUB_REPOS"), repos, problems, "owner/name", _GITHUB_SLUG,
             "web=acme/web")),
         pr_poll_every=duration("SUPERSET_PR_POLL_EVERY"),
+        bwrap=get("SUPERSET_BWRAP") or "bwrap",
         cancel_grace=duration("SUPERSET_CANCEL_GRACE"),
         log_level=log_level,
         process_env=MappingProxyType(process_env),

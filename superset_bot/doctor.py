@@ -22,6 +22,7 @@ import aiohttp
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
+from superset_bot.agents import sandbox
 from superset_bot.agents.versions import (
     KNOWN_CLIS,
     KnownCli,
@@ -419,6 +420,24 @@ async def _check_presets(settings: Settings, report: _Report) -> None:
     probes: dict[str, Probe] = {}
     for name in sorted(presets, key=lambda n: (n != default, n)):
         await _check_agent(presets[name], name == default, settings, report, probes)
+    sandboxed = sorted(name for name, preset in presets.items() if preset.sandbox == "bwrap")
+    if sandboxed:
+        await _check_sandbox(sandboxed, default in sandboxed, settings, report)
+
+
+async def _check_sandbox(presets: list[str], has_default: bool, settings: Settings, report: _Report) -> None:
+    which = ", ".join(presets)
+    problem = await sandbox.probe(settings.bwrap, settings.process_env.get("PATH"))
+    if problem is None:
+        report.ok(f"sandbox: bwrap works for {which}; limits are polled (soft): memory every 0.25 s, disk "
+                  "during the run")
+        return
+    fix = ["install bubblewrap (apt-get install bubblewrap) or point SUPERSET_BWRAP at a bwrap binary",
+           'or set "sandbox": "none" in these presets (their agents then run unconfined)']
+    if has_default:
+        report.fail(f"sandbox: {problem}; the default preset needs it ({which})", fix)
+    else:
+        report.warn(f"sandbox: {problem}; tasks of {which} will be refused", fix)
 
 
 _DOCTOR_PATHS = {"worktree": "/tmp/worktree", "git_dir": "/tmp/repo/.git/worktrees/id",

@@ -6,7 +6,9 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
+from superset_bot.agents import sandbox
 from superset_bot.config import Settings
+from superset_bot.git.naming import branch_ref_dir
 from superset_bot.presets import Preset
 from superset_bot.redact import Redactor, agent_environment, secret_values
 from superset_bot.store import Task
@@ -43,6 +45,22 @@ class Environment:
             "GIT_CONFIG_VALUE_1": "false",
         }
         return agent_environment(self.settings.process_env, extra)
+
+    async def sandboxed(self, task: Task, preset: Preset, argv: list[str], paths: Mapping[str, str],
+                        env: Mapping[str, str], run_dir: Path) -> list[str]:
+        """`argv` in the preset's sandbox (unchanged for `"sandbox": "none"`). Hidden besides the preset's
+        own list: the bot's data dir (database, logs, the other worktrees) and every repo's checkout."""
+        if preset.sandbox != "bwrap":
+            return argv
+        assert task.worktree
+        plan = await sandbox.plan(
+            worktree=Path(task.worktree), git_dir=Path(paths.get("git_dir") or task.worktree),
+            common_dir=Path(paths["git_common_dir"]), branch=task.branch,
+            ref_dir=branch_ref_dir(task.branch) if task.branch else None,
+            hide=[self.settings.data_dir, *(p for p in self.settings.repos.values() if (p / ".git").exists())],
+            hidden=preset.sandbox_hidden, writable=preset.sandbox_writable, network=preset.sandbox_network,
+            home=env.get("HOME"), tmp=run_dir / "tmp")
+        return sandbox.bwrap_argv(self.settings.bwrap, plan, argv)
 
     def redactor_for(self, preset: Preset | None) -> Redactor:
         """The bot's secrets and those of the preset's env (None: a preset no longer loaded)."""

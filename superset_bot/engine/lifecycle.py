@@ -124,17 +124,19 @@ class Lifecycle:
             cpu=preset.limits.cpu,
             output=preset.limits.output,
         )
+        env = engine.env.for_task(task, preset)
         try:
+            command = await engine.env.sandboxed(task, preset, argv, paths, env, run_dir)
             run = await AgentRun.start(
                 run_dir,
-                argv,
+                command,
                 Path(task.worktree),
-                engine.env.for_task(task, preset),
+                env,
                 limits,
                 redactor=engine.env.redactor_for(preset),
                 grace=engine.settings.cancel_grace,
             )
-        except RunnerError as exc:
+        except (RunnerError, OSError) as exc:  # OSError: its sandbox's folders could not be made
             await engine.transitions.transition(task.id, FAILED, BOT_ACTOR, expect={PREPARING, QUEUED},
                                                 reason=f"the agent could not start: {exc}")
             return
@@ -153,8 +155,9 @@ class Lifecycle:
             engine.workers.background(run.cancel())
         what = "Follow-up sent to the agent" if followup else "Agent started"
         program = Path(argv[0]).name
+        where = ", in its sandbox" if command is not argv else ""
         engine.publish(Milestone(moved, "agent_started",
-                                 f"{what} (preset `{preset.name}`, `{program}`, pid {run.pid})."))
+                                 f"{what} (preset `{preset.name}`, `{program}`{where}, pid {run.pid})."))
         await engine.hooks_dispatch("agent_started", moved)
         await self.follow_and_finish(moved, run, progress=progress)
 

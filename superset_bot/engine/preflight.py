@@ -16,6 +16,11 @@ MAX_PROMPT_BYTES = 120_000  # one argv element may hold 128 KiB on Linux
 def check_agent_command(settings: Settings, preset: Preset) -> None:
     program = agent_argv(preset, "x")[0]
     path_env = settings.process_env.get("PATH")
+    if preset.sandbox == "bwrap" and shutil.which(settings.bwrap, path=path_env) is None:
+        raise UserError(
+            f'Preset "{preset.name}" runs its agent in a bubblewrap sandbox, but `{settings.bwrap}` is not '
+            "installed or not on PATH (SUPERSET_BWRAP). Install bubblewrap, or pick another preset."
+        )
     if shutil.which(program, path=path_env) is None:
         raise UserError(
             f'Preset "{preset.name}" runs `{program}`, which is not installed or not on PATH. '

@@ -23,12 +23,14 @@ MERGE_STRATEGIES = ("merge", "squash", "rebase")
 # where a task's work goes: merged into the local base (local), that and the base pushed to the remote
 # (push), or the task's branch pushed and delivered as a pull request merged on the host (pr)
 DELIVERIES = ("local", "push", "pr")
+SANDBOXES = ("none", "bwrap")
 DEFAULT_SETUP_TIMEOUT = 600.0
 DEFAULT_CHECKS_TIMEOUT = 600.0
 
 _TOP_FIELDS = (
     "description", "agent", "setup", "env", "copy", "checks", "limits", "merge",
     "prewarm", "keep_branch", "setup_timeout", "checks_timeout", "never_commit", "deliver", "follow_base",
+    "sandbox", "sandbox_network", "sandbox_writable", "sandbox_hidden",
 )  # fmt: skip
 _AGENT_FIELDS = ("command", "format", "followup", "permissions")
 _PERMISSION_FIELDS = ("commands", "tools", "sandbox", "writable")
@@ -94,6 +96,10 @@ class Preset:
     never_commit: tuple[str, ...] = ()  # globs of files the agent keeps for itself (aider's .aider*)
     keep_branch: bool = False
     follow_base: bool = False  # a review that still merges cleanly takes in its base when the base moves
+    sandbox: str = "none"  # "bwrap": the agent runs in a bubblewrap sandbox (agents/sandbox.py)
+    sandbox_network: bool = True  # in the sandbox: may the agent reach the network (its model API)?
+    sandbox_writable: tuple[str, ...] = ()  # in the sandbox: folders it may write besides its worktree
+    sandbox_hidden: tuple[str, ...] = ()  # in the sandbox: paths it must not see (besides ~/.ssh and such)
     setup_timeout: float = DEFAULT_SETUP_TIMEOUT
     checks_timeout: float = DEFAULT_CHECKS_TIMEOUT
     source: Path | None = None
@@ -205,6 +211,10 @@ def parse_preset(name: str, data: object, *, source: Path | str | None = None) -
                            for i, item in enumerate(check.strings(top.get("never_commit", []), "never_commit"))),
         keep_branch=check.boolean(top.get("keep_branch", False), "keep_branch"),
         follow_base=check.boolean(top.get("follow_base", False), "follow_base"),
+        sandbox=check.choice(top.get("sandbox", "none"), "sandbox", SANDBOXES),
+        sandbox_network=check.boolean(top.get("sandbox_network", True), "sandbox_network"),
+        sandbox_writable=_paths(check, top.get("sandbox_writable", []), "sandbox_writable"),
+        sandbox_hidden=_paths(check, top.get("sandbox_hidden", []), "sandbox_hidden"),
         setup_timeout=(
             check.duration(top["setup_timeout"], "setup_timeout")
             if "setup_timeout" in top
@@ -217,6 +227,15 @@ def parse_preset(name: str, data: object, *, source: Path | str | None = None) -
         ),
         source=Path(source) if source is not None else None,
     )
+
+
+def _paths(check: Checker, value: object, name: str) -> tuple[str, ...]:
+    """Absolute paths or ~/...: the sandbox's folders; a relative path would depend on where the bot runs."""
+    paths = check.strings(value, name)
+    for i, path in enumerate(paths):
+        if not (path.startswith("/") or path == "~" or path.startswith("~/")):
+            raise check.error(f"{name}[{i}]", f"{json.dumps(path)} should be absolute or start with ~/")
+    return paths
 
 
 def _glob(check: Checker, value: str, name: str) -> str:

@@ -45,6 +45,41 @@ def main() -> int:
         git("add", "RUNS.md")
         git("commit", "-q", "-m", "agent: one more run")
         return 0
+    if mode == "escape":  # tries everything a sandbox must refuse, then does its own work
+        for what, target in (("checkout", os.path.join(os.environ["SUPERSET_ROOT_PATH"], "escaped.txt")),
+                             ("other worktree", os.path.join(os.environ["OTHER_WORKTREE"], "escaped.txt")),
+                             ("database", os.environ["BOT_DB"]),
+                             ("ssh", os.path.expanduser("~/.ssh/authorized_keys")),
+                             ("outside", os.environ["OUTSIDE_FILE"])):
+            try:
+                with open(target, "a") as fh:
+                    fh.write("escaped\n")
+                print(f"ESCAPED: wrote {what}", flush=True)
+            except OSError as exc:
+                print(f"refused: {what}: {exc.strerror}", flush=True)
+        try:
+            print(f"ESCAPED: read ssh key {len(Path(os.path.expanduser('~/.ssh/id_ed25519')).read_text())}", flush=True)
+        except OSError as exc:
+            print(f"refused: ssh key: {exc.strerror}", flush=True)
+        for ref in ("refs/heads/main", os.environ.get("OTHER_BRANCH", "")):
+            done = subprocess.run(["git", "update-ref", ref, "HEAD"], capture_output=True)
+            print(f"{'ESCAPED: moved' if done.returncode == 0 else 'refused: move'} {ref}", flush=True)
+        port = os.environ.get("LISTENER_PORT")
+        if port:
+            import socket
+            try:
+                socket.create_connection(("127.0.0.1", int(port)), timeout=3).close()
+                print("ESCAPED: network", flush=True)
+            except OSError as exc:
+                print(f"refused: network: {exc.strerror or exc}", flush=True)
+        Path("src").mkdir(exist_ok=True)
+        Path("src/feature.py").write_text("VALUE = 1\n")
+        import tempfile
+        Path(tempfile.gettempdir(), "scratch.txt").write_text("private tmp\n")
+        git("add", "src/feature.py")
+        git("commit", "-q", "-m", "agent: its own work, in the sandbox")
+        print("agent: committed", flush=True)
+        return 0
     if mode == "conflict":
         Path(os.environ["CONFLICT_FILE"]).write_text(f"agent version: {prompt[:40]}\n")
         git("commit", "-qam", "agent: change shared file")

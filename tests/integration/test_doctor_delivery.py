@@ -86,3 +86,18 @@ async def test_no_token_for_a_pull_request_repo_says_which_setting(setup: Setup,
     code, text = await setup.doctor(**pr_env(github, SUPERSET_GITHUB_TOKEN=""))
     assert code == 1
     assert any("pull-request delivery needs SUPERSET_GITHUB_TOKEN" in line for line in failures(text)), text
+
+
+async def test_the_sandbox_is_checked_only_when_a_preset_uses_it(setup: Setup) -> None:
+    from support.bwrap import BWRAP
+
+    code, text = await setup.doctor()
+    assert not any(line[2:].startswith("sandbox") for line in check_lines(text)), text
+    setup.write_preset("boxed", {**ok_preset(), "sandbox": "bwrap"})
+    code, text = await setup.doctor(SUPERSET_BWRAP=str(setup.tmp / "nowhere" / "bwrap"))
+    assert code == 0, "only a warning: the default preset is not sandboxed"
+    assert any("sandbox:" in line and "is not installed" in line and "tasks of boxed will be refused" in line
+               for line in check_lines(text)), text
+    if BWRAP is not None:
+        code, text = await setup.doctor(SUPERSET_BWRAP=BWRAP)
+        assert code == 0 and any(line.startswith("✓ sandbox: bwrap works for boxed") for line in check_lines(text))

@@ -1,0 +1,162 @@
+"""A bubblewrap sandbox around an agent (`"sandbox": "bwrap"` in its preset): the agent sees the whole
+system read-only and can write only its own worktree, that worktree's git dir, the repository's
+object store and its own branches (so `git commit` works), a private /tmp, and the folders its preset
+names. The bot's data dir (its database, logs and the other tasks' worktrees), the main checkout's
+files and the preset's hidden paths (~/.ssh, cloud credentials) are not there at all; the network is
+cut when the preset says so. No daemon, no image: bwrap starts in milliseconds.
+
+`bwrap_argv` is pure: what is mounted where follows from a `SandboxPlan`, which `plan` makes from the
+filesystem as it is (what exists, file or folder).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+# hidden from every sandboxed agent, whatever its preset says (each only where it exists)
+DEFAULT_HIDDEN = ("~/.ssh", "~/.aws", "~/.azure", "~/.config/gcloud", "~/.kube", "~/.docker", "~/.gnupg",
+                  "~/.netrc", "~/.git-credentials", "~/.pgpass")
+
+
+@dataclass(frozen=True)
+class SandboxPlan:
+    """What an agent's sandbox holds. Paths are absolute and resolved."""
+
+    worktree: Path
+    git_dir: Path  # the worktree's own git dir (<common>/worktrees/<name>)
+    common_dir: Path  # the repository's .git (or the bare repository)
+    checkout: Path | None  # the main checkout whose files are hidden (None: a bare repository)
+    ref_dirs: tuple[Path, ...]  # folders of refs/ and logs/refs/ the task's branches live in
+    hide_dirs: tuple[Path, ...]  # folders that are empty and read-only inside (the bot's data dir, ...)
+    hide_files: tuple[Path, ...]  # files that read as empty inside
+    writable: tuple[Path, ...]  # folders the preset lets it write (caches, its own config)
+    network: bool = True
+    tmp: Path | None = None  # its private temporary folder (TMPDIR), also mounted at /tmp when nothing
+    # the agent needs lives under the host's /tmp (there, /tmp stays the host's, read-only)
+    own_tmp: bool = True
+
+
+def bwrap_argv(bwrap: str, plan: SandboxPlan, argv: Sequence[str]) -> list[str]:
+    """The command that runs `argv` in `plan`'s sandbox. Mounts apply in order, each over the ones
+    before it: the read-only system, then what is hidden, then what is let back in (read-only or
+    writable), and last the hiding folders are made read-only (the ones let back in stay as they are)."""
+    args = [bwrap, "--die-with-parent", "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try"]
+    if not plan.network:
+        args.append("--unshare-net")
+    args += ["--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc"]
+    if plan.own_tmp:
+        args += ["--tmpfs", "/tmp"]
+    hidden = sorted({*plan.hide_dirs, *([plan.checkout] if plan.checkout else [])}, key=_depth)
+    for folder in hidden:
+        args += ["--tmpfs", str(folder)]
+    for file in plan.hide_files:
+        args += ["--ro-bind", "/dev/null", str(file)]
+    if plan.checkout is not None and _inside(plan.common_dir, plan.checkout):
+        args += ["--ro-bind", str(plan.common_dir), str(plan.common_dir)]  # the checkout's .git, read-only
+    writable = [plan.worktree, plan.git_dir, plan.common_dir / "objects", *plan.ref_dirs, *plan.writable,
+                *([plan.tmp] if plan.tmp else [])]
+    for folder in sorted(dict.fromkeys(writable), key=_depth):
+        args += ["--bind", str(folder), str(folder)]
+    for folder in hidden:
+        args += ["--remount-ro", str(folder)]
+    if plan.tmp:
+        args += ["--setenv", "TMPDIR", str(plan.tmp)]
+    return [*args, "--chdir", str(plan.worktree), "--", *argv]
+
+
+async def plan(*, worktree: Path, git_dir: Path, common_dir: Path, branch: str | None, ref_dir: str | None,
+               hide: Iterable[Path], hidden: Iterable[str], writable: Iterable[str], network: bool,
+               home: str | None = None, tmp: Path | None = None) -> SandboxPlan:
+    """The plan for one run, from the filesystem as it is: the folders the task's branch ref and its
+    log live in are made (a packed ref has none), `~` is the agent's HOME, paths that do not exist are
+    left out of what is hidden, and folders the preset lets it write are made when missing."""
+    return await asyncio.to_thread(_plan, worktree, git_dir, common_dir, branch, ref_dir, list(hide),
+                                   list(hidden), list(writable), network, home, tmp)
+
+
+def _plan(worktree: Path, git_dir: Path, common_dir: Path, branch: str | None, ref_dir: str | None,
+          hide: list[Path], hidden: list[str], writable: list[str], network: bool, home: str | None,
+          tmp: Path | None) -> SandboxPlan:
+    worktree, git_dir, common_dir = worktree.resolve(), git_dir.resolve(), common_dir.resolve()
+    # its own folder of branches (superset/<id>); a branch named by an older release shares superset/
+    folder = ref_dir or (branch.rsplit("/", 1)[0] if branch and "/" in branch else None)
+    ref_dirs: list[Path] = []
+    if folder:
+        for root in (common_dir / "refs" / "heads", common_dir / "logs" / "refs" / "heads"):
+            path = root / folder
+            path.mkdir(parents=True, exist_ok=True)
+            ref_dirs.append(path)
+    checkout = common_dir.parent if common_dir.name == ".git" else None
+    hide_dirs: list[Path] = []
+    hide_files: list[Path] = []
+    for raw in [*DEFAULT_HIDDEN, *hidden]:
+        path = _expand(raw, home)
+        if path.is_dir() and not path.is_symlink():
+            hide_dirs.append(path)
+        elif path.exists():
+            hide_files.append(path)
+    for path in hide:
+        if path.is_dir():
+            hide_dirs.append(path.resolve())
+    room: list[Path] = []
+    for raw in writable:
+        path = _expand(raw, home)
+        path.mkdir(parents=True, exist_ok=True)
+        room.append(path.resolve())
+    if tmp is not None:
+        tmp.mkdir(parents=True, exist_ok=True)
+        tmp = tmp.resolve()
+    # a tmpfs over /tmp would hide what lives there (the worktree is let back in, but not HOME or the
+    # git config the agent reads): then /tmp stays as it is, read-only, and TMPDIR is its own
+    needed = [worktree, common_dir, Path(home or os.path.expanduser("~")).absolute()]
+    own_tmp = not any(_inside(path, Path("/tmp")) for path in needed)
+    return SandboxPlan(worktree, git_dir, common_dir, checkout, tuple(ref_dirs), tuple(hide_dirs),
+                       tuple(hide_files), tuple(room), network, tmp, own_tmp)
+
+
+def _expand(raw: str, home: str | None) -> Path:
+    if raw == "~" or raw.startswith("~/"):
+        raw = (home or os.path.expanduser("~")) + raw[1:]
+    return Path(raw).absolute()
+
+
+def _depth(path: Path) -> int:
+    return len(path.parts)
+
+
+def _inside(path: Path, folder: Path) -> bool:
+    return path == folder or folder in path.parents
+
+
+async def probe(bwrap: str, search_path: str | None, timeout: float = 10.0) -> str | None:
+    """Why `bwrap` cannot sandbox an agent on this host (not installed, no user namespaces, ...), or
+    None when it can. Runs `true` in the smallest sandbox the agents get."""
+    import shutil
+
+    found = shutil.which(bwrap, path=search_path)
+    if found is None:
+        return (f"{bwrap} is not installed (Debian/Ubuntu: apt-get install bubblewrap), or SUPERSET_BWRAP does not "
+                "point at it")
+    try:
+        proc = await asyncio.create_subprocess_exec(
+            found, "--die-with-parent", "--unshare-pid", "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc",
+            "--tmpfs", "/tmp", "true", stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
+    except OSError as exc:
+        return f"{found} cannot be run: {exc.strerror or exc}"
+    try:
+        async with asyncio.timeout(timeout):
+            _, err = await proc.communicate()
+    except TimeoutError:
+        proc.kill()
+        await proc.wait()
+        return f"{found} did not answer within {timeout:g} s"
+    if proc.returncode != 0:
+        said = err.decode(errors="replace").strip().splitlines()
+        hint = " (unprivileged user namespaces may be off: sysctl kernel.unprivileged_userns_clone=1)" \
+            if any("namespace" in line or "uid map" in line for line in said) else ""
+        return f"{found} failed: {said[-1] if said else f'exit {proc.returncode}'}{hint}"
+    return None
