@@ -22,7 +22,7 @@ import aiohttp
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from superset_bot.agents import sandbox
+from superset_bot.agents import cgroups, sandbox
 from superset_bot.agents.versions import (
     KNOWN_CLIS,
     KnownCli,
@@ -423,6 +423,13 @@ async def _check_presets(settings: Settings, report: _Report) -> None:
     sandboxed = sorted(name for name, preset in presets.items() if preset.sandbox == "bwrap")
     if sandboxed:
         await _check_sandbox(sandboxed, default in sandboxed, settings, report)
+    delegation = await asyncio.to_thread(cgroups.find)
+    if delegation.hard:
+        report.ok(f"agent limits: kernel-enforced, each agent in a cgroup under {delegation.agents} "
+                  f"({', '.join(delegation.controllers)})")
+    else:
+        report.ok(f"agent limits: soft, polled (memory every 0.25 s, the worktree's disk during the run): "
+                  f"{delegation.why_not}")
 
 
 async def _check_sandbox(presets: list[str], has_default: bool, settings: Settings, report: _Report) -> None:

@@ -37,7 +37,7 @@ MAX_LINE = 1024 * 1024
 READ_CHUNK = 64 * 1024  # bytes read per step: bounds the memory of one step's lines
 POLL_DELAY = 0.1  # seconds between looks at a quiet log or a running supervisor
 START_TIMEOUT = 30.0
-EXIT_REASONS = ("exited", "timeout", "memory", "cpu", "cancelled", "lost")
+EXIT_REASONS = ("exited", "timeout", "memory", "cpu", "pids", "cancelled", "lost")
 _SEGMENT_NAME_LEN = 24  # 20 digits + ".log"
 
 
@@ -290,8 +290,10 @@ class AgentRun:
         limits: RunLimits = RunLimits(),
         redactor: Redactor | None = None,
         grace: float = 5.0,
+        cgroup: Mapping[str, str] | None = None,
     ) -> AgentRun:
-        """Start `argv` in `cwd` under a detached supervisor; returns once the agent is running."""
+        """Start `argv` in `cwd` under a detached supervisor; returns once the agent is running.
+        `cgroup`: the agent's own cgroup v2 ("path", and the limit files to write in it)."""
         run_dir = Path(run_dir).resolve()
         cwd = Path(cwd).resolve()
         argv = [str(a) for a in argv]
@@ -309,6 +311,7 @@ class AgentRun:
             "cpu": limits.cpu,
             "output": limits.output or DEFAULT_OUTPUT_CAP,
             "grace": grace,
+            "cgroup": dict(cgroup) if cgroup else None,
         }
         err_path = run_dir / "wrapper.err"
         err_file = await asyncio.to_thread(open, err_path, "ab")

@@ -271,10 +271,65 @@ class Supervisor:
         self.max_cpu = 0.0
         self.ended_mono: float | None = None
         self.pgid = 0  # the agent's process group once started
+        # a cgroup v2 of its own, when the bot has a delegated subtree: {"path": ..., "memory.max": ..., ...};
+        # the kernel then enforces the limits, and the polling above stays as a second line
+        self.cgroup: dict[str, str] | None = spec.get("cgroup") or None
+        self.cgroup_dir: Path | None = None
+        self.cgroup_error: str | None = None
 
     # -- limits -------------------------------------------------------------------------
 
+    def _make_cgroup(self) -> None:
+        """The agent's own cgroup with its limits written; on any failure the limits stay soft (polled)."""
+        if not self.cgroup:
+            return
+        path = Path(self.cgroup["path"])
+        try:
+            path.mkdir(exist_ok=True)
+            for name, value in self.cgroup.items():
+                if name != "path":
+                    (path / name).write_text(f"{value}\n")
+        except OSError as exc:
+            self.cgroup_error = f"{path}: {exc.strerror or exc}"
+            with contextlib.suppress(OSError):
+                path.rmdir()
+            return
+        self.cgroup_dir = path
+
+    def _cgroup_events(self, name: str, key: str) -> int:
+        """A counter of the cgroup's `name` events file (memory.events oom_kill, pids.events max)."""
+        if self.cgroup_dir is None:
+            return 0
+        try:
+            text = (self.cgroup_dir / name).read_text()
+        except OSError:
+            return 0
+        for line in text.splitlines():
+            field, _, value = line.partition(" ")
+            if field == key and value.strip().isdigit():
+                return int(value)
+        return 0
+
+    def _check_cgroup(self, now: float) -> None:
+        """The kernel held the agent to a limit: stop the rest of it and say which."""
+        if self.cgroup is None or self.reason is not None:
+            return
+        if self._cgroup_events("memory.events", "oom_kill"):
+            limit = self.cgroup.get("memory.max", "?")
+            shown = format_size(int(limit)) if limit.isdigit() else limit
+            self._stop(now, "memory", f"memory limit {shown} reached: the kernel stopped it (cgroup memory.max)")
+        elif self._cgroup_events("pids.events", "max"):
+            self._stop(now, "pids", f"process limit {self.cgroup.get('pids.max', '?')} reached: a fork past it "
+                                    "was refused (cgroup pids.max)")
+
+    def _remove_cgroup(self) -> None:
+        if self.cgroup_dir is not None:
+            with contextlib.suppress(OSError):
+                self.cgroup_dir.rmdir()
+
     def _preexec(self) -> None:
+        if self.cgroup_dir is not None:  # the agent and all it starts live in its cgroup
+            (self.cgroup_dir / "cgroup.procs").write_text("0\n")
         if self.cpu is not None:
             soft = max(1, math.ceil(self.cpu))
             hard = soft + 5
@@ -340,7 +395,8 @@ class Supervisor:
         if self.timeout is not None and now - started >= self.timeout:
             self._stop(now, "timeout", f"time limit {format_seconds(self.timeout)} reached")
             return
-        if self.memory is None and self.cpu is None:
+        self._check_cgroup(now)
+        if self.reason is not None or (self.memory is None and self.cpu is None):
             return
         rss, cpu, _ = scan_group(self.pgid)
         self.peak_rss = max(self.peak_rss, rss)
@@ -398,6 +454,7 @@ class Supervisor:
             fcntl.fcntl(read_fd, fcntl.F_SETPIPE_SZ, READ_SIZE)
         env = dict(self.env)
         env[RUN_TOKEN_VAR] = self.token
+        self._make_cgroup()
         try:
             proc = subprocess.Popen(  # noqa: S603 - argv from the bot's preset, never a shell
                 self.argv,
@@ -407,7 +464,7 @@ class Supervisor:
                 stdout=write_fd,
                 stderr=write_fd,
                 start_new_session=True,
-                preexec_fn=self._preexec if self.cpu is not None else None,  # noqa: PLW1509
+                preexec_fn=self._preexec if self.cpu is not None or self.cgroup_dir else None,  # noqa: PLW1509
             )
         except OSError as exc:
             os.close(read_fd)
@@ -438,6 +495,8 @@ class Supervisor:
                     "output": self.output,
                 },
                 "grace": self.grace,
+                "cgroup": str(self.cgroup_dir) if self.cgroup_dir else None,
+                "cgroup_error": self.cgroup_error,
             },
         )
         report(f"ok {os.getpid()}")
@@ -498,6 +557,9 @@ class Supervisor:
         assert status is not None
         code = os.WEXITSTATUS(status) if os.WIFEXITED(status) else None
         sig = os.WTERMSIG(status) if os.WIFSIGNALED(status) else None
+        if code != 0:
+            self._check_cgroup(time.monotonic())  # a kernel kill the last poll did not see yet
+        self._remove_cgroup()
         if self.reason is None:
             reason = "exited"
             detail = f"exited with code {code}" if code is not None else f"killed by {signal_name(sig or 0)}"

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from superset_bot.agents import cgroups
 from superset_bot.agents.formats import Progress
 from superset_bot.agents.runner import AgentRun
 from superset_bot.config import Settings
@@ -109,6 +110,7 @@ class Engine:
         self.control = RunControl(self)
         self.recovery = Recovery(self)
         self.watchdog = Watchdog(self)
+        self.cgroups = cgroups.Delegation(None, "not looked at yet")  # kernel-enforced limits, when delegated
 
     # subscribers and publishing
 
@@ -127,6 +129,9 @@ class Engine:
 
     async def start(self) -> None:
         """Pick up where the last process stopped: re-attach agents, re-queue, settle claims."""
+        self.cgroups = await asyncio.to_thread(lambda: cgroups.prepare(cgroups.find()))
+        if not self.cgroups.hard:
+            log.info("agent limits are soft (polled): %s", self.cgroups.why_not)
         await self.recovery.recover_all()
         await self.pulls.resume()
         self.watchdog.start_heartbeat()

@@ -12,6 +12,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from superset_bot.agents import cgroups
 from superset_bot.agents.formats import Progress, make_parser
 from superset_bot.agents.runner import AgentRun, ExitInfo, RunLimits, RunnerError
 from superset_bot.domain.events import Milestone, ProgressChanged, QueuePosition
@@ -135,6 +136,8 @@ class Lifecycle:
                 limits,
                 redactor=engine.env.redactor_for(preset),
                 grace=engine.settings.cancel_grace,
+                cgroup=cgroups.limits(engine.cgroups, f"{task.id}-{run_no}", memory=preset.limits.memory,
+                                      pids=preset.limits.pids, cpus=preset.limits.cpus),
             )
         except (RunnerError, OSError) as exc:  # OSError: its sandbox's folders could not be made
             await engine.transitions.transition(task.id, FAILED, BOT_ACTOR, expect={PREPARING, QUEUED},

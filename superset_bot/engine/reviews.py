@@ -52,6 +52,10 @@ class Reviews:
             log.warning("task %s: no review: %s", task.id, exc)
             return None
         pull = await self.engine.store.get_pull(task.id)
+        notes = []
+        preset = self.engine.presets.get(task.preset)
+        if preset is not None and (preset.limits.memory or preset.limits.pids) and not self.engine.cgroups.hard:
+            notes.append(f"Its limits were soft (polled, not kernel-enforced): {self.engine.cgroups.why_not}.")
         started, finished = task.started_at, task.finished_at
         return Review(
             task_id=task.id,
@@ -75,6 +79,7 @@ class Reviews:
             base_commit=task.base_commit,
             base_moved=moved,
             pull=pull.to_dict() if pull is not None else None,
+            notes=notes,
         )
 
     async def post(self, task: Task, progress: Progress | None = None, checks: Any = None) -> Review | None:

@@ -78,6 +78,8 @@ class PresetLimits:
     cpu: float | None = None
     output: int | None = None
     disk: int | None = None
+    pids: int | None = None  # processes at once (kernel-enforced with cgroups only)
+    cpus: float | None = None  # cores' worth of CPU (cgroup cpu.max; kernel-enforced with cgroups only)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -179,7 +181,7 @@ def parse_preset(name: str, data: object, *, source: Path | str | None = None) -
             )
         env[key] = check.string(value, f"env.{key}")
 
-    limits_obj = check.obj(top.get("limits", {}), "limits", _DURATION_LIMITS + _SIZE_LIMITS)
+    limits_obj = check.obj(top.get("limits", {}), "limits", _DURATION_LIMITS + _SIZE_LIMITS + ("pids", "cpus"))
     durations = {k: check.duration(limits_obj[k], f"limits.{k}") for k in _DURATION_LIMITS if k in limits_obj}
     sizes = {k: check.size(limits_obj[k], f"limits.{k}") for k in _SIZE_LIMITS if k in limits_obj}
 
@@ -203,6 +205,8 @@ def parse_preset(name: str, data: object, *, source: Path | str | None = None) -
             memory=sizes.get("memory"),
             output=sizes.get("output"),
             disk=sizes.get("disk"),
+            pids=int(_positive(check, limits_obj["pids"], "limits.pids", whole=True)) if "pids" in limits_obj else None,
+            cpus=_positive(check, limits_obj["cpus"], "limits.cpus") if "cpus" in limits_obj else None,
         ),
         merge=check.choice(top.get("merge", "merge"), "merge", MERGE_STRATEGIES),
         deliver=check.choice(check.string(top["deliver"], "deliver"), "deliver", DELIVERIES) if "deliver" in top else "",
@@ -227,6 +231,13 @@ def parse_preset(name: str, data: object, *, source: Path | str | None = None) -
         ),
         source=Path(source) if source is not None else None,
     )
+
+
+def _positive(check: Checker, value: object, name: str, whole: bool = False) -> float:
+    kinds = (int,) if whole else (int, float)
+    if isinstance(value, bool) or not isinstance(value, kinds) or value <= 0:
+        raise check.error(name, f"expected a positive {'whole ' if whole else ''}number, got {json.dumps(value)}")
+    return float(value)
 
 
 def _paths(check: Checker, value: object, name: str) -> tuple[str, ...]:

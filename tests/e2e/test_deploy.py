@@ -488,7 +488,7 @@ KNOWN_DIRECTIVES = {
     "Service": {"Type", "User", "Group", "WorkingDirectory", "EnvironmentFile", "Environment", "ExecStart",
                 "Restart", "RestartSec", "TimeoutStopSec", "KillMode", "LimitNOFILE", "NoNewPrivileges",
                 "PrivateTmp", "ProtectSystem", "ProtectHome", "ProtectKernelTunables", "ProtectKernelModules",
-                "ProtectControlGroups", "RestrictSUIDSGID", "RestrictRealtime", "LockPersonality",
+                "ProtectControlGroups", "Delegate", "RestrictSUIDSGID", "RestrictRealtime", "LockPersonality",
                 "StateDirectory", "StateDirectoryMode", "ReadWritePaths"},
     "Install": {"WantedBy"},
 }
@@ -500,6 +500,8 @@ def test_systemd_unit_keeps_agents_alive_across_restarts() -> None:
         assert key in KNOWN_DIRECTIVES.get(section, set()), f"[{section}] {key}: unknown (typo?)"
     service = {key: value for section, key, value in entries if section == "Service"}
     assert service["KillMode"] == "process"
+    # the agents' hard limits: a delegated cgroup v2 subtree, which a read-only cgroupfs would refuse
+    assert service["Delegate"] == "yes" and service["ProtectControlGroups"] == "false"
     text = (DEPLOY / "superset-bot.service").read_text()
     comment = text[:text.index("\nKillMode=process")]
     assert "detached" in comment[-800:] and "re-attaches" in comment[-800:], "explain why KillMode=process"

@@ -139,3 +139,37 @@ async def test_a_sandboxed_preset_without_bwrap_is_refused_at_spawn_with_the_fix
     with pytest.raises(Exception, match="runs its agent in a bubblewrap sandbox, but .* is not installed"):
         await h.engine.spawn("try", requester="U1")
     assert await h.store.list_tasks() == []
+
+
+@needs_bwrap
+async def test_a_restarted_bot_follows_a_sandboxed_agent_and_cancel_ends_all_of_it(
+        harness: MakeHarness, tmp_path: Path) -> None:
+    from superset_bot.domain.events import EngineEvent, ProgressChanged
+    from superset_bot.engine.core import Engine
+    from superset_bot.plugins.hooks import builtin_hooks
+    from superset_bot.procs import group_alive
+
+    h = await harness({"sleep": agent_preset("sleep", sandbox="bwrap")}, env={"SUPERSET_BWRAP": str(BWRAP)})
+    task = await h.engine.spawn("long job", requester="U1")
+    running = await h.engine.wait_for(task.id, {"running"})
+    while not lines_of(h, task.id)[1:]:
+        await asyncio.sleep(0.05)
+    await h.engine.stop()  # the bot goes away; the sandboxed agent keeps running
+    engine2 = Engine(h.settings, h.store, h.engine.presets, builtin_hooks())
+    seen: list[EngineEvent] = []
+    engine2.subscribe(seen.append)
+    await engine2.start()
+    try:
+        assert engine2.is_driven(task.id), "the sandboxed agent is followed again"
+        while not any(isinstance(e, ProgressChanged) and e.task.id == task.id for e in seen):
+            await asyncio.sleep(0.05)
+        cancelled = await engine2.cancel(task.id, "U1")
+        assert cancelled.state == "cancelled"
+    finally:
+        await engine2.stop()
+    assert running.pid is not None
+    for _ in range(100):  # bwrap, the agent and anything it started are gone
+        if not group_alive(running.pid):
+            break
+        await asyncio.sleep(0.05)
+    assert not group_alive(running.pid)
