@@ -1,7 +1,7 @@
-"""`python -m bench [spawn|fanout|soak|merge|scale|endlag ...] [--quick|--full] [--files N] [--tasks 20,50]`.
+"""`python -m bench [spawn|fanout|soak|merge|scale|endlag|gitlock ...] [--quick|--full] [--files N] [--tasks 20,50]`.
 
 Runs the chosen benchmarks (all by default) in temp dirs, prints each table and a final table of
-the issue's targets, and writes them to bench/RESULTS.md.
+the targets, and puts them into bench/RESULTS.md (in place of those benchmarks' earlier tables).
 """
 
 from __future__ import annotations
@@ -15,10 +15,10 @@ import time
 import traceback
 from pathlib import Path
 
-from bench import endlag, fanout, merge, scale, soak, spawn
+from bench import endlag, fanout, gitlock, merge, scale, soak, spawn
 from bench.common import RESULTS, Table, default_tmp, filesystem, isolate_git, summary_table, write_results
 
-NAMES = ("spawn", "fanout", "soak", "merge", "scale", "endlag")
+NAMES = ("spawn", "fanout", "soak", "merge", "scale", "endlag", "gitlock")
 
 
 def levels(text: str) -> tuple[int, ...]:
@@ -40,12 +40,14 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--files", type=int, help="files in the spawn benchmark's repo (default 100,000)")
     parser.add_argument("--spawns", type=int, help="spawns timed (default 20)")
     parser.add_argument("--soak-seconds", type=float, help="soak duration (default 20, --full 60)")
-    parser.add_argument("--agents", type=int, help="agents in the soak (default 20)")
+    parser.add_argument("--agents", type=int, help="agents in the soak and in gitlock (default 20, --quick 5)")
     parser.add_argument("--lines-per-second", type=int, default=2000, help="each soak agent's output rate")
     parser.add_argument("--merges", type=int, help="tasks in the merge storm (default 50)")
     parser.add_argument("--tasks", type=levels, help="endlag: busy tasks per level, comma-separated "
                         "(default 20,50; --quick 5)")
     parser.add_argument("--task-lines-per-second", type=int, default=300, help="endlag: each agent's output rate")
+    parser.add_argument("--commit-seconds", type=float, help="gitlock: how long the agents commit, per mode "
+                        "(default 15, --quick 4)")
     parser.add_argument("--tmp", help="where temp repos, worktrees and logs go (default: /dev/shm when it has "
                         "4 GiB free, else the system temp dir); the spawn figures depend on this filesystem")
     parser.add_argument("--verbose", action="store_true", help="show the bot's own log lines")
@@ -75,6 +77,9 @@ async def run_one(name: str, tmp: Path, args: argparse.Namespace) -> Table:
         return await endlag.run(tmp, levels=args.tasks or ((5,) if quick else (20, 50)),
                                 rate=args.task_lines_per_second, seconds=(4.0, 8.0) if quick else (15.0, 30.0),
                                 settle_timeout=120.0 if quick else 600.0)
+    if name == "gitlock":
+        return await gitlock.run(tmp, agents=args.agents or (5 if quick else 20),
+                                 seconds=args.commit_seconds or (4.0 if quick else 15.0))
     raise ValueError(name)
 
 
@@ -98,6 +103,7 @@ def main(argv: list[str] | None = None) -> int:
                 failed.append(name)
                 table = Table(f"{name}: FAILED", ["error"], [[f"{type(exc).__name__}: {exc}"[:300]]])
                 table.targets.append((f"{name} ran to the end", "failed", False))
+            table.name = name
             table.notes.append(f"took {time.monotonic() - started:.0f} s")
             tables.append(table)
             print(table.text(), flush=True)

@@ -6,6 +6,7 @@ import asyncio
 import json
 import os
 import platform
+import re
 import resource
 import shutil
 import subprocess
@@ -91,9 +92,11 @@ class Table:
     rows: list[list[str]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     targets: list[tuple[str, str, bool | None]] = field(default_factory=list)  # (target, measured, met)
+    name: str = ""  # the benchmark that made it (`python -m bench NAME`): RESULTS.md keeps one table per name
 
     def markdown(self) -> str:
-        out = [f"### {self.title}", "", "| " + " | ".join(self.headers) + " |",
+        out = [f"<!-- bench:{self.name} -->"] if self.name else []
+        out += [f"### {self.title}", "", "| " + " | ".join(self.headers) + " |",
                "|" + "|".join(" --- " for _ in self.headers) + "|"]
         out += ["| " + " | ".join(row) + " |" for row in self.rows]
         out += [""] + [f"- {note}" for note in self.notes]
@@ -129,11 +132,11 @@ def machine() -> str:
 
 
 def summary_table(tables: Iterable[Table]) -> Table:
-    summary = Table("Targets (issue 7)", ["target", "measured", "verdict"])
+    summary = Table("Targets", ["benchmark", "target", "measured", "verdict"], name="targets")
     for table in tables:
         for target, measured, met in table.targets:
             verdict = "n/a" if met is None else ("met" if met else "MISSED")
-            summary.rows.append([target, measured, verdict])
+            summary.rows.append([table.name, target, measured, verdict])
     return summary
 
 
@@ -154,22 +157,72 @@ def filesystem(path: str) -> str:
 
 
 def write_results(tables: Sequence[Table], argv: Sequence[str], where: str = "?") -> str:
-    """Replace the latest-run section of RESULTS.md, keeping anything written around it by hand."""
-    body = [START_MARK, "## Latest run", "", f"- when and where: {machine()}", f"- temp files on: {where}",
-            f"- command: `{' '.join(['python -m bench', *argv])}`", ""]
-    body += [summary_table(tables).markdown()] + [t.markdown() for t in tables] + [END_MARK]
-    section = "\n".join(body) + "\n"
+    """Put this run's tables into the latest-run section of RESULTS.md, each in place of the table the
+    same benchmark left there (and its rows of the targets table). The other benchmarks' tables stay as
+    their own runs left them, each with a last note saying when, where and how; anything outside the
+    section (before/after notes written by hand) is kept."""
     old = RESULTS.read_text() if RESULTS.exists() else ""
     if START_MARK in old and END_MARK in old:
         head, rest = old.split(START_MARK, 1)
-        tail = rest.split(END_MARK, 1)[1].lstrip("\n")
-        new = head + section + ("\n" + tail if tail else "")
+        previous, tail = rest.split(END_MARK, 1)
     else:
-        intro = ("# Benchmark results\n\nWritten by `make bench` (`python -m bench`); the section between the "
-                 "markers is replaced on each run, anything outside it (before/after notes) is kept.\n\n")
-        new = (old or intro) + section
-    RESULTS.write_text(new)
+        head = old or ("# Benchmark results\n\nWritten by `make bench` (`python -m bench`); the section between the "
+                       "markers holds the latest table of each benchmark (a run replaces the tables of the benchmarks "
+                       "it ran), anything outside it (before/after notes) is kept.\n\n")
+        previous, tail = "", ""
+    blocks = _blocks(previous)
+    ran = {table.name for table in tables}
+    kept = [row for row in _table_rows(blocks.pop("targets", "")) if len(row) == 4 and row[0] not in ran]
+    run = f"run {machine()}; temp files on {where}; `{' '.join(['python -m bench', *argv])}`"
+    for table in tables:
+        table.notes.append(run)
+        blocks[table.name] = table.markdown()
+    order = list(blocks)
+    summary = summary_table(tables)
+    summary.rows = sorted(kept + summary.rows, key=lambda row: order.index(row[0]) if row[0] in order else len(order))
+    body = [START_MARK, "## Latest run", "",
+            "Each table is the latest run of its benchmark; its last note says when, where and how it ran "
+            "(`python -m bench NAME` replaces only NAME's table and its targets).", "",
+            summary.markdown(), *blocks.values(), END_MARK]
+    section = "\n".join(body) + "\n"
+    tail = tail.lstrip("\n")
+    RESULTS.write_text(head + section + ("\n" + tail if tail else ""))
     return section
+
+
+def _blocks(section: str) -> dict[str, str]:
+    """The tables of a latest-run section by benchmark name, in their order (text before the first is dropped)."""
+    parts = re.split(r"^<!-- bench:([\w-]+) -->\n", section, flags=re.MULTILINE)
+    return {name: "<!-- bench:" + name + " -->\n" + text.rstrip("\n") + "\n"
+            for name, text in zip(parts[1::2], parts[2::2], strict=True)}
+
+
+def _table_rows(block: str) -> list[list[str]]:
+    """The body rows of the markdown table in `block`, as cells."""
+    lines = [line.strip() for line in block.splitlines() if line.startswith("|")]
+    return [[cell.strip() for cell in line.strip("|").split("|")] for line in lines[2:]]
+
+
+# ------------------------------------------------------------------ bubblewrap
+
+
+BWRAP_CACHED = Path.home() / ".cache" / "superset-bot" / "bwrap" / "usr" / "bin" / "bwrap"
+
+
+def find_bwrap() -> tuple[str | None, str]:
+    """(the bwrap for sandboxed presets, or None and why not): $SUPERSET_BWRAP, else where
+    tests/sandbox/install_bwrap.py unpacks it, else bwrap on PATH; it must run a sandbox here."""
+    found = os.environ.get("SUPERSET_BWRAP") or (str(BWRAP_CACHED) if BWRAP_CACHED.is_file() else shutil.which("bwrap"))
+    if not found:
+        return None, "no bwrap (run `make sandbox-tools`, or set SUPERSET_BWRAP)"
+    try:
+        probe = subprocess.run([found, "--ro-bind", "/", "/", "--unshare-pid", "--proc", "/proc", "true"],
+                               capture_output=True, text=True, timeout=20)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return None, f"{found} cannot run: {exc}"
+    if probe.returncode != 0:
+        return None, f"{found} does not work here: {probe.stderr.strip()[-200:]}"
+    return found, ""
 
 
 # ------------------------------------------------------------------ git and repos
