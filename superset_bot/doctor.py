@@ -448,7 +448,8 @@ async def _check_sandbox(presets: list[str], has_default: bool, settings: Settin
 
 
 _DOCTOR_PATHS = {"worktree": "/tmp/worktree", "git_dir": "/tmp/repo/.git/worktrees/id",
-                 "git_common_dir": "/tmp/repo/.git"}
+                 "git_common_dir": "/tmp/repo/.git", "ref_dir": "/tmp/repo/.git/refs/heads/superset/id",
+                 "ref_log_dir": "/tmp/repo/.git/logs/refs/heads/superset/id"}
 
 
 async def _check_agent(preset: Preset, is_default: bool, settings: Settings, report: _Report,

@@ -38,6 +38,7 @@ class SandboxPlan:
     tmp: Path | None = None  # its private temporary folder (TMPDIR), also mounted at /tmp when nothing
     # the agent needs lives under the host's /tmp (there, /tmp stays the host's, read-only)
     own_tmp: bool = True
+    keep: tuple[Path, ...] = ()  # what it reads that the sandbox's fresh /dev would hide (a HOME on /dev/shm)
 
 
 def bwrap_argv(bwrap: str, plan: SandboxPlan, argv: Sequence[str]) -> list[str]:
@@ -50,6 +51,8 @@ def bwrap_argv(bwrap: str, plan: SandboxPlan, argv: Sequence[str]) -> list[str]:
     args += ["--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc"]
     if plan.own_tmp:
         args += ["--tmpfs", "/tmp"]
+    for path in plan.keep:
+        args += ["--ro-bind", str(path), str(path)]
     hidden = sorted({*plan.hide_dirs, *([plan.checkout] if plan.checkout else [])}, key=_depth)
     for folder in hidden:
         args += ["--tmpfs", str(folder)]
@@ -70,17 +73,17 @@ def bwrap_argv(bwrap: str, plan: SandboxPlan, argv: Sequence[str]) -> list[str]:
 
 async def plan(*, worktree: Path, git_dir: Path, common_dir: Path, branch: str | None, ref_dir: str | None,
                hide: Iterable[Path], hidden: Iterable[str], writable: Iterable[str], network: bool,
-               home: str | None = None, tmp: Path | None = None) -> SandboxPlan:
+               home: str | None = None, tmp: Path | None = None, reads: Iterable[str] = ()) -> SandboxPlan:
     """The plan for one run, from the filesystem as it is: the folders the task's branch ref and its
     log live in are made (a packed ref has none), `~` is the agent's HOME, paths that do not exist are
     left out of what is hidden, and folders the preset lets it write are made when missing."""
     return await asyncio.to_thread(_plan, worktree, git_dir, common_dir, branch, ref_dir, list(hide),
-                                   list(hidden), list(writable), network, home, tmp)
+                                   list(hidden), list(writable), network, home, tmp, list(reads))
 
 
 def _plan(worktree: Path, git_dir: Path, common_dir: Path, branch: str | None, ref_dir: str | None,
           hide: list[Path], hidden: list[str], writable: list[str], network: bool, home: str | None,
-          tmp: Path | None) -> SandboxPlan:
+          tmp: Path | None, reads: list[str]) -> SandboxPlan:
     worktree, git_dir, common_dir = worktree.resolve(), git_dir.resolve(), common_dir.resolve()
     # its own folder of branches (superset/<id>); a branch named by an older release shares superset/
     folder = ref_dir or (branch.rsplit("/", 1)[0] if branch and "/" in branch else None)
@@ -114,8 +117,11 @@ def _plan(worktree: Path, git_dir: Path, common_dir: Path, branch: str | None, r
     # git config the agent reads): then /tmp stays as it is, read-only, and TMPDIR is its own
     needed = [worktree, common_dir, Path(home or os.path.expanduser("~")).absolute()]
     own_tmp = not any(_inside(path, Path("/tmp")) for path in needed)
+    # the sandbox's /dev is fresh: HOME and the files it reads (git's config) there are bound back
+    keep = tuple(path for path in (needed[2], *(Path(r).absolute() for r in reads if r))
+                 if _inside(path, Path("/dev")) and path.exists())
     return SandboxPlan(worktree, git_dir, common_dir, checkout, tuple(ref_dirs), tuple(hide_dirs),
-                       tuple(hide_files), tuple(room), network, tmp, own_tmp)
+                       tuple(hide_files), tuple(room), network, tmp, own_tmp, keep)
 
 
 def _expand(raw: str, home: str | None) -> Path:
@@ -159,4 +165,16 @@ async def probe(bwrap: str, search_path: str | None, timeout: float = 10.0) -> s
         hint = " (unprivileged user namespaces may be off: sysctl kernel.unprivileged_userns_clone=1)" \
             if any("namespace" in line or "uid map" in line for line in said) else ""
         return f"{found} failed: {said[-1] if said else f'exit {proc.returncode}'}{hint}"
+    return None
+
+
+_REFUSALS = ("Read-only file system", "Network is unreachable", "Temporary failure in name resolution")
+
+
+def refusal(line: str) -> str | None:
+    """The sentence a review shows for an output line that says the sandbox refused something (a write
+    outside what the agent may write, the network when it is off), or None."""
+    for said in _REFUSALS:
+        if said in line:
+            return f"refused by the sandbox: {' '.join(line.split())[:200]}"
     return None

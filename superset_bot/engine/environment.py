@@ -59,7 +59,7 @@ class Environment:
             ref_dir=branch_ref_dir(task.branch) if task.branch else None,
             hide=[self.settings.data_dir, *(p for p in self.settings.repos.values() if (p / ".git").exists())],
             hidden=preset.sandbox_hidden, writable=preset.sandbox_writable, network=preset.sandbox_network,
-            home=env.get("HOME"), tmp=run_dir / "tmp")
+            home=env.get("HOME"), tmp=run_dir / "tmp", reads=[env.get("GIT_CONFIG_GLOBAL", "")])
         return sandbox.bwrap_argv(self.settings.bwrap, plan, argv)
 
     def redactor_for(self, preset: Preset | None) -> Redactor:

@@ -12,8 +12,9 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from superset_bot.agents import cgroups
+from superset_bot.agents import cgroups, sandbox
 from superset_bot.agents.formats import Progress, make_parser
+from superset_bot.agents.formats.event import AgentEvent
 from superset_bot.agents.runner import AgentRun, ExitInfo, RunLimits, RunnerError
 from superset_bot.domain.events import Milestone, ProgressChanged, QueuePosition
 from superset_bot.domain.task import encode_progress
@@ -24,6 +25,7 @@ from superset_bot.engine.reviews import checks_view
 from superset_bot.engine.transitions import BOT_ACTOR
 from superset_bot.git import worktrees as gitworktrees
 from superset_bot.git.commands import GitError, git_dirs
+from superset_bot.git.naming import branch_ref_dir
 from superset_bot.presets import agent_argv
 from superset_bot.store import ACTIVE_STATES, CANCELLED, FAILED, PREPARING, QUEUED, RUNNING, Task
 
@@ -180,9 +182,13 @@ class Lifecycle:
             state = {"pos": task.log_pos, "dirty": False}
             flusher = asyncio.create_task(self._flush_progress(task, progress, output, state))
             try:
+                boxed = preset.sandbox == "bwrap"
                 async for pos, line in run.lines(task.log_pos):
                     for event in parser(line):
                         progress.apply(event)
+                    refused = sandbox.refusal(line) if boxed else None
+                    if refused:  # what the sandbox refused is said in the review, as a permission's denial is
+                        progress.apply(AgentEvent("denied", refused, denied="sandbox"))
                     output.add(line)
                     state["pos"] = pos
                     state["dirty"] = True
@@ -284,6 +290,13 @@ class Lifecycle:
             paths.update(await git_dirs(Path(task.worktree)))
         except GitError as exc:
             log.warning("task %s: could not read the worktree's git dirs: %s", task.id, exc)
+        folder = (branch_ref_dir(task.branch) or task.branch.rsplit("/", 1)[0]) if task.branch else None
+        if folder:  # the task's own branch folder and its reflog's (made: a packed ref has none)
+            common = Path(paths["git_common_dir"])
+            paths["ref_dir"] = str(common / "refs" / "heads" / folder)
+            paths["ref_log_dir"] = str(common / "logs" / "refs" / "heads" / folder)
+            for made in (paths["ref_dir"], paths["ref_log_dir"]):
+                await asyncio.to_thread(Path(made).mkdir, parents=True, exist_ok=True)
         return paths
 
 

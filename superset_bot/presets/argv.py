@@ -13,13 +13,14 @@ from superset_bot.presets.schema import PERMISSIONS_ELEMENT, Preset
 from superset_bot.presets.validation import PresetError
 
 _PLACEHOLDER = re.compile(r"\{(prompt|session|python)\}")
-_PATH_PLACEHOLDER = re.compile(r"\{(worktree|git_dir|git_common_dir)\}")
+_PATH_PLACEHOLDER = re.compile(r"\{(worktree|git_dir|git_common_dir|ref_dir|ref_log_dir)\}")
 
 
 def permission_args(preset: Preset, paths: Mapping[str, str]) -> list[str]:
     """The flags that grant `preset.agent.permissions`, in its CLI's terms, for one task.
 
-    `paths` fills {worktree}, {git_dir} and {git_common_dir} in `writable`.
+    `paths` fills {worktree}, {git_dir}, {git_common_dir}, {ref_dir} and {ref_log_dir} (the folders of
+    the task's own branches and their reflogs) in `writable`.
     """
     perms = preset.agent.permissions
     if perms is None:

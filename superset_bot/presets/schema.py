@@ -34,7 +34,7 @@ _TOP_FIELDS = (
 )  # fmt: skip
 _AGENT_FIELDS = ("command", "format", "followup", "permissions")
 _PERMISSION_FIELDS = ("commands", "tools", "sandbox", "writable")
-_PATH_PLACEHOLDERS = ("worktree", "git_dir", "git_common_dir")
+_PATH_PLACEHOLDERS = ("worktree", "git_dir", "git_common_dir", "ref_dir", "ref_log_dir")
 _DURATION_LIMITS = ("timeout", "cpu")
 _SIZE_LIMITS = ("memory", "output", "disk")
 PERMISSIONS_ELEMENT = "{permissions}"  # a whole argv element: replaced by the permission flags
@@ -288,8 +288,8 @@ def _permissions(check: Checker, value: object, agent_format: str) -> AgentPermi
         for match in _BRACED.finditer(entry):
             if match.group(1) not in _PATH_PLACEHOLDERS:
                 raise check.error(f"agent.permissions.writable[{i}]",
-                                  f"unknown placeholder {match.group(0)}; use {{worktree}}, {{git_dir}} "
-                                  "or {git_common_dir}")
+                                  f"unknown placeholder {match.group(0)}; use {{worktree}}, {{git_dir}}, "
+                                  "{git_common_dir}, {ref_dir} or {ref_log_dir}")
         if not entry.startswith(("/", "~/", "{")):
             raise check.error(f"agent.permissions.writable[{i}]",
                               "an absolute path, ~/..., or one starting with {worktree}, {git_dir} "

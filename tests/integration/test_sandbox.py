@@ -72,6 +72,8 @@ async def test_a_sandboxed_agent_commits_its_work_and_reaches_nothing_else(
     # its own work: committed on its branch, in its worktree; its /tmp was its own
     assert git(h.repo, "log", "-1", "--format=%s", done.branch or "") == "agent: its own work, in the sandbox"
     assert not Path("/tmp/scratch.txt").exists() or Path("/tmp/scratch.txt").read_text() != "private tmp\n"
+    denials = (done.review_data() or {}).get("denials") or []
+    assert any("refused by the sandbox" in d and "Read-only file system" in d for d in denials), denials
     started = [m.text for m in h.events if getattr(m, "kind", "") == "agent_started" and m.task.id == task.id]
     assert started and "in its sandbox" in started[0]
     merged = await h.engine.merge(task.id, "U1")
@@ -119,6 +121,9 @@ def test_the_mounts_hide_first_then_let_back_in_then_seal() -> None:
         "--bind /repos/web/.git/objects", "--remount-ro /data")]
     assert order == sorted(order), text
     assert "--unshare-net" not in bwrap_argv("bwrap", SandboxPlan(**{**plan.__dict__, "network": True}), ["a"])
+    # a HOME on /dev/shm is bound back over the sandbox's fresh /dev, before anything is hidden in it
+    kept = " ".join(bwrap_argv("bwrap", SandboxPlan(**{**plan.__dict__, "keep": (Path("/dev/shm/home"),)}), ["a"]))
+    assert kept.index("--dev /dev") < kept.index("--ro-bind /dev/shm/home /dev/shm/home") < kept.index("--tmpfs /data")
 
 
 def test_preset_sandbox_fields() -> None:

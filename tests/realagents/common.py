@@ -67,8 +67,15 @@ def make_worktree(root: Path, name: str, files: Mapping[str, str]) -> tuple[Path
 
 
 def task_paths(repo: Path, worktree: Path) -> dict[str, str]:
+    """As the engine fills a preset's paths: {ref_dir} and {ref_log_dir} are the folder the worktree's
+    branch lives in (made, as the engine makes them)."""
     git_dir = git(worktree, "rev-parse", "--absolute-git-dir").strip()
-    return {"worktree": str(worktree), "git_dir": git_dir, "git_common_dir": str(repo / ".git")}
+    folder = git(worktree, "symbolic-ref", "--short", "HEAD").strip().rsplit("/", 1)[0]
+    ref_dir, ref_log_dir = repo / ".git" / "refs" / "heads" / folder, repo / ".git" / "logs" / "refs" / "heads" / folder
+    for made in (ref_dir, ref_log_dir):
+        made.mkdir(parents=True, exist_ok=True)
+    return {"worktree": str(worktree), "git_dir": git_dir, "git_common_dir": str(repo / ".git"),
+            "ref_dir": str(ref_dir), "ref_log_dir": str(ref_log_dir)}
 
 
 def run_merged(argv: Sequence[str], cwd: Path, env: Mapping[str, str], *, timeout: float) -> tuple[int, str]:

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 from conftest import RepoFactory, git
 from fakemodels.anthropic import FakeAnthropic, fail, message_texts
+from support.bwrap import BWRAP, needs_bwrap
 from support.engineharness import Harness, MakeHarness
 
 from realagents.claude import (
@@ -160,3 +161,21 @@ async def test_claude_http_500_fails_plainly(harness: MakeHarness, make_repo: Re
     assert "API error 500, retry 1/1" in progress.tail
     assert progress.fatal is False  # a server error is not the credentials: the CLI decided
     assert h.of(task.id, ReviewReady) == [] or h.of(task.id, ReviewReady)[-1].review.files == []
+
+
+@needs_bwrap
+async def test_claude_works_in_the_bwrap_sandbox(
+    harness: MakeHarness, make_repo: RepoFactory, api: FakeAnthropic
+) -> None:
+    """The real CLI inside `"sandbox": "bwrap"`: it writes, runs the tests and commits in its worktree,
+    with only its own state folder (~/.claude) writable besides."""
+    api.add(*first_run())
+    repo = make_repo("demo", {"README.md": "# demo\n", "Makefile": MAKEFILE})
+    body = {**preset_body(), "sandbox": "bwrap", "sandbox_writable": ["~/.claude"]}
+    h = await harness({"claude-code": body}, env={**claude_env(api), "SUPERSET_BWRAP": str(BWRAP)}, repo=repo)
+    task = await h.engine.spawn("Write hello.txt and run the tests", requester="U1")
+    done = await h.settled(task.id, timeout=180)
+    assert done.state == FINISHED, done.reason
+    assert agent_argv(done.run_dir)[0] == str(BWRAP), "it ran in the sandbox"
+    assert any("all 3 tests passed" in text for text in message_texts(api.agent_requests[2]))
+    assert git(h.repo, "show", f"{done.branch}:hello.txt") == "hello from claude"

@@ -17,6 +17,7 @@ from fakemodels.openai_responses import (
     exec_command,
     message,
 )
+from support.bwrap import BWRAP, needs_bwrap
 from support.engineharness import Harness, MakeHarness
 
 from realagents import codex as real
@@ -203,3 +204,26 @@ def test_recorded_fixtures_match_what_the_cli_prints_now(tmp_path: Path) -> None
                                                      if p.name not in HAND_MADE)
     for path in written:
         assert summary(path) == summary(SAMPLES / path.name), path.name
+
+
+@needs_bwrap
+async def test_codex_works_in_the_bwrap_sandbox(
+    harness: MakeHarness, fake_openai: MakeServer, tmp_path: Path
+) -> None:
+    """The real CLI inside `"sandbox": "bwrap"`, its own sandbox nested in ours: it writes, runs a
+    command and commits in its worktree, with only CODEX_HOME writable besides."""
+    server = fake_openai([
+        Step([apply_patch(add_file("hello.txt", "hello from codex"))], input_tokens=1200, output_tokens=40),
+        Step([exec_command("git add hello.txt && git commit -q -m 'Add hello.txt' && git log --oneline -1")],
+             input_tokens=1300, output_tokens=20),
+        Step([message("Wrote hello.txt and committed it.")], input_tokens=1400, output_tokens=30),
+    ])
+    env = real.codex_env(tmp_path, server)
+    body = {**real.preset_body(), "sandbox": "bwrap", "sandbox_writable": [env["CODEX_HOME"]]}
+    h = await harness({"codex": body}, env={**env, "SUPERSET_BWRAP": str(BWRAP)})
+    task = await h.engine.spawn("Write hello.txt saying hello", requester="U1", preset="codex")
+    done = await h.settled(task.id)
+    outputs = [i["output"] for i in server.requests[-1].input_items("function_call_output")] if server.requests else []
+    assert done.state == FINISHED, (done.reason, outputs)
+    assert "Process exited with code 0" in outputs[-1] and "Add hello.txt" in outputs[-1], outputs
+    assert git(Path(done.worktree or ""), "log", "-1", "--format=%s") == "Add hello.txt"
