@@ -90,7 +90,7 @@ class _Fetched:
 class Bases:
     """Fetches base branches from their remote now and then, and decides each new task's start point."""
 
-    def __init__(self, settings: Settings, *, on_moved: Callable[[str], None] | None = None,
+    def __init__(self, settings: Settings, *, on_moved: Callable[[str, str], None] | None = None,
                  monotonic: Callable[[], float] = time.monotonic) -> None:
         self.settings = settings
         self._on_moved = on_moved
@@ -178,7 +178,7 @@ class Bases:
                     tip = await gitremote.fetch_branch(repo, remote, branch)
                     result = _Fetched(started, absent=tip is None)
                     if tip is not None and tip != before.stdout.strip() and self._on_moved is not None:
-                        self._on_moved(repo_name)
+                        self._on_moved(repo_name, branch)
             except GitError as exc:
                 reason = exc.reason if isinstance(exc, gitremote.FetchError) else gitremote.strip_credentials(str(exc))
                 result = _Fetched(started, error=reason)

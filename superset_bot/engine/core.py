@@ -94,8 +94,9 @@ class Engine:
         self.env = Environment(settings, self.presets, self.catalog.repo_path)
         self.lifecycle = Lifecycle(self)
         self.slots = Slots(settings.max_concurrent, self.lifecycle.queue_changed)
-        # a fetch that moved a base's remote tip sends the warm pool after it
-        self.bases = Bases(settings, on_moved=lambda repo_name: self.pool.poke(repo_name))
+        # a fetch that moved a base's remote tip sends the warm pool after it, and has the open reviews
+        # delivered to that remote looked at again
+        self.bases = Bases(settings, on_moved=self._remote_moved)
         self.pool = WorktreePool(settings, self.presets, self.env.for_prewarm, self.env.redactor,
                                  tip=self.bases.tip)
         self.transitions = Transitions(store, self.bus.publish, self.pool)
@@ -111,6 +112,10 @@ class Engine:
         self.recovery = Recovery(self)
         self.watchdog = Watchdog(self)
         self.cgroups = cgroups.Delegation(None, "not looked at yet")  # kernel-enforced limits, when delegated
+
+    def _remote_moved(self, repo_name: str, branch: str) -> None:
+        self.pool.poke(repo_name)
+        self.reviews.base_moved(repo_name, branch)
 
     # subscribers and publishing
 

@@ -4,8 +4,10 @@ may ask for."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import asdict
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from superset_bot.agents.formats import Progress
@@ -17,6 +19,7 @@ from superset_bot.engine.transitions import BOT_ACTOR
 from superset_bot.git import diff as gitdiff
 from superset_bot.git import merge as gitmerge
 from superset_bot.git import refs as gitrefs
+from superset_bot.git import remote as gitremote
 from superset_bot.git.commands import GitError
 from superset_bot.redact import Redactor
 from superset_bot.store import CLOSED_STATES, REVIEWABLE_STATES, Task
@@ -35,6 +38,7 @@ class Reviews:
         # (repo, base) with a refresh pass under way -> whether another merge asked for one meanwhile:
         # fifty merges in a row make two passes over the open reviews, not fifty
         self._again: dict[tuple[str, str], bool] = {}
+        self._refreshing: dict[str, asyncio.Lock] = {}  # task id -> one look again at its review at a time
 
     async def build(self, task: Task, progress: Progress | None = None, checks: Any = None) -> Review | None:
         """Summarise the task's branch against its base and preview the merge."""
@@ -45,8 +49,9 @@ class Reviews:
             progress = Progress.from_snapshot(task.progress_snapshot())
         try:
             summary = await gitdiff.summarize(repo, task.branch, task.base_branch, task.base_commit)
-            preview = await gitmerge.preview_merge(repo, task.branch, task.base_branch)
-            moved = await gitrefs.commits_since(repo, task.base_commit, task.base_branch) \
+            target = await self._merge_target(task, repo)
+            preview = await gitmerge.preview_merge(repo, task.branch, target)
+            moved = await gitrefs.commits_between(repo, task.base_commit, preview.base_commit) \
                 if task.base_commit else None
         except GitError as exc:
             log.warning("task %s: no review: %s", task.id, exc)
@@ -81,6 +86,23 @@ class Reviews:
             pull=pull.to_dict() if pull is not None else None,
             notes=notes,
         )
+
+    async def _merge_target(self, task: Task, repo: Path) -> str:
+        """What the task's work will merge into: its local base, or, when it is delivered to the remote
+        (push, pr) and the remote's tip of the base is ahead of the local one, that tip (a fetch brought
+        commits the local branch lacks yet, which the merge will meet all the same)."""
+        assert task.base_branch
+        local = f"refs/heads/{task.base_branch}"
+        remote = self.engine.settings.remote_for(task.repo)
+        if remote is None or self.engine.deliver_for(task) not in ("push", "pr"):
+            return local
+        tracking = gitremote.tracking_ref(remote, task.base_branch)
+        try:
+            tip = await gitrefs.resolve_commit(repo, tracking)
+            here = await gitrefs.resolve_commit(repo, local)
+        except GitError:
+            return local  # never fetched, or no such branch there
+        return tracking if tip != here and await gitrefs.is_ancestor(repo, here, tip) else local
 
     async def post(self, task: Task, progress: Progress | None = None, checks: Any = None) -> Review | None:
         """Build the review, store it with the task (its idle clock starts), and announce it."""
@@ -130,7 +152,18 @@ class Reviews:
         finally:
             del self._again[key]
 
-    async def _refresh(self, task: Task) -> None:
+    async def _refresh(self, listed: Task) -> None:
+        """Look at one open review again. One look per task at a time, each from the task as stored
+        when it starts: two causes at once (a fetch and a pull request's new checks) both land."""
+        engine = self.engine
+        lock = self._refreshing.setdefault(listed.id, asyncio.Lock())
+        async with lock:
+            task = await engine.store.get_task(listed.id)
+            if task is None or task.state not in REVIEWABLE_STATES or not task.review:
+                return
+            await self._refresh_locked(task)
+
+    async def _refresh_locked(self, task: Task) -> None:
         engine = self.engine
         saved = task.review_data() or {}
         try:

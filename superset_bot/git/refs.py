@@ -56,6 +56,14 @@ async def commits_since(repo: Path, old: str, branch: str) -> int:
     return int(result.stdout.strip() or 0)
 
 
+async def commits_between(repo: Path, old: str, new: str) -> int:
+    """How many commits `new` (a commit) has that `old` (a commit) lacks."""
+    check_ref_arg(old, "commit")
+    check_ref_arg(new, "commit")
+    result = await run_git(repo, "rev-list", "--count", f"{old}..{new}", "--")
+    return int(result.stdout.strip() or 0)
+
+
 async def branch_exists(repo: Path, branch: str) -> bool:
     check_ref_arg(branch, "branch")
     result = await run_git(repo, "show-ref", "--verify", "--quiet", f"refs/heads/{branch}", check=False)

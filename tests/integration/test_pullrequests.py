@@ -426,3 +426,25 @@ async def test_a_pruned_task_lets_its_pull_request_be_and_stops_following_it(
     assert told.text.startswith(f"Pull request {SLUG}#{number} stays open on GitHub")
     await requests_stop(github)
     assert github.pull(SLUG, number)["state"] == "open"
+
+
+async def test_a_push_to_the_remote_by_someone_else_turns_a_review_stale_without_a_click(
+        harness: MakeHarness, make_repo: RepoFactory, tmp_path: Path, github: FakeGitHub) -> None:
+    """Delivered to the remote, a review is measured against the remote's tip: when a fetch brings a
+    commit that conflicts with it (pushed by a person, not merged by the bot), the review says so."""
+    h, clone = await setup(harness, make_repo, tmp_path, github,
+                           pr_presets(env={"AGENT_MODE": "conflict", "CONFLICT_FILE": "shared.txt"}),
+                           SUPERSET_FETCH_EVERY="0.01s")
+    task_id, _ = await opened(h, github)
+    assert ((await h.engine.get(task_id)).review_data() or {})["clean"] is True
+    local = git(h.repo, "rev-parse", "main")
+    push_change(clone, "shared.txt", "someone else's version\n")
+
+    await h.engine.bases.start_point("demo", "main")  # a fetch, as a spawn or the warm pool makes
+
+    async def stale() -> Any:
+        found = [e for e in h.of(task_id, ReviewRefreshed) if not e.review.clean]
+        return found[-1] if found else None
+    refreshed = await until(stale, timeout=10, what="the review turning to a conflict")
+    assert refreshed.review.conflicts == ["shared.txt"] and refreshed.review.base_moved == 1
+    assert git(h.repo, "rev-parse", "main") == local, "the local branch itself is not moved by a fetch"
