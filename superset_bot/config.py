@@ -81,6 +81,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("SUPERSET_GITHUB_API_URL", "https://api.github.com", "GitHub's API; for GitHub Enterprise https://HOST/api/v3."),
     Setting("SUPERSET_GITHUB_REPOS", "", "owner/name on GitHub per repo, when its remote's URL does not say: web=acme/web."),
     Setting("SUPERSET_PR_POLL_EVERY", "30s", "How often an open pull request's state and checks are looked at (conditional requests)."),
+    Setting("SUPERSET_DAILY_BUDGET_PER_USER", "", "US dollars each person's agents may cost a day (SUPERSET_TIMEZONE's days), e.g. 20; empty: no budget."),
+    Setting("SUPERSET_DAILY_BUDGET_PER_REPO", "", "US dollars the agents of each repo may cost a day, e.g. 100; empty: no budget."),
     Setting("SUPERSET_BWRAP", "bwrap", "The bubblewrap binary for presets with \"sandbox\": \"bwrap\" (a name on PATH or an absolute path)."),
     Setting("SUPERSET_CANCEL_GRACE", "5s", "Time an agent gets between SIGTERM and SIGKILL when cancelled."),
     Setting("SUPERSET_LOG_LEVEL", "INFO", "DEBUG, INFO, WARNING or ERROR."),
@@ -133,6 +135,8 @@ class Settings:
     github_repos: Mapping[str, str]  # repo -> owner/name on GitHub
     pr_poll_every: float
     bwrap: str
+    budget_per_user: float | None  # US dollars a day
+    budget_per_repo: float | None
     cancel_grace: float
     log_level: str
     # The process environment at start (without .env additions): what agents inherit.
@@ -357,6 +361,19 @@ def load_settings(
             problems.append(f"{name}: {exc}")
             return None
 
+    def money(name: str) -> float | None:
+        raw = get(name).lstrip("$").strip()
+        if not raw:
+            return None
+        try:
+            value = float(raw)
+        except ValueError:
+            value = -1.0
+        if not (value > 0 and value < 1e9):
+            problems.append(f'{name}: expected an amount of US dollars like 20 or 7.50, got "{get(name)}"')
+            return None
+        return value
+
     def ids(name: str) -> frozenset[str]:
         values = _split_list(get(name))
         bad = [v for v in values if not SLACK_ID.match(v)]
@@ -468,6 +485,8 @@ def load_settings(
             "web=acme/web")),
         pr_poll_every=duration("SUPERSET_PR_POLL_EVERY"),
         bwrap=get("SUPERSET_BWRAP") or "bwrap",
+        budget_per_user=money("SUPERSET_DAILY_BUDGET_PER_USER"),
+        budget_per_repo=money("SUPERSET_DAILY_BUDGET_PER_REPO"),
         cancel_grace=duration("SUPERSET_CANCEL_GRACE"),
         log_level=log_level,
         process_env=MappingProxyType(process_env),

@@ -46,6 +46,7 @@ from superset_bot.engine.pullrequests import PullRequests
 from superset_bot.engine.recovery import Recovery
 from superset_bot.engine.reviews import Reviews
 from superset_bot.engine.slots import Slots
+from superset_bot.engine.spending import Spending
 from superset_bot.engine.transitions import BOT_ACTOR, Transitions
 from superset_bot.engine.watchdog import Watchdog
 from superset_bot.engine.workers import Workers
@@ -107,6 +108,7 @@ class Engine:
         self.merging = Merging(self)
         self.delivery = Delivery(self)
         self.pulls = PullRequests(self)
+        self.spending = Spending(self)
         self.pruning = Pruning(self)
         self.control = RunControl(self)
         self.recovery = Recovery(self)
@@ -209,9 +211,11 @@ class Engine:
     # spawning
 
     async def validate_spawn(
-        self, prompt: str, *, repo: str | None = None, preset: str | None = None, base: str | None = None
+        self, prompt: str, *, repo: str | None = None, preset: str | None = None, base: str | None = None,
+        requester: str | None = None,
     ) -> ValidSpawn:
-        """Every check of a spawn request, before anything is created: the one validation. Raises UserError."""
+        """Every check of a spawn request, before anything is created: the one validation. Raises UserError.
+        With `requester`, their daily budget is checked too (the repo's always is)."""
         prompt = (prompt or "").strip()
         if not prompt:
             raise UserError("The prompt is empty: say what the agent should do, e.g. `spawn fix the flaky login test`.")
@@ -240,6 +244,7 @@ class Engine:
         if base is not None and not await branch_exists(repo_path, base):
             raise UserError(f'"{base}" is not a local branch of {repo_name}; --base takes a branch name '
                             "(a task merges back into it), e.g. `--base main`.")
+        await self.spending.check_spawn(requester, repo_name)
         return ValidSpawn(prompt, repo_name, preset_name, base)
 
     async def spawn(
@@ -254,7 +259,7 @@ class Engine:
         task_id: str | None = None,
     ) -> Task:
         """Validate and queue a new task; it is driven in the background. Raises UserError."""
-        valid = await self.validate_spawn(prompt, repo=repo, preset=preset, base=base)
+        valid = await self.validate_spawn(prompt, repo=repo, preset=preset, base=base, requester=requester)
         return await self.spawn_validated(valid, requester=requester, channel=channel, task_id=task_id)
 
     async def spawn_validated(

@@ -210,6 +210,7 @@ class Lifecycle:
                 session_id=progress.session_id or task.session_id,
             )
             engine.publish(ProgressChanged(task, progress.snapshot()))
+            await engine.spending.record(task, task.runs, progress)
             await self._agent_ended(task, info, progress)
         finally:
             self.runs.pop(task.id, None)
@@ -228,6 +229,7 @@ class Lifecycle:
             state["dirty"] = False
             output.flush()
             engine.publish(ProgressChanged(task, progress.snapshot()))
+            await engine.spending.watch(task, progress.cost_usd)
             if time.monotonic() - last_persist >= PERSIST_EVERY:
                 last_persist = time.monotonic()
                 # position and snapshot are saved together, so a restart neither loses nor doubles lines

@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from superset_bot.domain.spend import Spend
 from superset_bot.engine.core import BOT_ACTOR, Engine
 from superset_bot.git import inventory as gitinventory
 from superset_bot.git import naming as gitnaming
@@ -74,6 +75,8 @@ class Digest:
     to_prune: list[Task]  # warned, will go soon
     disk: dict[str, int]  # repo -> bytes used by its worktrees
     free_disk: int
+    spend_by_user: dict[str, Spend] = field(default_factory=dict)  # runs that ended in the period
+    spend_by_repo: dict[str, Spend] = field(default_factory=dict)
 
     @property
     def empty(self) -> bool:
@@ -329,7 +332,8 @@ class Housekeeper:
                   if t.updated_at > since]
         to_prune = [t for t in awaiting if t.prune_warned_at is not None and t.last_activity <= t.prune_warned_at]
         free = (await asyncio.to_thread(shutil.disk_usage, self.settings.data_dir)).free
-        return Digest(since, now, running, awaiting, closed, to_prune, await self.disk_usage(), free)
+        return Digest(since, now, running, awaiting, closed, to_prune, await self.disk_usage(), free,
+                      await self.store.spend_since(since, "requester"), await self.store.spend_since(since, "repo"))
 
     async def digest(self, force: bool = False) -> Digest | None:
         """Build the digest and hand it to the front ends; None (nothing posted) when there is nothing to say."""

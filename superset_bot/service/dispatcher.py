@@ -192,7 +192,7 @@ class Service:
         try:
             # refused here, before a thread is opened for a task that would never exist
             valid = await self.engine.validate_spawn(prompt, repo=chosen.repo, preset=chosen.preset,
-                                                     base=chosen.base)
+                                                     base=chosen.base, requester=caller.user)
         except Exception as exc:  # noqa: BLE001
             return failure(exc, "spawn", caller.prefix)
         pending = Task(id=new_task_id(), repo=valid.repo, prompt=valid.prompt, preset=valid.preset,

@@ -112,6 +112,18 @@ def digest_lines(digest: Digest) -> list[str]:
         if tasks:
             lines.append(f"{title}:")
             lines.extend(f"  {describe(t)}" for t in tasks)
+    lines.extend(spend_lines(digest))
     usage = ", ".join(f"{name} {format_size(size)}" for name, size in sorted(digest.disk.items()))
     lines.append(f"Worktrees: {usage or 'none'}; free disk {format_size(digest.free_disk)}")
+    return lines
+
+
+def spend_lines(digest: Digest) -> list[str]:
+    """What agents cost in the digest's period, per person and per repo (runs that ended in it)."""
+    lines = []
+    for title, sums in (("Spend by person", digest.spend_by_user), ("Spend by repo", digest.spend_by_repo)):
+        if sums:
+            shown = "; ".join(f"{who or 'unknown'} {spend.text()}"
+                              for who, spend in sorted(sums.items(), key=lambda kv: -kv[1].cost_usd))
+            lines.append(f"{title}: {shown}")
     return lines

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 from superset_bot.frontends.slack.blocks.kit import Rendered, chunk_sections, context, fit, header
 from superset_bot.frontends.slack.blocks.lists import task_line
-from superset_bot.frontends.slack.blocks.text import slack_date
+from superset_bot.frontends.slack.blocks.text import esc_line, mention, slack_date
 from superset_bot.store import Task
 from superset_bot.units import format_size
 
@@ -36,6 +36,14 @@ def digest_message(digest: Digest, permalink: Callable[[Task], str | None]) -> R
         ):
             if tasks:
                 blocks.extend(chunk_sections([title, *lines(tasks, limit)]))
+        spend = []
+        for title, sums, named in (("*Spend by person*", digest.spend_by_user, mention),
+                                   ("*Spend by repo*", digest.spend_by_repo, lambda who: esc_line(who, 60))):
+            if sums:
+                ranked = sorted(sums.items(), key=lambda kv: -kv[1].cost_usd)[:limit]
+                spend.append(f"{title}: " + "; ".join(f"{named(who)} {esc_line(s.text(), 120)}" for who, s in ranked))
+        if spend:
+            blocks.extend(chunk_sections(spend))
         disk = ", ".join(f"{name}: {format_size(size)}" for name, size in sorted(digest.disk.items()))
         blocks.append(context(f"Worktrees use {disk or 'nothing'}; {format_size(digest.free_disk)} free on disk."))
         return blocks

@@ -1,0 +1,67 @@
+"""What agents cost: a run's usage as the ledger records it (an audit event "usage" at each run's
+end), sums of it per person or repo, and the day a daily budget counts from.
+
+A cost is what the agent reported (Claude Code and aider report one; Codex reports tokens only). A
+run without a cost is counted as unpriced and shown by its tokens: no figure is made up.
+"""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Mapping
+from dataclasses import dataclass
+from zoneinfo import ZoneInfo
+
+USAGE = "usage"  # the audit event of a run's usage
+
+
+@dataclass(frozen=True)
+class Spend:
+    cost_usd: float = 0.0
+    tokens_in: int = 0
+    tokens_out: int = 0
+    runs: int = 0
+    unpriced: int = 0  # runs with tokens but no cost reported
+
+    def plus(self, other: Spend) -> Spend:
+        return Spend(self.cost_usd + other.cost_usd, self.tokens_in + other.tokens_in,
+                     self.tokens_out + other.tokens_out, self.runs + other.runs, self.unpriced + other.unpriced)
+
+    @classmethod
+    def of_usage(cls, detail: Mapping[str, object]) -> Spend:
+        """One run's usage event (`usage_detail`) as a Spend; unreadable fields count as nothing."""
+        cost = detail.get("cost_usd")
+        tokens_in, tokens_out = _count(detail.get("tokens_in")), _count(detail.get("tokens_out"))
+        if isinstance(cost, int | float) and not isinstance(cost, bool) and cost >= 0:
+            return cls(float(cost), tokens_in, tokens_out, 1, 0)
+        return cls(0.0, tokens_in, tokens_out, 1, 1 if tokens_in or tokens_out else 0)
+
+    def text(self) -> str:
+        """"$1.23 (45.6k tokens)", "$1.23 + 2 runs priced by tokens only (…)", "12.3k tokens"."""
+        tokens = self.tokens_in + self.tokens_out
+        shown = f"{_tokens(tokens)} tokens"
+        if self.runs and self.unpriced == self.runs:
+            return shown
+        money = f"${self.cost_usd:,.2f}"
+        if self.unpriced:
+            return f"{money} ({shown}; {self.unpriced} run{'s' if self.unpriced != 1 else ''} with tokens only)"
+        return f"{money} ({shown})"
+
+
+def usage_detail(run: int, cost_usd: float | None, tokens_in: int | None, tokens_out: int | None) -> dict[str, object]:
+    return {"run": run, "cost_usd": cost_usd, "tokens_in": tokens_in, "tokens_out": tokens_out}
+
+
+def day_start(now: float, timezone: str) -> float:
+    """Midnight of `now`'s day in `timezone`: where a daily budget starts counting."""
+    zone = ZoneInfo(timezone)
+    local = datetime.datetime.fromtimestamp(now, zone)
+    return local.replace(hour=0, minute=0, second=0, microsecond=0).timestamp()
+
+
+def _count(value: object) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
+
+
+def _tokens(n: int) -> str:
+    return f"{n / 1_000_000:.1f}M" if n >= 1_000_000 else f"{n / 1000:.1f}k" if n >= 1000 else str(n)
