@@ -19,7 +19,12 @@ from pathlib import Path
 
 # hidden from every sandboxed agent, whatever its preset says (each only where it exists)
 DEFAULT_HIDDEN = ("~/.ssh", "~/.aws", "~/.azure", "~/.config/gcloud", "~/.kube", "~/.docker", "~/.gnupg",
-                  "~/.netrc", "~/.git-credentials", "~/.pgpass")
+                  "~/.netrc", "~/.git-credentials", "~/.pgpass",
+                  # sockets answer through a read-only mount and with the network off: the session bus
+                  # (systemd-run --user runs anything outside), docker's, and the bot's own settings
+                  "/run/user", "/run/docker.sock", "/var/run/docker.sock", "/etc/superset-bot")
+# variables that hand out a way outside (the ssh agent, the session bus)
+DROPPED_ENV = ("SSH_AUTH_SOCK", "DBUS_SESSION_BUS_ADDRESS")
 
 
 @dataclass(frozen=True)
@@ -39,6 +44,9 @@ class SandboxPlan:
     # the agent needs lives under the host's /tmp (there, /tmp stays the host's, read-only)
     own_tmp: bool = True
     keep: tuple[Path, ...] = ()  # what it reads that the sandbox's fresh /dev would hide (a HOME on /dev/shm)
+    # read-only over the writable ones: what ties the worktree to its repository and branch (its .git
+    # file, HEAD, commondir, gitdir); the bot runs git there after the agent, unsandboxed
+    sealed: tuple[Path, ...] = ()
 
 
 def bwrap_argv(bwrap: str, plan: SandboxPlan, argv: Sequence[str]) -> list[str]:
@@ -64,8 +72,19 @@ def bwrap_argv(bwrap: str, plan: SandboxPlan, argv: Sequence[str]) -> list[str]:
                 *([plan.tmp] if plan.tmp else [])]
     for folder in sorted(dict.fromkeys(writable), key=_depth):
         args += ["--bind", str(folder), str(folder)]
+    for path in plan.sealed:
+        args += ["--ro-bind", str(path), str(path)]
+    # a writable folder let back in must not show again what is hidden inside it (~/.config/gcloud)
+    for folder in plan.hide_dirs:
+        if any(_inside(folder, room) and folder != room for room in writable):
+            args += ["--tmpfs", str(folder), "--remount-ro", str(folder)]
+    for file in plan.hide_files:
+        if any(_inside(file, room) for room in writable):
+            args += ["--ro-bind", "/dev/null", str(file)]
     for folder in hidden:
         args += ["--remount-ro", str(folder)]
+    for name in DROPPED_ENV:
+        args += ["--unsetenv", name]
     if plan.tmp:
         args += ["--setenv", "TMPDIR", str(plan.tmp)]
     return [*args, "--chdir", str(plan.worktree), "--", *argv]
@@ -85,8 +104,9 @@ def _plan(worktree: Path, git_dir: Path, common_dir: Path, branch: str | None, r
           hide: list[Path], hidden: list[str], writable: list[str], network: bool, home: str | None,
           tmp: Path | None, reads: list[str]) -> SandboxPlan:
     worktree, git_dir, common_dir = worktree.resolve(), git_dir.resolve(), common_dir.resolve()
-    # its own folder of branches (superset/<id>); a branch named by an older release shares superset/
-    folder = ref_dir or (branch.rsplit("/", 1)[0] if branch and "/" in branch else None)
+    # its own folder of branches (superset/<id>); a branch named by an older release lives in the folder
+    # all tasks share, which is not made writable (its commits are refused: the thread shows why)
+    folder = ref_dir
     ref_dirs: list[Path] = []
     if folder:
         for root in (common_dir / "refs" / "heads", common_dir / "logs" / "refs" / "heads"):
@@ -97,8 +117,8 @@ def _plan(worktree: Path, git_dir: Path, common_dir: Path, branch: str | None, r
     hide_dirs: list[Path] = []
     hide_files: list[Path] = []
     for raw in [*DEFAULT_HIDDEN, *hidden]:
-        path = _expand(raw, home)
-        if path.is_dir() and not path.is_symlink():
+        path = _expand(raw, home).resolve()  # a link is hidden by hiding what it points at
+        if path.is_dir():
             hide_dirs.append(path)
         elif path.exists():
             hide_files.append(path)
@@ -120,8 +140,10 @@ def _plan(worktree: Path, git_dir: Path, common_dir: Path, branch: str | None, r
     # the sandbox's /dev is fresh: HOME and the files it reads (git's config) there are bound back
     keep = tuple(path for path in (needed[2], *(Path(r).absolute() for r in reads if r))
                  if _inside(path, Path("/dev")) and path.exists())
+    sealed = tuple(path for path in (worktree / ".git", git_dir / "HEAD", git_dir / "commondir", git_dir / "gitdir")
+                   if path.is_file() and not path.is_symlink())
     return SandboxPlan(worktree, git_dir, common_dir, checkout, tuple(ref_dirs), tuple(hide_dirs),
-                       tuple(hide_files), tuple(room), network, tmp, own_tmp, keep)
+                       tuple(hide_files), tuple(room), network, tmp, own_tmp, keep, sealed)
 
 
 def _expand(raw: str, home: str | None) -> Path:

@@ -64,6 +64,7 @@ DEFAULT_GRACE = 5.0
 RUN_TOKEN_VAR = "SUPERSET_BOT_RUN"
 READ_SIZE = 1024 * 1024
 POLL_INTERVAL = 0.25  # seconds between /proc scans for memory and CPU
+OPTIONAL_CGROUP_FILES = ("memory.swap.max",)  # absent without swap accounting: the rest still holds
 LOOP_TICK = 0.1  # longest wait for output before limits and signals are looked at again
 FORCE_FINISH = 10.0  # seconds after SIGKILL after which we stop waiting for stragglers
 EXIT_RESERVE = 64 * 1024  # bytes held back in the run dir so exit.json can be written on a full disk
@@ -287,8 +288,13 @@ class Supervisor:
         try:
             path.mkdir(exist_ok=True)
             for name, value in self.cgroup.items():
-                if name != "path":
+                if name == "path":
+                    continue
+                try:
                     (path / name).write_text(f"{value}\n")
+                except OSError:
+                    if name not in OPTIONAL_CGROUP_FILES:
+                        raise
         except OSError as exc:
             self.cgroup_error = f"{path}: {exc.strerror or exc}"
             with contextlib.suppress(OSError):
@@ -329,7 +335,14 @@ class Supervisor:
 
     def _preexec(self) -> None:
         if self.cgroup_dir is not None:  # the agent and all it starts live in its cgroup
-            (self.cgroup_dir / "cgroup.procs").write_text("0\n")
+            try:  # a raw write: this runs between fork and exec
+                fd = os.open(str(self.cgroup_dir / "cgroup.procs"), os.O_WRONLY)
+                try:
+                    os.write(fd, b"0\n")
+                finally:
+                    os.close(fd)
+            except OSError:
+                pass  # not moved: its limits stay the polled ones
         if self.cpu is not None:
             soft = max(1, math.ceil(self.cpu))
             hard = soft + 5

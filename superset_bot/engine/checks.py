@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +38,8 @@ def checks_bound(preset: Preset) -> float:
 
 
 async def run_checks(
-    preset: Preset | None, worktree: Path | str | None, env: Mapping[str, str], *, task_id: str = "?"
+    preset: Preset | None, worktree: Path | str | None, env: Mapping[str, str], *, task_id: str = "?",
+    wrap: Callable[[str], str] | None = None,
 ) -> ChecksResult | None:
     """Run the preset's checks in `worktree` with the task's `env`; None when there are none to run.
 
@@ -48,7 +49,7 @@ async def run_checks(
     if preset is None or not preset.checks or worktree is None:
         return None
     bound = checks_bound(preset)
-    inner = asyncio.ensure_future(_run(preset, Path(worktree), env))
+    inner = asyncio.ensure_future(_run(preset, Path(worktree), env, wrap))
     try:
         done, _ = await asyncio.wait({inner}, timeout=bound)
     except asyncio.CancelledError:
@@ -69,10 +70,14 @@ async def run_checks(
     return inner.result()
 
 
-async def _run(preset: Preset, worktree: Path, env: Mapping[str, str]) -> ChecksResult:
+async def _run(preset: Preset, worktree: Path, env: Mapping[str, str],
+               wrap: Callable[[str], str] | None) -> ChecksResult:
     env = {**env, **preset.env}
     env.setdefault("SUPERSET_WORKSPACE_PATH", str(worktree))
-    results = await run_shell_commands(preset.checks, worktree, env, preset.checks_timeout)
+    commands = [wrap(c) for c in preset.checks] if wrap else list(preset.checks)
+    results = await run_shell_commands(commands, worktree, env, preset.checks_timeout)
+    if wrap:  # what people read is the command the preset names, not its sandbox around it
+        results = [replace(r, command=c) for r, c in zip(results, preset.checks, strict=False)]
     passed = len(results) == len(preset.checks) and all(r.ok for r in results)
     if passed:
         count = len(results)

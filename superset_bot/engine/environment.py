@@ -58,7 +58,9 @@ class Environment:
             common_dir=Path(paths["git_common_dir"]), branch=task.branch,
             ref_dir=branch_ref_dir(task.branch) if task.branch else None,
             hide=[self.settings.data_dir, *(p for p in self.settings.repos.values() if (p / ".git").exists())],
-            hidden=preset.sandbox_hidden, writable=preset.sandbox_writable, network=preset.sandbox_network,
+            # the bot's own .env (where `run` reads its settings) is no agent's to read
+            hidden=[*preset.sandbox_hidden, str(Path.cwd() / ".env")], writable=preset.sandbox_writable,
+            network=preset.sandbox_network,
             home=env.get("HOME"), tmp=run_dir / "tmp", reads=[env.get("GIT_CONFIG_GLOBAL", "")])
         return sandbox.bwrap_argv(self.settings.bwrap, plan, argv)
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
+import shlex
 import shutil
 import time
 from dataclasses import asdict
@@ -264,7 +266,13 @@ class Lifecycle:
         engine = self.engine
         preset = engine.presets.get(task.preset)
         env = engine.env.for_task(task, preset) if preset else {}
-        checks = await run_checks(preset, task.worktree, env, task_id=task.id)
+        wrap = None
+        if preset is not None and preset.sandbox == "bwrap" and preset.checks:
+            # the checks run what the agent wrote: in its sandbox, as the agent did
+            prefix = await engine.env.sandboxed(task, preset, [], await self._agent_paths(task), env,
+                                                engine.settings.runs_dir / task.id / str(task.runs or 1))
+            wrap = functools.partial(_in_sandbox, prefix)
+        checks = await run_checks(preset, task.worktree, env, task_id=task.id, wrap=wrap)
         if checks is None or preset is None:
             return None
         view = checks_view(checks, engine.env.redactor_for(preset))
@@ -308,6 +316,11 @@ async def _free_bytes(path: str) -> int | None:
         return (await asyncio.to_thread(shutil.disk_usage, path)).free
     except OSError:
         return None
+
+
+def _in_sandbox(prefix: list[str], command: str) -> str:
+    """A shell command line that runs `command` through /bin/sh inside the sandbox `prefix` opens."""
+    return "exec " + shlex.join([*prefix, "/bin/sh", "-c", command])
 
 
 def _followup_prompt(original: str, followup: str) -> str:

@@ -102,6 +102,8 @@ class Reviews:
             here = await gitrefs.resolve_commit(repo, local)
         except GitError:
             return local  # never fetched, or no such branch there
+        if self.engine.deliver_for(task) == "pr":
+            return tracking  # a pull request merges on the host, whatever the local branch holds
         return tracking if tip != here and await gitrefs.is_ancestor(repo, here, tip) else local
 
     async def post(self, task: Task, progress: Progress | None = None, checks: Any = None) -> Review | None:

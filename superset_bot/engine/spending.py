@@ -24,11 +24,17 @@ class Spending:
         self._seen: dict[str, float] = {}  # task id -> the live cost last looked at
 
     async def record(self, task: Task, run: int, progress: Progress) -> None:
-        """A run ended: its usage into the ledger."""
+        """A run ended: its usage into the ledger, once (a restart that finishes the run again adds nothing)."""
         if progress.cost_usd is None and not (progress.tokens_in or progress.tokens_out):
+            return
+        if await self._recorded(task.id, run):
             return
         await self.engine.store.add_event(task.id, BOT_ACTOR, USAGE, usage_detail(
             run, progress.cost_usd, progress.tokens_in, progress.tokens_out))
+
+    async def _recorded(self, task_id: str, run: int) -> bool:
+        return any(e.action == USAGE and e.detail.get("run") == run
+                   for e in await self.engine.store.events(task_id, limit=100_000))
 
     def today_starts(self) -> float:
         return day_start(self.engine.clock(), self.engine.settings.timezone)
@@ -39,8 +45,8 @@ class Spending:
         engine = self.engine
         spent = (await engine.store.spend_since(self.today_starts(), by)).get(who, Spend())
         for task in await engine.store.list_tasks({RUNNING}):
-            if getattr(task, by) != who:
-                continue
+            if getattr(task, by) != who or await self._recorded(task.id, task.runs):
+                continue  # not theirs, or its run ended and is in the ledger already
             cost = live if besides is not None and task.id == besides.id else task.progress_snapshot().cost_usd
             if cost:
                 spent = spent.plus(Spend(cost_usd=cost))

@@ -64,6 +64,15 @@ def main() -> int:
         for ref in ("refs/heads/main", os.environ.get("OTHER_BRANCH", "")):
             done = subprocess.run(["git", "update-ref", ref, "HEAD"], capture_output=True)
             print(f"{'ESCAPED: moved' if done.returncode == 0 else 'refused: move'} {ref}", flush=True)
+        # the bot commits what is left through HEAD after the agent: HEAD must stay on the task's branch
+        done = subprocess.run(["git", "symbolic-ref", "HEAD", "refs/heads/main"], capture_output=True)
+        print(f"{'ESCAPED: repointed' if done.returncode == 0 else 'refused: repoint'} HEAD", flush=True)
+        try:
+            with open(".git", "a") as fh:  # the worktree's link to its repository
+                fh.write("\n")
+            print("ESCAPED: wrote .git", flush=True)
+        except OSError as exc:
+            print(f"refused: .git: {exc.strerror}", flush=True)
         port = os.environ.get("LISTENER_PORT")
         if port:
             import socket

@@ -41,7 +41,8 @@ async def start(runs: list[AgentRun], tmp_path: Path, argv: list[str], cgroup: d
 
 async def test_the_agent_runs_in_its_cgroup_with_its_limits_written(tmp_path: Path, started: list[AgentRun]) -> None:
     group = tmp_path / "cgroupfs" / "agents" / "t1-1"
-    group.parent.mkdir(parents=True)
+    group.mkdir(parents=True)
+    (group / "cgroup.procs").write_text("")  # the kernel's interface files are there from the start
     run = await start(started, tmp_path, agent("print_lines.py", 2), {"path": str(group), "memory.max": "104857600",
                                                                        "pids.max": "64", "cpu.max": "50000 100000"})
     info = await run.wait()

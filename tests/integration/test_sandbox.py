@@ -27,7 +27,8 @@ def escape_preset(tmp_path: Path, **extra: Any) -> dict[str, Any]:
            "OTHER_BRANCH": "refs/heads/superset/other1/another-task",
            "BOT_DB": str(tmp_path / "data" / "superset.sqlite3"), "OUTSIDE_FILE": str(tmp_path / "outside.txt"),
            **extra.pop("env", {})}
-    return agent_preset("escape", sandbox="bwrap", env=env, **extra)
+    checks = ['echo checks > "$SUPERSET_ROOT_PATH/checks-escaped.txt" || echo "checks refused"']
+    return agent_preset("escape", sandbox="bwrap", env=env, checks=checks, **extra)
 
 
 def lines_of(h: Any, task_id: str) -> list[str]:
@@ -63,15 +64,19 @@ async def test_a_sandboxed_agent_commits_its_work_and_reaches_nothing_else(
     said = lines_of(h, task.id)
     assert not [line for line in said if line.startswith("ESCAPED")], said
     for what in ("checkout", "other worktree", "database", "ssh", "outside", "ssh key", "network",
-                 "move refs/heads/main", f"move refs/heads/{other.branch}"):
+                 "move refs/heads/main", f"move refs/heads/{other.branch}", "repoint HEAD", ".git"):
         assert any(line.startswith(f"refused: {what}") for line in said), (what, said)
     assert not (h.repo / "escaped.txt").exists() and not (Path(other.worktree or "") / "escaped.txt").exists()
     assert not (tmp_path / "outside.txt").exists() and (ssh / "authorized_keys").read_text() == ""
     assert git(h.repo, "rev-parse", "main") == main_tip and git(h.repo, "rev-parse", other.branch or "") == other_tip
-    assert h.settings.db_path.stat().st_size >= db_before  # the bot's own writes only
+    assert b"escaped" not in h.settings.db_path.read_bytes() and db_before > 0
+    assert git(Path(done.worktree or ""), "symbolic-ref", "HEAD") == f"refs/heads/{done.branch}"
+    # the checks run what the agent wrote: in its sandbox too
+    assert not (h.repo / "checks-escaped.txt").exists()
+    assert ((done.review_data() or {}).get("checks") or {}).get("passed") is True
     # its own work: committed on its branch, in its worktree; its /tmp was its own
     assert git(h.repo, "log", "-1", "--format=%s", done.branch or "") == "agent: its own work, in the sandbox"
-    assert not Path("/tmp/scratch.txt").exists() or Path("/tmp/scratch.txt").read_text() != "private tmp\n"
+    assert (Path(done.run_dir or "") / "tmp" / "scratch.txt").read_text() == "private tmp\n", "its own TMPDIR"
     denials = (done.review_data() or {}).get("denials") or []
     assert any("refused by the sandbox" in d and "Read-only file system" in d for d in denials), denials
     started = [m.text for m in h.events if getattr(m, "kind", "") == "agent_started" and m.task.id == task.id]

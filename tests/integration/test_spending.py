@@ -61,7 +61,7 @@ async def test_a_spawn_past_a_daily_budget_is_refused_with_the_figures(harness: 
 
 
 async def test_a_running_task_that_passes_the_budget_is_warned_once(harness: MakeHarness) -> None:
-    h = await harness(costly(linger=1.5), env={"SUPERSET_DAILY_BUDGET_PER_USER": "0.10"})
+    h = await harness(costly(linger=3), env={"SUPERSET_DAILY_BUDGET_PER_USER": "0.10"})
     first = await h.engine.spawn("make it so", requester="U1")
 
     async def warned() -> list[Milestone]:
@@ -72,6 +72,7 @@ async def test_a_running_task_that_passes_the_budget_is_warned_once(harness: Mak
     assert note.text.startswith("Today's spend of U1 passed the daily budget of $0.10: $0.18") and not note.ok
     await h.settled(first.id)
     assert (await h.engine.get(first.id)).state == "finished", "the agent was not stopped"
+    assert len([m for m in h.of(first.id, Milestone) if m.kind == "budget"]) == 1, "once"
     with pytest.raises(UserError, match="past the daily budget"):
         await h.engine.spawn("again", requester="U1")
 
