@@ -83,6 +83,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("SUPERSET_PR_POLL_EVERY", "30s", "How often an open pull request's state and checks are looked at (conditional requests)."),
     Setting("SUPERSET_DAILY_BUDGET_PER_USER", "", "US dollars each person's agents may cost a day (SUPERSET_TIMEZONE's days), e.g. 20; empty: no budget."),
     Setting("SUPERSET_DAILY_BUDGET_PER_REPO", "", "US dollars the agents of each repo may cost a day, e.g. 100; empty: no budget."),
+    Setting("SUPERSET_CGROUPS", "off", "auto: agents' limits enforced by the kernel when the bot has a delegated cgroup v2 subtree (systemd >= 254, DelegateSubgroup=bot); off: polled."),
     Setting("SUPERSET_BWRAP", "bwrap", "The bubblewrap binary for presets with \"sandbox\": \"bwrap\" (a name on PATH or an absolute path)."),
     Setting("SUPERSET_CANCEL_GRACE", "5s", "Time an agent gets between SIGTERM and SIGKILL when cancelled."),
     Setting("SUPERSET_LOG_LEVEL", "INFO", "DEBUG, INFO, WARNING or ERROR."),
@@ -135,6 +136,7 @@ class Settings:
     github_repos: Mapping[str, str]  # repo -> owner/name on GitHub
     pr_poll_every: float
     bwrap: str
+    cgroups: str  # "auto" | "off"
     budget_per_user: float | None  # US dollars a day
     budget_per_repo: float | None
     cancel_grace: float
@@ -394,6 +396,9 @@ def load_settings(
         api_url += "/"
 
     repos = _parse_repos(get("SUPERSET_REPOS"), problems)
+    cgroups_mode = get("SUPERSET_CGROUPS").lower() or "off"
+    if cgroups_mode not in ("auto", "off"):
+        problems.append(f'SUPERSET_CGROUPS: expected auto or off, got "{get("SUPERSET_CGROUPS")}"')
     github_api_url = get("SUPERSET_GITHUB_API_URL").rstrip("/")
     if not re.match(r"^https?://[^/\s]+", github_api_url):
         problems.append(f'SUPERSET_GITHUB_API_URL: expected an http(s) URL, got "{github_api_url}"')
@@ -485,6 +490,7 @@ def load_settings(
             "web=acme/web")),
         pr_poll_every=duration("SUPERSET_PR_POLL_EVERY"),
         bwrap=get("SUPERSET_BWRAP") or "bwrap",
+        cgroups=cgroups_mode,
         budget_per_user=money("SUPERSET_DAILY_BUDGET_PER_USER"),
         budget_per_repo=money("SUPERSET_DAILY_BUDGET_PER_REPO"),
         cancel_grace=duration("SUPERSET_CANCEL_GRACE"),

@@ -424,12 +424,14 @@ async def _check_presets(settings: Settings, report: _Report) -> None:
     if sandboxed:
         await _check_sandbox(sandboxed, default in sandboxed, settings, report)
     delegation = await asyncio.to_thread(cgroups.find)
-    if delegation.hard:
+    if delegation.hard and settings.cgroups == "auto":
         report.ok(f"agent limits: kernel-enforced, each agent in a cgroup under {delegation.agents} "
                   f"({', '.join(delegation.controllers)})")
     else:
-        report.ok(f"agent limits: soft, polled (memory every 0.25 s, the worktree's disk during the run): "
-                  f"{delegation.why_not}")
+        why = delegation.why_not or "a delegated cgroup v2 subtree is there: SUPERSET_CGROUPS=auto uses it"
+        if settings.cgroups == "off" and not delegation.hard:
+            why = f"SUPERSET_CGROUPS is off; {why}"
+        report.ok(f"agent limits: soft, polled (memory every 0.25 s, the worktree's disk during the run): {why}")
 
 
 async def _check_sandbox(presets: list[str], has_default: bool, settings: Settings, report: _Report) -> None:

@@ -36,6 +36,13 @@ class Delegation:
         return self.agents is not None
 
 
+def choose(mode: str) -> Delegation:
+    """The delegation `SUPERSET_CGROUPS` asks for: "auto" finds and prepares it, "off" does not look."""
+    if mode != "auto":
+        return Delegation(None, "SUPERSET_CGROUPS is off")
+    return prepare(find())
+
+
 def find(mount: Path = MOUNT, proc: Path = PROC_CGROUP) -> Delegation:
     """Is there a cgroup v2 subtree delegated to this process (read only: nothing is changed)?"""
     try:
@@ -46,8 +53,8 @@ def find(mount: Path = MOUNT, proc: Path = PROC_CGROUP) -> Delegation:
     if own is None or not (mount / "cgroup.controllers").is_file():
         return Delegation(None, "no cgroup v2 (unified hierarchy) at /sys/fs/cgroup on this host")
     root = mount / own.strip().lstrip("/")
-    if root.name == BOT_LEAF and (root.parent / AGENTS).is_dir():
-        root = root.parent  # prepared by an earlier start
+    if root.name == BOT_LEAF and ((root.parent / AGENTS).is_dir() or root.parent.name.endswith(".service")):
+        root = root.parent  # prepared by an earlier start, or started there (systemd's DelegateSubgroup=bot)
     elif not root.name.endswith(".service"):
         # only a service's own cgroup is the bot's to rearrange: a login session's or a terminal's
         # scope (a developer running the tests) is left alone

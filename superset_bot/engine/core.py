@@ -136,7 +136,7 @@ class Engine:
 
     async def start(self) -> None:
         """Pick up where the last process stopped: re-attach agents, re-queue, settle claims."""
-        self.cgroups = await asyncio.to_thread(lambda: cgroups.prepare(cgroups.find()))
+        self.cgroups = await asyncio.to_thread(cgroups.choose, self.settings.cgroups)
         if not self.cgroups.hard:
             log.info("agent limits are soft (polled): %s", self.cgroups.why_not)
         await self.recovery.recover_all()

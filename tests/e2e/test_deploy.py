@@ -488,7 +488,7 @@ KNOWN_DIRECTIVES = {
     "Service": {"Type", "User", "Group", "WorkingDirectory", "EnvironmentFile", "Environment", "ExecStart",
                 "Restart", "RestartSec", "TimeoutStopSec", "KillMode", "LimitNOFILE", "NoNewPrivileges",
                 "PrivateTmp", "ProtectSystem", "ProtectHome", "ProtectKernelTunables", "ProtectKernelModules",
-                "ProtectControlGroups", "Delegate", "RestrictSUIDSGID", "RestrictRealtime", "LockPersonality",
+                "ProtectControlGroups", "Delegate", "DelegateSubgroup", "RestrictSUIDSGID", "RestrictRealtime", "LockPersonality",
                 "StateDirectory", "StateDirectoryMode", "ReadWritePaths"},
     "Install": {"WantedBy"},
 }
