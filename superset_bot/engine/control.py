@@ -77,6 +77,8 @@ class RunControl:
         if len(text) > MAX_PROMPT_CHARS:
             raise UserError(f"The follow-up is {len(text):,} characters long; the limit is {MAX_PROMPT_CHARS:,}.")
         task = await engine.get(task_id)
+        if task.state not in ACTIVE_STATES:  # a follow-up starts the agent again: it spends too
+            await engine.spending.check_spawn(task.requester, task.repo, what="No follow-up")
         if task.state in ACTIVE_STATES:
             raise UserError(f"Task {task.id} is still {task.state}; send the follow-up when the agent has finished.")
         if task.state not in REVIEWABLE_STATES:

@@ -52,8 +52,9 @@ class Spending:
                 spent = spent.plus(Spend(cost_usd=cost))
         return spent
 
-    async def check_spawn(self, requester: str | None, repo: str) -> None:
-        """Refuse a new task past a daily budget, saying how much was spent and which setting says so."""
+    async def check_spawn(self, requester: str | None, repo: str, *, what: str = "No new task") -> None:
+        """Refuse a new run (a task, a follow-up) past a daily budget, saying how much was spent and which
+        setting says so."""
         settings = self.engine.settings
         checks = [("repo", repo, settings.budget_per_repo, "SUPERSET_DAILY_BUDGET_PER_REPO", f"repo {repo}")]
         if requester:
@@ -65,7 +66,7 @@ class Spending:
             spent = await self.today(by, who)
             if spent.cost_usd >= budget:
                 raise UserError(
-                    f"No new task: {named} has spent {spent.text()} today, past the daily budget of "
+                    f"{what}: {named} has spent {spent.text()} today, past the daily budget of "
                     f"${budget:,.2f} ({setting}). It starts again at midnight ({settings.timezone}), or an "
                     "admin raises the budget.")
 

@@ -58,6 +58,9 @@ async def test_a_spawn_past_a_daily_budget_is_refused_with_the_figures(harness: 
     with pytest.raises(UserError, match=r"repo demo has spent \$0\.55 .* \$0\.50 \(SUPERSET_DAILY_BUDGET_PER_REPO\)"):
         await h.engine.spawn("one more", requester="U3")
     assert len(await h.store.list_tasks()) == 3, "nothing was created for the refused spawns"
+    first = (await h.store.list_tasks(newest_first=False))[0]
+    with pytest.raises(UserError, match="No follow-up: U1 has spent"):
+        await h.engine.followup(first.id, "and one more thing", "U1")
 
 
 async def test_a_running_task_that_passes_the_budget_is_warned_once(harness: MakeHarness) -> None:
