@@ -259,7 +259,9 @@ class Merging:
         self.refuse_while_updating(task)
         self._updating.add(task.id)
         try:
-            conflicts = await gitmerge.update_from_base(Path(task.worktree), task.base_branch)
+            # what the work will merge into: the remote's tip for a pull request (or a push) when ahead
+            target = await engine.reviews.merge_target(task, engine.repo_path(task.repo))
+            conflicts = await gitmerge.update_from_base(Path(task.worktree), target)
             await engine.store.add_event(task.id, actor, "updated_from_base", {"conflicts": conflicts})
         finally:
             self._updating.discard(task.id)

@@ -49,7 +49,7 @@ class Reviews:
             progress = Progress.from_snapshot(task.progress_snapshot())
         try:
             summary = await gitdiff.summarize(repo, task.branch, task.base_branch, task.base_commit)
-            target = await self._merge_target(task, repo)
+            target = await self.merge_target(task, repo)
             preview = await gitmerge.preview_merge(repo, task.branch, target)
             moved = await gitrefs.commits_between(repo, task.base_commit, preview.base_commit) \
                 if task.base_commit else None
@@ -87,7 +87,7 @@ class Reviews:
             notes=notes,
         )
 
-    async def _merge_target(self, task: Task, repo: Path) -> str:
+    async def merge_target(self, task: Task, repo: Path) -> str:
         """What the task's work will merge into: its local base, or, when it is delivered to the remote
         (push, pr) and the remote's tip of the base is ahead of the local one, that tip (a fetch brought
         commits the local branch lacks yet, which the merge will meet all the same)."""

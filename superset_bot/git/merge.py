@@ -257,7 +257,7 @@ async def update_from_base(worktree: Path, base: str) -> list[str]:
             "--no-squash",
             "--no-verify",
             "-m",
-            f"Merge branch '{base}' into {into}",
+            f"Merge branch '{base.removeprefix('refs/heads/').removeprefix('refs/remotes/')}' into {into}",
             sha,
             env=identity_env(BOT_AUTHOR),
             bot_write=True,

@@ -448,3 +448,18 @@ async def test_a_push_to_the_remote_by_someone_else_turns_a_review_stale_without
     refreshed = await until(stale, timeout=10, what="the review turning to a conflict")
     assert refreshed.review.conflicts == ["shared.txt"] and refreshed.review.base_moved == 1
     assert git(h.repo, "rev-parse", "main") == local, "the local branch itself is not moved by a fetch"
+
+
+async def test_update_from_base_takes_in_what_the_remote_holds(
+        harness: MakeHarness, make_repo: RepoFactory, tmp_path: Path, github: FakeGitHub) -> None:
+    """A pull request merges into the remote's branch: updating it from its base takes in a person's
+    push there, not only what the local branch holds."""
+    h, clone = await setup(harness, make_repo, tmp_path, github, SUPERSET_FETCH_EVERY="0.01s")
+    task_id, _ = await opened(h, github)
+    theirs = push_change(clone, "upstream.txt")
+    await h.engine.bases.start_point("demo", "main")  # a fetch brings it
+    await h.engine.update_from_base(task_id, "U1")
+    task = await h.engine.get(task_id)
+    git(h.repo, "merge-base", "--is-ancestor", theirs, task.branch or "")
+    assert (Path(task.worktree or "") / "upstream.txt").read_text() == "from the remote\n"
+    assert git(h.repo, "log", "-1", "--format=%s", task.branch or "").startswith("Merge branch 'origin/main' into")
