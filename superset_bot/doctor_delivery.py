@@ -13,9 +13,9 @@ from typing import TYPE_CHECKING
 
 from superset_bot.config import Settings
 from superset_bot.forges import ForgeError
-from superset_bot.forges.github import GitHubForge, slug_from_remote
+from superset_bot.forges.github import GitHubForge, repo_slug
 from superset_bot.git import remote as gitremote
-from superset_bot.git.commands import GitError, is_git_repo, run_git
+from superset_bot.git.commands import GitError, is_git_repo
 from superset_bot.git.refs import default_branch
 from superset_bot.presets import Preset, scan_presets
 
@@ -111,10 +111,7 @@ async def _check_github_repo(name: str, settings: Settings, remote: str, branch:
     if forge is None:
         report.fail(f"{label}: pull-request delivery needs SUPERSET_GITHUB_TOKEN", "set it in .env")
         return
-    slug = settings.github_repos.get(name)
-    if slug is None:
-        url = await run_git(settings.repos[name], "remote", "get-url", remote, check=False)
-        slug = slug_from_remote(url.stdout.strip(), settings.github_api_url)
+    slug = await repo_slug(settings, name, remote)
     if slug is None:
         report.fail(f"{label}: cannot tell which repository {remote} is on GitHub",
                     f"set SUPERSET_GITHUB_REPOS={name}=owner/name")

@@ -26,7 +26,7 @@ import aiosqlite
 
 from superset_bot.aio import run_to_end
 from superset_bot.domain.pullrequest import PullRequest
-from superset_bot.domain.spend import USAGE, Spend
+from superset_bot.domain.spend import USAGE, Spend, Usage, sum_by
 from superset_bot.domain.state import (
     ACTIVE,
     ALL,
@@ -429,23 +429,26 @@ class Store:
 
     # what agents cost (domain/spend.py)
 
-    async def spend_since(self, since: float, by: str) -> dict[str, Spend]:
-        """The usage recorded since `since`, summed per task requester (`by="requester"`) or repo."""
-        if by not in ("requester", "repo"):
-            raise ValueError(f"spend is summed by requester or repo, not {by!r}")
+    async def usage_since(self, since: float) -> list[Usage]:
+        """Every run's usage recorded since `since`, with whose task and which repo it was."""
         async with self._db.execute(
-            f"SELECT t.{by} AS who, e.detail AS detail FROM events e JOIN tasks t ON t.id = e.task_id "  # noqa: S608
-            "WHERE e.action = ? AND e.created_at >= ?", (USAGE, since)) as cur:
+            "SELECT e.task_id AS task_id, t.requester AS requester, t.repo AS repo, e.detail AS detail "
+            "FROM events e JOIN tasks t ON t.id = e.task_id WHERE e.action = ? AND e.created_at >= ?",
+            (USAGE, since)) as cur:
             rows = await cur.fetchall()
-        sums: dict[str, Spend] = {}
+        found = []
         for row in rows:
             try:
                 detail = json.loads(row["detail"])
             except (ValueError, TypeError):
                 continue
             if isinstance(detail, dict):
-                sums[row["who"]] = sums.get(row["who"], Spend()).plus(Spend.of_usage(detail))
-        return sums
+                found.append(Usage(row["task_id"], row["requester"], row["repo"], detail))
+        return found
+
+    async def spend_since(self, since: float, by: str) -> dict[str, Spend]:
+        """The usage recorded since `since`, summed per task requester (`by="requester"`) or repo."""
+        return sum_by(await self.usage_since(since), by)
 
     # pull requests (`deliver: pr`)
 

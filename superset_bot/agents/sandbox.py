@@ -90,29 +90,22 @@ def bwrap_argv(bwrap: str, plan: SandboxPlan, argv: Sequence[str]) -> list[str]:
     return [*args, "--chdir", str(plan.worktree), "--", *argv]
 
 
-async def plan(*, worktree: Path, git_dir: Path, common_dir: Path, branch: str | None, ref_dir: str | None,
-               hide: Iterable[Path], hidden: Iterable[str], writable: Iterable[str], network: bool,
-               home: str | None = None, tmp: Path | None = None, reads: Iterable[str] = ()) -> SandboxPlan:
-    """The plan for one run, from the filesystem as it is: the folders the task's branch ref and its
-    log live in are made (a packed ref has none), `~` is the agent's HOME, paths that do not exist are
-    left out of what is hidden, and folders the preset lets it write are made when missing."""
-    return await asyncio.to_thread(_plan, worktree, git_dir, common_dir, branch, ref_dir, list(hide),
-                                   list(hidden), list(writable), network, home, tmp, list(reads))
+async def plan(*, worktree: Path, git_dir: Path, common_dir: Path, ref_dirs: Iterable[Path],
+               hide: Iterable[Path], checkouts: Iterable[Path], hidden: Iterable[str], writable: Iterable[str],
+               network: bool, home: str | None = None, tmp: Path | None = None,
+               reads: Iterable[str] = ()) -> SandboxPlan:
+    """The plan for one run, from the filesystem as it is: `ref_dirs` are the task's own branch folders
+    (made by the engine), `~` is the agent's HOME, paths that do not exist are left out of what is
+    hidden (and of `checkouts`, the repos' working trees, a bare repository), and folders the preset
+    lets it write are made when missing."""
+    return await asyncio.to_thread(_plan, worktree, git_dir, common_dir, list(ref_dirs), list(hide),
+                                   list(checkouts), list(hidden), list(writable), network, home, tmp, list(reads))
 
 
-def _plan(worktree: Path, git_dir: Path, common_dir: Path, branch: str | None, ref_dir: str | None,
-          hide: list[Path], hidden: list[str], writable: list[str], network: bool, home: str | None,
+def _plan(worktree: Path, git_dir: Path, common_dir: Path, ref_dirs: list[Path], hide: list[Path],
+          checkouts: list[Path], hidden: list[str], writable: list[str], network: bool, home: str | None,
           tmp: Path | None, reads: list[str]) -> SandboxPlan:
     worktree, git_dir, common_dir = worktree.resolve(), git_dir.resolve(), common_dir.resolve()
-    # its own folder of branches (superset/<id>); a branch named by an older release lives in the folder
-    # all tasks share, which is not made writable (its commits are refused: the thread shows why)
-    folder = ref_dir
-    ref_dirs: list[Path] = []
-    if folder:
-        for root in (common_dir / "refs" / "heads", common_dir / "logs" / "refs" / "heads"):
-            path = root / folder
-            path.mkdir(parents=True, exist_ok=True)
-            ref_dirs.append(path)
     checkout = common_dir.parent if common_dir.name == ".git" else None
     hide_dirs: list[Path] = []
     hide_files: list[Path] = []
@@ -122,7 +115,7 @@ def _plan(worktree: Path, git_dir: Path, common_dir: Path, branch: str | None, r
             hide_dirs.append(path)
         elif path.exists():
             hide_files.append(path)
-    for path in hide:
+    for path in [*hide, *(c for c in checkouts if (c / ".git").exists())]:
         if path.is_dir():
             hide_dirs.append(path.resolve())
     room: list[Path] = []
@@ -142,7 +135,7 @@ def _plan(worktree: Path, git_dir: Path, common_dir: Path, branch: str | None, r
                  if _inside(path, Path("/dev")) and path.exists())
     sealed = tuple(path for path in (worktree / ".git", git_dir / "HEAD", git_dir / "commondir", git_dir / "gitdir")
                    if path.is_file() and not path.is_symlink())
-    return SandboxPlan(worktree, git_dir, common_dir, checkout, tuple(ref_dirs), tuple(hide_dirs),
+    return SandboxPlan(worktree, git_dir, common_dir, checkout, tuple(p.resolve() for p in ref_dirs), tuple(hide_dirs),
                        tuple(hide_files), tuple(room), network, tmp, own_tmp, keep, sealed)
 
 

@@ -48,6 +48,31 @@ class Spend:
         return f"{money} ({shown})"
 
 
+@dataclass(frozen=True)
+class Usage:
+    """One run's usage as the ledger holds it, with whose task it was."""
+
+    task_id: str
+    requester: str
+    repo: str
+    detail: Mapping[str, object]
+
+    @property
+    def run(self) -> object:
+        return self.detail.get("run")
+
+
+def sum_by(usages: list[Usage], by: str) -> dict[str, Spend]:
+    """The usages summed per requester (`by="requester"`) or repo."""
+    if by not in ("requester", "repo"):
+        raise ValueError(f"spend is summed by requester or repo, not {by!r}")
+    sums: dict[str, Spend] = {}
+    for usage in usages:
+        who = getattr(usage, by)
+        sums[who] = sums.get(who, Spend()).plus(Spend.of_usage(usage.detail))
+    return sums
+
+
 def usage_detail(run: int, cost_usd: float | None, tokens_in: int | None, tokens_out: int | None) -> dict[str, object]:
     return {"run": run, "cost_usd": cost_usd, "tokens_in": tokens_in, "tokens_out": tokens_out}
 

@@ -53,11 +53,14 @@ class Environment:
         if preset.sandbox != "bwrap":
             return argv
         assert task.worktree
+        # its own branch folders (made by the engine); a branch named by an older release lives in the
+        # folder all tasks share, which is not made writable (its commits there are refused)
+        own = bool(task.branch and branch_ref_dir(task.branch)) and "ref_dir" in paths
         plan = await sandbox.plan(
             worktree=Path(task.worktree), git_dir=Path(paths.get("git_dir") or task.worktree),
-            common_dir=Path(paths["git_common_dir"]), branch=task.branch,
-            ref_dir=branch_ref_dir(task.branch) if task.branch else None,
-            hide=[self.settings.data_dir, *(p for p in self.settings.repos.values() if (p / ".git").exists())],
+            common_dir=Path(paths["git_common_dir"]),
+            ref_dirs=[Path(paths["ref_dir"]), Path(paths["ref_log_dir"])] if own else [],
+            hide=[self.settings.data_dir], checkouts=self.settings.repos.values(),
             # the bot's own .env (where `run` reads its settings) is no agent's to read
             hidden=[*preset.sandbox_hidden, str(Path.cwd() / ".env")], writable=preset.sandbox_writable,
             network=preset.sandbox_network,

@@ -34,12 +34,12 @@ from superset_bot.domain.state import TaskState
 from superset_bot.engine.errors import UserError
 from superset_bot.engine.transitions import BOT_ACTOR
 from superset_bot.forges import Forge, ForgeError, HeadChanged, NotMergeable, RateLimited, RemotePull
-from superset_bot.forges.github import GitHubForge, slug_from_remote
+from superset_bot.forges.github import GitHubForge, repo_slug
 from superset_bot.git import merge as gitmerge
 from superset_bot.git import refs as gitrefs
 from superset_bot.git import remote as gitremote
 from superset_bot.git import worktrees as gitworktrees
-from superset_bot.git.commands import GitError, run_git
+from superset_bot.git.commands import GitError
 from superset_bot.presets import Preset
 from superset_bot.store import CLOSED_STATES, MERGED, MERGING, REVIEWABLE_STATES, Task
 
@@ -77,17 +77,10 @@ class PullRequests:
 
     async def slug_for(self, repo_name: str) -> str:
         """The repository on the host: SUPERSET_GITHUB_REPOS, else read from the remote's URL."""
-        settings = self.engine.settings
-        configured = settings.github_repos.get(repo_name)
-        if configured:
-            return configured
         remote = self._remote(repo_name)
-        got = await run_git(self.engine.repo_path(repo_name), "remote", "get-url", remote, check=False)
-        url = got.stdout.strip()
-        slug = slug_from_remote(url, settings.github_api_url) if got.returncode == 0 else None
+        slug = await repo_slug(self.engine.settings, repo_name, remote)
         if slug is None:
-            raise ForgeError(f"cannot tell which GitHub repository {remote} is "
-                             f"({gitremote.strip_credentials(url) or 'no URL'}); set "
+            raise ForgeError(f"cannot tell which GitHub repository {remote} is; set "
                              f"SUPERSET_GITHUB_REPOS={repo_name}=owner/name")
         return slug
 

@@ -94,7 +94,8 @@ class Reviews:
         assert task.base_branch
         local = f"refs/heads/{task.base_branch}"
         remote = self.engine.settings.remote_for(task.repo)
-        if remote is None or self.engine.deliver_for(task) not in ("push", "pr"):
+        deliver = self.engine.deliver_for(task)
+        if remote is None or deliver not in ("push", "pr"):
             return local
         tracking = gitremote.tracking_ref(remote, task.base_branch)
         try:
@@ -102,7 +103,7 @@ class Reviews:
             here = await gitrefs.resolve_commit(repo, local)
         except GitError:
             return local  # never fetched, or no such branch there
-        if self.engine.deliver_for(task) == "pr":
+        if deliver == "pr":
             return tracking  # a pull request merges on the host, whatever the local branch holds
         return tracking if tip != here and await gitrefs.is_ancestor(repo, here, tip) else local
 
@@ -120,9 +121,7 @@ class Reviews:
 
     async def show_pull(self, task_id: str) -> None:
         """The task's pull request changed (opened, new checks): its open review shows it now."""
-        task = await self.engine.store.get_task(task_id)
-        if task is not None and task.state in REVIEWABLE_STATES and task.review:
-            await self._refresh(task)
+        await self._refresh(task_id)
 
     def base_moved(self, repo: str, base: str, merged: str = "") -> None:
         """Every path that moves a base branch (a task merged, a merge settled after a restart, the
@@ -145,7 +144,7 @@ class Reviews:
                     if task.id == merged or task.repo != repo or task.base_branch != base or not task.review:
                         continue
                     try:
-                        await self._refresh(task)
+                        await self._refresh(task.id)
                     except Exception:  # noqa: BLE001 - one task's review must not stop the others'
                         log.exception("task %s: could not refresh its review", task.id)
                 if not self._again[key]:
@@ -154,13 +153,13 @@ class Reviews:
         finally:
             del self._again[key]
 
-    async def _refresh(self, listed: Task) -> None:
+    async def _refresh(self, task_id: str) -> None:
         """Look at one open review again. One look per task at a time, each from the task as stored
         when it starts: two causes at once (a fetch and a pull request's new checks) both land."""
         engine = self.engine
-        lock = self._refreshing.setdefault(listed.id, asyncio.Lock())
+        lock = self._refreshing.setdefault(task_id, asyncio.Lock())
         async with lock:
-            task = await engine.store.get_task(listed.id)
+            task = await engine.store.get_task(task_id)
             if task is None or task.state not in REVIEWABLE_STATES or not task.review:
                 return
             await self._refresh_locked(task)

@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from superset_bot.domain.events import Milestone
-from superset_bot.domain.spend import USAGE, Spend, day_start, usage_detail
+from superset_bot.domain.spend import USAGE, Spend, day_start, sum_by, usage_detail
 from superset_bot.engine.errors import UserError
 from superset_bot.engine.transitions import BOT_ACTOR
 from superset_bot.store import RUNNING, Task
@@ -43,9 +43,11 @@ class Spending:
         """`who`'s spend today (a requester or a repo, as `by` says): the runs that ended, and what the
         running ones cost so far (`besides` at `live` dollars instead of its last saved figure)."""
         engine = self.engine
-        spent = (await engine.store.spend_since(self.today_starts(), by)).get(who, Spend())
+        usages = await engine.store.usage_since(self.today_starts())
+        spent = sum_by(usages, by).get(who, Spend())
+        recorded = {(u.task_id, u.run) for u in usages}
         for task in await engine.store.list_tasks({RUNNING}):
-            if getattr(task, by) != who or await self._recorded(task.id, task.runs):
+            if getattr(task, by) != who or (task.id, task.runs) in recorded:
                 continue  # not theirs, or its run ended and is in the ledger already
             cost = live if besides is not None and task.id == besides.id else task.progress_snapshot().cost_usd
             if cost:

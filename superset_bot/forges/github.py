@@ -19,8 +19,10 @@ import aiohttp
 import gidgethub
 from gidgethub.aiohttp import GitHubAPI
 
+from superset_bot.config import Settings
 from superset_bot.domain.pullrequest import Check, CheckState, check_state
 from superset_bot.forges.base import ForgeError, HeadChanged, NotMergeable, RateLimited, RemotePull
+from superset_bot.git.commands import run_git
 
 DEFAULT_API_URL = "https://api.github.com"
 REQUEST_TIMEOUT = 20.0  # seconds one API call may take
@@ -40,6 +42,16 @@ def slug_from_remote(url: str, api_url: str = DEFAULT_API_URL) -> str | None:
     api_host = urlsplit(api_url).hostname or ""
     web_host = "github.com" if api_host == "api.github.com" else api_host
     return match["slug"] if match["host"].lower() == web_host.lower() else None
+
+
+async def repo_slug(settings: Settings, repo_name: str, remote: str) -> str | None:
+    """The repository on GitHub a configured repo delivers to: SUPERSET_GITHUB_REPOS, else what its
+    remote's URL names; None when neither says."""
+    configured = settings.github_repos.get(repo_name)
+    if configured:
+        return configured
+    got = await run_git(settings.repos[repo_name], "remote", "get-url", remote, check=False)
+    return slug_from_remote(got.stdout.strip(), settings.github_api_url) if got.returncode == 0 else None
 
 
 class _Cache(OrderedDict[str, Any]):
