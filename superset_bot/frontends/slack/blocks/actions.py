@@ -36,7 +36,7 @@ def merge_button(task: Task, branch: object = None, base: object = None, pull: o
         return button("Merge PR", ACTION_MERGE, task_id(task), "primary", dialog)
     dialog = confirm_dialog(
         "Merge task?",
-        f"Merge `{b}` into {target}? The task's worktree is removed afterwards.",
+        f'Merge "{b}" into {target}? The task\'s worktree is removed afterwards.',  # plain text: no code marks
         "Merge",
         style="primary",
     )
@@ -58,7 +58,7 @@ def discard_button(task: Task, branch: object = None) -> Block:
     b = esc_line(branch or task.branch or "its branch", 120)
     dialog = confirm_dialog(
         "Discard task?",
-        f"Delete the worktree and the branch `{b}`? The agent's work is lost.",
+        f'Delete the worktree and the branch "{b}"? The agent\'s work is lost.',  # plain text: no code marks
         "Discard",
         style="danger",
     )
