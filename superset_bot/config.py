@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from dotenv import dotenv_values
 
+from superset_bot.domain.prices import DEFAULT_PRICES, Price, PriceFileError, load_prices
 from superset_bot.git.naming import BadBranchName, check_branch_name
 from superset_bot.units import parse_duration, parse_size
 
@@ -81,6 +82,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("SUPERSET_GITHUB_API_URL", "https://api.github.com", "GitHub's API; for GitHub Enterprise https://HOST/api/v3."),
     Setting("SUPERSET_GITHUB_REPOS", "", "owner/name on GitHub per repo, when its remote's URL does not say: web=acme/web."),
     Setting("SUPERSET_PR_POLL_EVERY", "30s", "How often an open pull request's state and checks are looked at (conditional requests)."),
+    Setting("SUPERSET_PRICES", "", "JSON file of model list prices over the shipped table, for agents that report tokens only (Codex): {\"gpt-5\": {\"input\": 1.25, \"cached_input\": 0.125, \"output\": 10}}, US dollars per million tokens; null removes a model."),
     Setting("SUPERSET_DAILY_BUDGET_PER_USER", "", "US dollars each person's agents may cost a day (SUPERSET_TIMEZONE's days), e.g. 20; empty: no budget."),
     Setting("SUPERSET_DAILY_BUDGET_PER_REPO", "", "US dollars the agents of each repo may cost a day, e.g. 100; empty: no budget."),
     Setting("SUPERSET_CGROUPS", "off", "auto: agents' limits enforced by the kernel when the bot has a delegated cgroup v2 subtree (systemd >= 254, DelegateSubgroup=bot); off: polled."),
@@ -139,6 +141,7 @@ class Settings:
     cgroups: str  # "auto" | "off"
     budget_per_user: float | None  # US dollars a day
     budget_per_repo: float | None
+    prices: Mapping[str, Price]  # per model: the shipped table with SUPERSET_PRICES over it
     cancel_grace: float
     log_level: str
     # The process environment at start (without .env additions): what agents inherit.
@@ -346,6 +349,17 @@ def load_settings(
             problems.append(f"{name}: expected a number >= {minimum}, got {value}")
         return value
 
+    def prices() -> Mapping[str, Price]:
+        raw = get("SUPERSET_PRICES")
+        if not raw:
+            return DEFAULT_PRICES
+        path = Path(raw).expanduser()
+        try:
+            return MappingProxyType(load_prices(path if path.is_absolute() else Path.cwd() / path))
+        except PriceFileError as exc:  # its message names the file and the problem
+            problems.append(f"SUPERSET_PRICES: {exc}")
+            return DEFAULT_PRICES
+
     def duration(name: str) -> float:
         try:
             return parse_duration(get(name))
@@ -493,6 +507,7 @@ def load_settings(
         cgroups=cgroups_mode,
         budget_per_user=money("SUPERSET_DAILY_BUDGET_PER_USER"),
         budget_per_repo=money("SUPERSET_DAILY_BUDGET_PER_REPO"),
+        prices=prices(),
         cancel_grace=duration("SUPERSET_CANCEL_GRACE"),
         log_level=log_level,
         process_env=MappingProxyType(process_env),

@@ -34,6 +34,8 @@ class ProgressSnapshot:
     why the run failed in the agent's own terms, `fatal` set when that failure means it cannot
     succeed; `carry` what the next run of this session gets, `carried` what this run got;
     `tail` the last `tail_lines` lines of output, each at most `line_chars` long.
+    `cost_estimated_from` is the model whose list price `cost_usd` was estimated at (an agent that
+    reports tokens only, Codex); None when the agent reported the cost itself, or there is none.
     """
 
     phase: str = "starting"
@@ -42,6 +44,7 @@ class ProgressSnapshot:
     tokens_in: int = 0
     tokens_out: int = 0
     cost_usd: float | None = None
+    cost_estimated_from: str | None = None
     duration_s: float | None = None
     session_id: str | None = None
     final_text: str | None = None
@@ -61,12 +64,14 @@ class ProgressSnapshot:
             object.__setattr__(self, name, value)
 
         put("phase", self.phase if isinstance(self.phase, str) and self.phase in PHASES else "starting")
-        for name in ("action", "session_id", "final_text", "error"):
+        for name in ("action", "session_id", "final_text", "error", "cost_estimated_from"):
             put(name, _text(getattr(self, name)))
         for name in ("tools_used", "tokens_in", "tokens_out", "lines_seen"):
             put(name, _count(getattr(self, name), 0))
         for name in ("cost_usd", "duration_s"):
             put(name, sane_number(getattr(self, name)))
+        if self.cost_usd is None or not self.cost_estimated_from:  # an estimate of no cost, or from no model
+            put("cost_estimated_from", None)
         for name in ("is_error", "fatal"):
             put(name, getattr(self, name) is True)
         for name in ("denials", "tail"):
@@ -76,11 +81,19 @@ class ProgressSnapshot:
         put("tail_lines", min(max(_count(self.tail_lines, TAIL_LINES), 1), TAIL_LINES_MAX))
         put("line_chars", min(max(_count(self.line_chars, LINE_CHARS), 2), LINE_CHARS_MAX))
 
+    @property
+    def cost_estimated(self) -> bool:
+        """`cost_usd` is an estimate from a list price, not what the agent reported."""
+        return self.cost_estimated_from is not None
+
     def to_dict(self) -> dict[str, Any]:
-        """The JSON-able form the store keeps (lists for the tuples, a plain dict for carry)."""
+        """The JSON-able form the store keeps (lists for the tuples, a plain dict for carry).
+        `cost_estimated_from` is left out when None, so a row of a reported cost reads as before."""
         data: dict[str, Any] = {}
         for f in fields(self):
             value = getattr(self, f.name)
+            if f.name == "cost_estimated_from" and value is None:
+                continue
             data[f.name] = list(value) if isinstance(value, tuple) else \
                 dict(value) if isinstance(value, Mapping) else value
         return data

@@ -35,6 +35,12 @@ class Review:
     base_commit: str | None = None  # where the task's branch started
     base_moved: int | None = None  # commits the base branch gained since then (None: unknown)
     pull: dict[str, Any] | None = None  # the pull request it is delivered through (PullRequest.to_dict)
+    cost_estimated_from: str | None = None  # cost_usd is this model's list price for the tokens (Codex)
+
+    @property
+    def cost_estimated(self) -> bool:
+        """`cost_usd` is an estimate from a list price, not what the agent reported."""
+        return bool(self.cost_estimated_from) and self.cost_usd is not None
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-able values (the state as its string)."""
@@ -52,4 +58,7 @@ class Review:
             raise ValueError(f"a review without {', '.join(missing)}")
         values = {name: value for name, value in data.items() if name in known}
         values["state"] = decode_state(values["state"], values.get("task_id"))
+        estimated_from = values.get("cost_estimated_from")
+        if not isinstance(estimated_from, str) or not estimated_from:  # absent before estimates, or not a name
+            values["cost_estimated_from"] = None
         return cls(**values)

@@ -1,8 +1,11 @@
 """What agents cost: a run's usage as the ledger records it (an audit event "usage" at each run's
 end), sums of it per person or repo, and the day a daily budget counts from.
 
-A cost is what the agent reported (Claude Code and aider report one; Codex reports tokens only). A
-run without a cost is counted as unpriced and shown by its tokens: no figure is made up.
+A cost is what the agent reported (Claude Code and aider report one), or for an agent that reports
+tokens only (Codex) its tokens at its model's list price (`domain.prices`): such a run's usage names
+that model in "cost_estimated_from", and sums say how many of their runs were estimated. A run
+without a cost (a model the price table does not know) is counted as unpriced and shown by its
+tokens: no figure is made up.
 """
 
 from __future__ import annotations
@@ -22,10 +25,12 @@ class Spend:
     tokens_out: int = 0
     runs: int = 0
     unpriced: int = 0  # runs with tokens but no cost reported
+    estimated: int = 0  # runs whose cost is estimated from a list price (counted in cost_usd)
 
     def plus(self, other: Spend) -> Spend:
         return Spend(self.cost_usd + other.cost_usd, self.tokens_in + other.tokens_in,
-                     self.tokens_out + other.tokens_out, self.runs + other.runs, self.unpriced + other.unpriced)
+                     self.tokens_out + other.tokens_out, self.runs + other.runs, self.unpriced + other.unpriced,
+                     self.estimated + other.estimated)
 
     @classmethod
     def of_usage(cls, detail: Mapping[str, object]) -> Spend:
@@ -33,19 +38,23 @@ class Spend:
         cost = detail.get("cost_usd")
         tokens_in, tokens_out = _count(detail.get("tokens_in")), _count(detail.get("tokens_out"))
         if isinstance(cost, int | float) and not isinstance(cost, bool) and cost >= 0:
-            return cls(float(cost), tokens_in, tokens_out, 1, 0)
+            estimated = 1 if isinstance(detail.get("cost_estimated_from"), str) else 0
+            return cls(float(cost), tokens_in, tokens_out, 1, 0, estimated)
         return cls(0.0, tokens_in, tokens_out, 1, 1 if tokens_in or tokens_out else 0)
 
     def text(self) -> str:
-        """"$1.23 (45.6k tokens)", "$1.23 + 2 runs priced by tokens only (…)", "12.3k tokens"."""
+        """"$1.23 (45.6k tokens)", "$1.23 (45.6k tokens; 2 runs with tokens only)", "12.3k tokens",
+        "$1.23 (45.6k tokens; 1 run estimated from list prices)"."""
         tokens = self.tokens_in + self.tokens_out
         shown = f"{_tokens(tokens)} tokens"
         if self.runs and self.unpriced == self.runs:
             return shown
-        money = f"${self.cost_usd:,.2f}"
+        notes = [shown]
+        if self.estimated:
+            notes.append(f"{_runs(self.estimated)} estimated from list prices")
         if self.unpriced:
-            return f"{money} ({shown}; {self.unpriced} run{'s' if self.unpriced != 1 else ''} with tokens only)"
-        return f"{money} ({shown})"
+            notes.append(f"{_runs(self.unpriced)} with tokens only")
+        return f"${self.cost_usd:,.2f} ({'; '.join(notes)})"
 
 
 @dataclass(frozen=True)
@@ -73,8 +82,14 @@ def sum_by(usages: list[Usage], by: str) -> dict[str, Spend]:
     return sums
 
 
-def usage_detail(run: int, cost_usd: float | None, tokens_in: int | None, tokens_out: int | None) -> dict[str, object]:
-    return {"run": run, "cost_usd": cost_usd, "tokens_in": tokens_in, "tokens_out": tokens_out}
+def usage_detail(run: int, cost_usd: float | None, tokens_in: int | None, tokens_out: int | None,
+                 cost_estimated_from: str | None = None) -> dict[str, object]:
+    """A run's usage event; `cost_estimated_from` (only written when set) is the model whose list
+    price `cost_usd` was estimated at, for an agent that reports tokens only."""
+    detail: dict[str, object] = {"run": run, "cost_usd": cost_usd, "tokens_in": tokens_in, "tokens_out": tokens_out}
+    if cost_estimated_from is not None and cost_usd is not None:
+        detail["cost_estimated_from"] = cost_estimated_from
+    return detail
 
 
 def day_start(now: float, timezone: str) -> float:
@@ -86,6 +101,10 @@ def day_start(now: float, timezone: str) -> float:
 
 def _count(value: object) -> int:
     return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
+
+
+def _runs(n: int) -> str:
+    return f"{n} run{'s' if n != 1 else ''}"
 
 
 def _tokens(n: int) -> str:

@@ -17,8 +17,10 @@ from typing import TYPE_CHECKING, Any
 from superset_bot.agents import cgroups, sandbox
 from superset_bot.agents.formats import Progress, make_parser
 from superset_bot.agents.formats.event import AgentEvent
+from superset_bot.agents.models import TOKENS_ONLY_FORMATS, run_model
 from superset_bot.agents.runner import AgentRun, ExitInfo, RunLimits, RunnerError
 from superset_bot.domain.events import Milestone, ProgressChanged, QueuePosition
+from superset_bot.domain.prices import Price, price_for
 from superset_bot.domain.task import encode_progress
 from superset_bot.engine.checks import run_checks
 from superset_bot.engine.outcome import Disk, decide_exit
@@ -28,7 +30,7 @@ from superset_bot.engine.transitions import BOT_ACTOR
 from superset_bot.git import worktrees as gitworktrees
 from superset_bot.git.commands import GitError, git_dirs
 from superset_bot.git.naming import branch_ref_dir
-from superset_bot.presets import agent_argv
+from superset_bot.presets import Preset, agent_argv
 from superset_bot.store import ACTIVE_STATES, CANCELLED, FAILED, PREPARING, QUEUED, RUNNING, Task
 
 if TYPE_CHECKING:
@@ -178,7 +180,8 @@ class Lifecycle:
             preset = engine.preset_for(task)
             if progress is None:
                 progress = Progress.from_snapshot(task.progress_snapshot())
-            parser = make_parser(preset.agent.format, cwd=task.worktree, carried=progress.carried)
+            parser = make_parser(preset.agent.format, cwd=task.worktree, carried=progress.carried,
+                                 price=await self._list_price(task, preset))
             output = OutputBatcher(task, "agent", engine.env.redactor_for(engine.presets.get(task.preset)),
                                    engine.publish)
             state = {"pos": task.log_pos, "dirty": False}
@@ -218,6 +221,26 @@ class Lifecycle:
             self.runs.pop(task.id, None)
             if resumed:
                 engine.slots.release(task.id)
+
+    async def _list_price(self, task: Task, preset: Preset) -> Price | None:
+        """The list price of the model this run uses, for an agent that reports tokens but no cost
+        (Codex), which its parser estimates the run's cost with. None when the agent reports its own
+        cost, or its model is not known or not in the price table: the run is shown by its tokens."""
+        if preset.agent.format not in TOKENS_ONLY_FORMATS:
+            return None
+        argv = preset.agent.command
+        if task.runs > 1 and task.session_id and preset.agent.followup:  # as _run_agent chose it
+            argv = preset.agent.followup
+        env = self.engine.env.for_task(task, preset)
+        try:  # it may read the agent's config file: off the event loop
+            model = await asyncio.to_thread(run_model, preset.agent.format, argv, env, task.worktree)
+        except Exception:  # pricing is a nicety: it never fails a run
+            log.warning("task %s: could not tell the agent's model; its cost is not estimated", task.id,
+                        exc_info=True)
+            return None
+        # SUPERSET_PRICES over the shipped table, once the settings hold it; until then the shipped table
+        prices = self.engine.settings.prices
+        return price_for(prices, model)
 
     async def _flush_progress(
         self, task: Task, progress: Progress, output: OutputBatcher, state: dict[str, Any]

@@ -77,6 +77,7 @@ class Reviews:
             checks=checks if isinstance(checks, dict) else None,
             duration_s=(finished - started) if (started and finished) else None,
             cost_usd=progress.cost_usd if progress else None,
+            cost_estimated_from=progress.cost_estimated_from if progress else None,
             tokens_in=progress.tokens_in if progress else None,
             tokens_out=progress.tokens_out if progress else None,
             final_text=progress.final_text if progress else None,

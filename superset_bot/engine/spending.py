@@ -29,8 +29,10 @@ class Spending:
             return
         if await self._recorded(task.id, run):
             return
+        # a Codex run's cost is an estimate from its model's list price: the ledger says so, and the
+        # budgets count it all the same (a budget that left Codex's spend out would let it run unchecked)
         await self.engine.store.add_event(task.id, BOT_ACTOR, USAGE, usage_detail(
-            run, progress.cost_usd, progress.tokens_in, progress.tokens_out))
+            run, progress.cost_usd, progress.tokens_in, progress.tokens_out, progress.cost_estimated_from))
 
     async def _recorded(self, task_id: str, run: int) -> bool:
         return any(e.action == USAGE and e.detail.get("run") == run
@@ -49,6 +51,7 @@ class Spending:
         for task in await engine.store.list_tasks({RUNNING}):
             if getattr(task, by) != who or (task.id, task.runs) in recorded:
                 continue  # not theirs, or its run ended and is in the ledger already
+            # reported or estimated (Codex) alike: a budget that skipped estimates would never stop Codex
             cost = live if besides is not None and task.id == besides.id else task.progress_snapshot().cost_usd
             if cost:
                 spent = spent.plus(Spend(cost_usd=cost))

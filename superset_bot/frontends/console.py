@@ -22,6 +22,7 @@ from superset_bot.domain.events import (
     ReviewRefreshed,
     StateChanged,
 )
+from superset_bot.domain.prices import estimate_label
 from superset_bot.domain.review import Review
 from superset_bot.housekeeping.jobs import Digest
 from superset_bot.service import Caller, Service
@@ -58,7 +59,8 @@ def format_review(review: Review, top: int = 10) -> list[str]:
     if review.duration_s:
         facts.append(f"took {format_duration(review.duration_s)}")
     if review.cost_usd is not None:
-        facts.append(f"cost ${review.cost_usd:.2f}")
+        estimate = f" ({estimate_label(review.cost_estimated_from)})" if review.cost_estimated_from else ""
+        facts.append(f"cost ${review.cost_usd:.2f}{estimate}")
     if review.tokens_in or review.tokens_out:
         facts.append(f"{review.tokens_in or 0} tokens in / {review.tokens_out or 0} out")
     if facts:

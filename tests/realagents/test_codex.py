@@ -94,7 +94,7 @@ async def test_codex_writes_commits_resumes_and_merges(
     progress = last_progress(h, task.id)
     assert progress.tokens_in == 1200 + 1300 + 1400 + 1500 and progress.tokens_out == 110
     assert progress.cost_usd is None
-    assert progress.carry == {"thread_tokens_in": 5400, "thread_tokens_out": 110}
+    assert progress.carry == {"thread_tokens_in": 5400, "thread_tokens_out": 110, "thread_cached_in": 0}
     tail = progress.tail
     assert "Editing hello.txt" in tail and "Running cat hello.txt" in tail
     assert not [line for line in tail if line.startswith("{") or "Reading additional input" in line]
@@ -114,12 +114,36 @@ async def test_codex_writes_commits_resumes_and_merges(
     assert resumed.user_texts()[-1] == "Now say hello again"
     progress = last_progress(h, task.id)
     assert (progress.tokens_in, progress.tokens_out) == (2000 + 2100, 40)  # this run's own, not the thread's
-    assert progress.carry == {"thread_tokens_in": 9500, "thread_tokens_out": 150}
+    assert progress.carry == {"thread_tokens_in": 9500, "thread_tokens_out": 150, "thread_cached_in": 0}
     assert "Editing hello.txt" in progress.tail
 
     merged = await h.engine.merge(task.id, "U1")
     assert merged.state == MERGED
     assert git(h.repo, "show", "main:hello.txt") == "hello again"
+
+
+async def test_codex_cost_is_estimated_from_the_list_price_of_the_model_it_runs(
+    harness: MakeHarness, fake_openai: MakeServer, tmp_path: Path
+) -> None:
+    # the config's model (gpt-5.5) is not in the price table: the test above shows tokens alone; a
+    # model named on the preset's command line is, and the run's cost is estimated at its price
+    server = fake_openai([Step([message("Nothing to change.")], input_tokens=10_000, cached_tokens=8_000,
+                               output_tokens=500)])
+    body = real.preset_body()
+    body["agent"]["command"] = ["codex", "exec", "-m", "gpt-5-codex", *body["agent"]["command"][2:]]
+    env = real.codex_env(tmp_path, server)
+    h = await harness({"codex": body}, env=env)
+    task = await h.engine.spawn("Look around", requester="U1", preset="codex")
+    task = await h.settled(task.id)
+    assert task.state == FINISHED, task.reason
+    assert server.requests[0].body["model"] == "gpt-5-codex"  # the model priced is the model Codex asked for
+    expected = (2_000 * 1.25 + 8_000 * 0.125 + 500 * 10.0) / 1e6
+    progress = last_progress(h, task.id)
+    assert progress.cost_usd == pytest.approx(expected) and progress.cost_estimated_from == "gpt-5-codex"
+    review = last_review(h, task.id)
+    assert review["cost_usd"] == pytest.approx(expected) and review["cost_estimated_from"] == "gpt-5-codex"
+    (usage,) = [e.detail for e in await h.engine.store.events(task.id) if e.action == "usage"]
+    assert usage["cost_usd"] == pytest.approx(expected) and usage["cost_estimated_from"] == "gpt-5-codex"
 
 
 async def test_codex_bad_key_fails_at_once_with_the_reason(

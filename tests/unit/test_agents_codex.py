@@ -12,11 +12,14 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+import pytest
 from support import agentsamples
 from support.agentsamples import SAMPLES
 
 from superset_bot.agents.formats import AgentEvent, Progress, make_parser
-from superset_bot.agents.formats.codex import CARRY_IN, CARRY_OUT, api_status
+from superset_bot.agents.formats.codex import CARRY_CACHED, CARRY_IN, CARRY_OUT, api_status
+from superset_bot.domain.prices import Price
+from superset_bot.domain.progress import ProgressSnapshot
 
 WORKTREE = "/srv/wt/codex-task"
 
@@ -49,12 +52,12 @@ def test_first_run_shows_actions_with_worktree_paths_and_tokens() -> None:
     assert texts(events, "text") == ["(Writing the greeting file)", "Wrote hello.txt and checked it."]
     result = events[-1]
     assert result.kind == "result" and not result.is_error
-    assert result.carry == {CARRY_IN: 5400, CARRY_OUT: 110}
+    assert result.carry == {CARRY_IN: 5400, CARRY_OUT: 110, CARRY_CACHED: 0}
     assert (progress.tokens_in, progress.tokens_out) == (5400, 110)
     assert progress.cost_usd is None  # codex reports no cost
     assert progress.final_text == "Wrote hello.txt and checked it."
     assert progress.session_id == events[0].session_id
-    assert progress.carry == {CARRY_IN: 5400, CARRY_OUT: 110}
+    assert progress.carry == {CARRY_IN: 5400, CARRY_OUT: 110, CARRY_CACHED: 0}
     assert_no_raw_output(events)
 
 
@@ -65,7 +68,7 @@ def test_resumed_run_reports_its_own_tokens_not_the_threads() -> None:
     assert [e.action for e in events if e.kind == "tool"] == ["Editing hello.txt"]
     # the thread's totals are 9500 in, 150 out; 5400 / 110 of them were the first run's
     assert (progress.tokens_in, progress.tokens_out) == (4100, 40)
-    assert progress.carry == {CARRY_IN: 9500, CARRY_OUT: 150}
+    assert progress.carry == {CARRY_IN: 9500, CARRY_OUT: 150, CARRY_CACHED: 0}
     assert progress.final_text == "Updated hello.txt."
 
 
@@ -75,7 +78,7 @@ def test_resumed_run_without_carried_totals_reports_the_thread_totals() -> None:
 
 
 def test_failed_resumed_run_hands_the_earlier_totals_on() -> None:
-    carried = {CARRY_IN: 5400, CARRY_OUT: 110}
+    carried = {CARRY_IN: 5400, CARRY_OUT: 110, CARRY_CACHED: 0}
     events, progress = run_sample("codex_http500.jsonl", carried=carried)
     assert progress.carry == carried  # a later follow-up still subtracts the right base
     assert progress.is_error
@@ -233,3 +236,77 @@ def test_legacy_shapes_do_not_crash() -> None:
     assert [e.kind for e in events] == ["session", "tool", "text", "result"]
     assert events[1].action == "Running pytest -q"
     assert progress.final_text == "All tests pass."
+
+
+# ---------------------------------------------------------------------- cost estimated from a list price
+
+GPT5_CODEX = Price("gpt-5-codex", 1.25, 0.125, 10.0)
+
+
+def completed(tokens_in: int, cached: int, tokens_out: int) -> str:
+    usage = {"input_tokens": tokens_in, "cached_input_tokens": cached, "output_tokens": tokens_out,
+             "reasoning_output_tokens": 0}
+    return json.dumps({"type": "turn.completed", "usage": usage})
+
+
+def test_with_the_models_price_the_cost_is_estimated_and_marked_so() -> None:
+    events, progress = agentsamples.run_sample("codex-json", "codex_exec.jsonl", cwd="/srv/wt/task-8")
+    assert progress.cost_usd is None and progress.cost_estimated_from is None  # no price: tokens alone
+    parse = make_parser("codex-json", cwd="/srv/wt/task-8", price=GPT5_CODEX)
+    progress = Progress()
+    for line in (SAMPLES / "codex_exec.jsonl").read_text().splitlines():
+        for event in parse(line):
+            progress.apply(event)
+    # 24,763 in, 24,448 of them cached, 122 out
+    expected = ((24_763 - 24_448) * 1.25 + 24_448 * 0.125 + 122 * 10.0) / 1e6
+    assert progress.cost_usd == pytest.approx(expected)
+    assert progress.cost_estimated_from == "gpt-5-codex"
+    snapshot = progress.snapshot()
+    assert snapshot.cost_estimated and snapshot.to_dict()["cost_estimated_from"] == "gpt-5-codex"
+    assert ProgressSnapshot.from_dict(json.loads(json.dumps(snapshot.to_dict()))) == snapshot
+    assert Progress.from_snapshot(snapshot).cost_estimated_from == "gpt-5-codex"
+
+
+def test_a_resumed_run_is_priced_by_its_own_tokens_cached_ones_included() -> None:
+    parse = make_parser("codex-json", carried={CARRY_IN: 10_000, CARRY_OUT: 100, CARRY_CACHED: 6_000},
+                        price=GPT5_CODEX)
+    (result,) = parse(completed(25_000, 18_000, 400))
+    # this run: 15,000 in of which 12,000 cached, 300 out
+    assert (result.tokens_in, result.tokens_out) == (15_000, 300)
+    assert result.cost_usd == pytest.approx((3_000 * 1.25 + 12_000 * 0.125 + 300 * 10.0) / 1e6)
+    assert result.cost_estimated_from == "gpt-5-codex"
+    assert result.carry == {CARRY_IN: 25_000, CARRY_OUT: 400, CARRY_CACHED: 18_000}
+
+
+def test_thread_counts_that_started_over_are_priced_whole() -> None:
+    parse = make_parser("codex-json", carried={CARRY_IN: 50_000, CARRY_OUT: 900, CARRY_CACHED: 40_000},
+                        price=GPT5_CODEX)
+    (result,) = parse(completed(2_000, 1_000, 50))
+    assert (result.tokens_in, result.tokens_out) == (2_000, 50)
+    assert result.cost_usd == pytest.approx((1_000 * 1.25 + 1_000 * 0.125 + 50 * 10.0) / 1e6)
+
+
+def test_an_older_carry_without_cached_totals_never_counts_more_cached_than_input() -> None:
+    parse = make_parser("codex-json", carried={CARRY_IN: 10_000, CARRY_OUT: 100}, price=GPT5_CODEX)
+    (result,) = parse(completed(12_000, 11_000, 150))  # 11,000 cached over the thread, 2,000 in this run
+    assert result.cost_usd == pytest.approx((2_000 * 0.125 + 50 * 10.0) / 1e6)
+    assert result.carry == {CARRY_IN: 12_000, CARRY_OUT: 150, CARRY_CACHED: 11_000}
+
+
+def test_a_failed_turn_keeps_the_estimate_of_the_tokens_it_reported_and_none_without() -> None:
+    parse = make_parser("codex-json", price=GPT5_CODEX)
+    (failed,) = parse(json.dumps({"type": "turn.failed", "error": {"message": "stream disconnected"}}))
+    assert failed.cost_usd is None and failed.cost_estimated_from is None
+    (done,) = parse(completed(1_000, 0, 10))
+    (failed,) = parse(json.dumps({"type": "turn.failed", "error": {"message": "stream disconnected"}}))
+    assert failed.cost_usd == done.cost_usd and failed.cost_estimated_from == "gpt-5-codex"
+
+
+def test_agents_that_report_their_cost_ignore_a_price() -> None:
+    _, priced = agentsamples.run_sample("claude-stream-json", "claude_first.jsonl")
+    parse = make_parser("claude-stream-json", price=GPT5_CODEX)
+    progress = Progress()
+    for line in (SAMPLES / "claude_first.jsonl").read_text().splitlines(keepends=True):
+        for event in parse(line):
+            progress.apply(event)
+    assert progress.cost_usd == priced.cost_usd and progress.cost_estimated_from is None

@@ -114,7 +114,7 @@ def review_maps() -> st.SearchStrategy[dict[str, Any]]:
         "checks": st.none() | st.fixed_dictionaries({}, optional={
             "passed": anything, "summary": anything, "failing_tail": anything}),
         "duration_s": anything, "cost_usd": anything, "tokens_in": anything, "tokens_out": anything,
-        "final_text": anything, "notes": anything,
+        "final_text": anything, "notes": anything, "cost_estimated_from": anything,
     })
 
 

@@ -26,6 +26,7 @@ from superset_bot.agents.formats.event import (
 )
 from superset_bot.agents.formats.plain import PlainParser
 from superset_bot.agents.formats.progress import PHASES, Progress
+from superset_bot.domain.prices import Price
 
 FORMATS = ("plain", "claude-stream-json", "codex-json", "aider")
 
@@ -42,14 +43,19 @@ __all__ = [
 ]
 
 
-def make_parser(fmt: str, *, cwd: str | None = None, carried: Mapping[str, Any] | None = None) -> AgentParser:
+def make_parser(fmt: str, *, cwd: str | None = None, carried: Mapping[str, Any] | None = None,
+                price: Price | None = None) -> AgentParser:
     """Return a fresh, stateful parser for one agent run in output format `fmt`.
 
     `cwd` (the worktree) lets actions show paths relative to it; `carried` is what the previous
-    run of the same session left in `Progress.carry`. The parser never raises, whatever line it
-    is given; call its `finish()` once after the last line.
+    run of the same session left in `Progress.carry`; `price` is the list price of the run's model,
+    for a format that reports tokens but no cost (Codex's; the others report their own cost and
+    ignore it). The parser never raises, whatever line it is given; call its `finish()` once after
+    the last line.
     """
     parser = _PARSERS.get(fmt)
     if parser is None:
         raise ValueError(f"unknown agent output format {fmt!r}: use one of {', '.join(FORMATS)}")
+    if parser is CodexParser:
+        return CodexParser(cwd, carried, price=price)
     return parser(cwd, carried)

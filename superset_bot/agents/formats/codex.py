@@ -27,9 +27,11 @@ from superset_bot.agents.formats.event import (
     text_lines,
     unwrap_shell,
 )
+from superset_bot.domain.prices import Price, cost
 
 CARRY_IN = "thread_tokens_in"  # thread-wide totals at the end of the previous run of the session
 CARRY_OUT = "thread_tokens_out"
+CARRY_CACHED = "thread_cached_in"  # of CARRY_IN, those served from the prompt cache
 
 GRANT_WRITE = ('grant it by adding the directory to "writable" in the preset\'s agent.permissions '
                '(or set "sandbox": "danger-full-access")')
@@ -86,7 +88,10 @@ class CodexParser(AgentParser):
 
     `turn.completed.usage` counts from the start of the thread, so a resumed session reports the
     earlier runs too: the run's own figures are the difference from the totals the previous run
-    left in `carry` (`self.carried`), and this run leaves its totals for the next.
+    left in `carry` (`self.carried`), and this run leaves its totals for the next. Codex reports
+    no cost: given the `price` of the run's model (see `agents.models` and `domain.prices`), the
+    result carries the run's cost at that price, marked as estimated from it; without one the
+    cost stays None and the run is shown by its tokens.
 
     On stderr: a patch the sandbox refused (`ERROR codex_core::tools::router: error=patch
     rejected: ...`; no JSON item is printed for it) is a denial; "no rollout found" on resume is
@@ -94,15 +99,19 @@ class CodexParser(AgentParser):
     {"id", "msg": {"type": ...}} instead: its most useful messages are understood too.
     """
 
-    def __init__(self, cwd: str | None, carried: Mapping[str, Any] | None = None) -> None:
+    def __init__(self, cwd: str | None, carried: Mapping[str, Any] | None = None, *,
+                 price: Price | None = None) -> None:
         super().__init__(cwd, carried)
+        self.price = price
         self._items: collections.OrderedDict[str, bool] = collections.OrderedDict()
         self._last_message: str | None = None
         self._thread_id: str | None = None
         self._base_in = as_count(self.carried.get(CARRY_IN)) or 0
         self._base_out = as_count(self.carried.get(CARRY_OUT)) or 0
+        self._base_cached = as_count(self.carried.get(CARRY_CACHED)) or 0  # absent from an older bot's carry
         self._tokens_in: int | None = None  # this run's figures, once a turn completed
         self._tokens_out: int | None = None
+        self._cost: float | None = None
         self._completed = False
         self._fatal_sent = False
 
@@ -115,7 +124,7 @@ class CodexParser(AgentParser):
         kind = obj.get("type")
         if kind == "thread.started":
             self._thread_id = as_str(obj.get("thread_id"))
-            carry = {CARRY_IN: self._base_in, CARRY_OUT: self._base_out} if self.carried else None
+            carry = self._base_carry() if self.carried else None
             text = "Session resumed" if self.carried else "Session started"
             return [AgentEvent(kind="session", text=text, session_id=self._thread_id, carry=carry)]
         if kind == "turn.started":
@@ -137,7 +146,10 @@ class CodexParser(AgentParser):
         """A run that never completed a turn still hands the earlier totals on to the next run."""
         if self._completed or not self.carried:
             return []
-        return [AgentEvent(kind="usage", text="", carry={CARRY_IN: self._base_in, CARRY_OUT: self._base_out})]
+        return [AgentEvent(kind="usage", text="", carry=self._base_carry())]
+
+    def _base_carry(self) -> dict[str, Any]:
+        return {CARRY_IN: self._base_in, CARRY_OUT: self._base_out, CARRY_CACHED: self._base_cached}
 
     # ------------------------------------------------------------------ turns and errors
 
@@ -145,9 +157,15 @@ class CodexParser(AgentParser):
         usage = as_dict(obj.get("usage"))
         thread_in = as_count(usage.get("input_tokens")) or 0
         thread_out = as_count(usage.get("output_tokens")) or 0
+        thread_cached = as_count(usage.get("cached_input_tokens")) or 0
         # a thread total below what the last run left means the counts started over: take it whole
-        self._tokens_in = thread_in - self._base_in if thread_in >= self._base_in else thread_in
+        restarted = thread_in < self._base_in
+        self._tokens_in = thread_in if restarted else thread_in - self._base_in
         self._tokens_out = thread_out - self._base_out if thread_out >= self._base_out else thread_out
+        # the cached tokens are some of the input ones: they start over with them
+        cached = thread_cached if restarted or thread_cached < self._base_cached else thread_cached - self._base_cached
+        if self.price is not None:
+            self._cost = cost(self.price, self._tokens_in, cached, self._tokens_out)
         self._completed = True
         final = self._last_message
         return [
@@ -157,10 +175,16 @@ class CodexParser(AgentParser):
                 session_id=self._thread_id,
                 tokens_in=self._tokens_in,
                 tokens_out=self._tokens_out,
+                cost_usd=self._cost,
+                cost_estimated_from=self._priced_as(),
                 final_text=clip(final, FINAL_TEXT_MAX) if final is not None else None,
-                carry={CARRY_IN: thread_in, CARRY_OUT: thread_out},
+                carry={CARRY_IN: thread_in, CARRY_OUT: thread_out, CARRY_CACHED: thread_cached},
             )
         ]
+
+    def _priced_as(self) -> str | None:
+        """The model whose price `self._cost` was estimated at (None while there is no estimate)."""
+        return self.price.model if self._cost is not None and self.price is not None else None
 
     def _turn_failed(self, message: str) -> list[AgentEvent]:
         status = api_status(message)
@@ -175,6 +199,8 @@ class CodexParser(AgentParser):
                 final_text=clip(self._last_message or message, FINAL_TEXT_MAX),
                 tokens_in=self._tokens_in,
                 tokens_out=self._tokens_out,
+                cost_usd=self._cost,
+                cost_estimated_from=self._priced_as(),
             )
         ]
 

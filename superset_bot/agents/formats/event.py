@@ -11,6 +11,8 @@ Honest outcomes travel on events too:
   * kind "retry": the agent retries a failed model API call; `api_status` is the HTTP status.
   * `fatal`: the run cannot succeed (the model API refused the credentials): the engine stops
     the agent at once instead of waiting out its retries, and the task fails with `text`.
+  * `cost_estimated_from`: `cost_usd` is not the agent's figure but its tokens at the list price of
+    this model (Codex reports no cost; see `domain.prices`), and surfaces say so.
   * `carry`: values a parser wants back on the next run of the same session (for example
     Codex's thread-wide token totals); `Progress` keeps them and the engine hands them to the
     parser of the follow-up run.
@@ -54,6 +56,7 @@ class AgentEvent:
     tokens_in: int | None = None  # "usage": increment; "result": run total (see module doc)
     tokens_out: int | None = None
     cost_usd: float | None = None
+    cost_estimated_from: str | None = None  # the model whose list price cost_usd is estimated at; None: reported
     duration_s: float | None = None
     is_error: bool = False  # the run (or a turn of it) failed, not a recoverable tool error
     final_text: str | None = None  # the agent's final answer, for the review

@@ -33,7 +33,8 @@ class Progress:
     sentence saying how to grant it; `error` is why the run failed in the agent's own terms
     (an API error, a failed result), `fatal` is set when that failure means the run cannot
     succeed and the agent should be stopped. `carry` is what the parser wants the next run of
-    this session to get; `carried` is what this run got.
+    this session to get; `carried` is what this run got. `cost_estimated_from` names the model
+    whose list price `cost_usd` was estimated at, for an agent that reports tokens only.
     """
 
     tail_lines: int = TAIL_LINES
@@ -44,6 +45,7 @@ class Progress:
     tokens_in: int = 0
     tokens_out: int = 0
     cost_usd: float | None = None
+    cost_estimated_from: str | None = None  # cost_usd is this model's list price for the tokens, not reported
     duration_s: float | None = None
     session_id: str | None = None
     final_text: str | None = None
@@ -99,6 +101,7 @@ class Progress:
             self.carry.update(event.carry)
         if event.cost_usd is not None:
             self.cost_usd = event.cost_usd
+            self.cost_estimated_from = event.cost_estimated_from
         if event.duration_s is not None:
             self.duration_s = event.duration_s
         for line in event.text.splitlines()[: TEXT_LINES_MAX + 1] if event.text else ():
@@ -116,7 +119,8 @@ class Progress:
         """A frozen copy, for status cards and persistence (`ProgressSnapshot.to_dict` is the JSON)."""
         return ProgressSnapshot(
             phase=self.phase, action=self.action, tools_used=self.tools_used, tokens_in=self.tokens_in,
-            tokens_out=self.tokens_out, cost_usd=self.cost_usd, duration_s=self.duration_s,
+            tokens_out=self.tokens_out, cost_usd=self.cost_usd, cost_estimated_from=self.cost_estimated_from,
+            duration_s=self.duration_s,
             session_id=self.session_id, final_text=self.final_text, is_error=self.is_error,
             lines_seen=self.lines_seen, denials=tuple(self.denials), error=self.error, fatal=self.fatal,
             carry=dict(self.carry), carried=dict(self.carried), tail=tuple(self.tail),
@@ -133,6 +137,7 @@ class Progress:
         progress.tokens_in = snapshot.tokens_in
         progress.tokens_out = snapshot.tokens_out
         progress.cost_usd = snapshot.cost_usd
+        progress.cost_estimated_from = snapshot.cost_estimated_from
         progress.duration_s = snapshot.duration_s
         progress.session_id = snapshot.session_id
         progress.final_text = snapshot.final_text

@@ -90,7 +90,8 @@ def progress_tail(progress: ProgressSnapshot) -> list[str]:
 
 
 def progress_context(task: Task, progress: ProgressSnapshot) -> list[str]:
-    parts = stats(progress.tools_used, progress.tokens_in, progress.tokens_out, progress.cost_usd)
+    parts = stats(progress.tools_used, progress.tokens_in, progress.tokens_out, progress.cost_usd,
+                  progress.cost_estimated_from)
     if progress.lines_seen:
         parts.append(count(progress.lines_seen, "line") + " of output")
     return [" · ".join(parts)] if parts else []

@@ -99,7 +99,8 @@ def _review_blocks(task: Task, review: Mapping[str, Any], scale: float, *, title
     took = num(review.get("duration_s"))
     if took is not None:
         summary.append(f"took {duration(took)}")
-    summary += stats(None, review.get("tokens_in"), review.get("tokens_out"), review.get("cost_usd"))
+    summary += stats(None, review.get("tokens_in"), review.get("tokens_out"), review.get("cost_usd"),
+                     review.get("cost_estimated_from"))
     lines.append(" · ".join(summary))
     blocks.append(section("\n".join(lines)))
 
