@@ -120,6 +120,8 @@ class _Checker:
         self.surface = surface
         self.errors: list[str] = []
         self.block_ids: set[str] = set()
+        # action ids "should be unique among all other action_ids in the containing block" (Block Kit's
+        # element reference): two blocks of one message may each hold a `task_merge` (App Home does)
         self.action_ids: set[str] = set()
         self.markdown_chars = 0
 
@@ -231,6 +233,7 @@ class _Checker:
                 if bid in self.block_ids:
                     self.add(f"{ptr}/block_id", f"block_id {bid!r} is used more than once")
                 self.block_ids.add(bid)
+        self.action_ids = set()  # a new containing block
         getattr(self, f"_block_{kind}")(b, ptr)
 
     def _block_section(self, b: dict[str, Any], ptr: str) -> None:
