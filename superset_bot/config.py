@@ -20,6 +20,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from dotenv import dotenv_values
 
 from superset_bot.domain.prices import DEFAULT_PRICES, Price, PriceFileError, load_prices
+from superset_bot.domain.race import LABELS, MAX_ATTEMPTS_LIMIT
 from superset_bot.git.naming import BadBranchName, check_branch_name
 from superset_bot.units import parse_duration, parse_size
 
@@ -82,6 +83,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("SUPERSET_GITHUB_API_URL", "https://api.github.com", "GitHub's API; for GitHub Enterprise https://HOST/api/v3."),
     Setting("SUPERSET_GITHUB_REPOS", "", "owner/name on GitHub per repo, when its remote's URL does not say: web=acme/web."),
     Setting("SUPERSET_PR_POLL_EVERY", "30s", "How often an open pull request's state and checks are looked at (conditional requests)."),
+    Setting("SUPERSET_RACE_MAX_ATTEMPTS", "5", "Most attempts one `race` may start (2 to 10); each is an agent and a worktree."),
     Setting("SUPERSET_PRICES", "", "JSON file of model list prices over the shipped table, for agents that report tokens only (Codex): {\"gpt-5\": {\"input\": 1.25, \"cached_input\": 0.125, \"output\": 10}}, US dollars per million tokens; null removes a model."),
     Setting("SUPERSET_DAILY_BUDGET_PER_USER", "", "US dollars each person's agents may cost a day (SUPERSET_TIMEZONE's days), e.g. 20; empty: no budget."),
     Setting("SUPERSET_DAILY_BUDGET_PER_REPO", "", "US dollars the agents of each repo may cost a day, e.g. 100; empty: no budget."),
@@ -117,6 +119,7 @@ class Settings:
     channel_defaults: Mapping[str, ChannelDefaults]
     http_port: int
     max_concurrent: int
+    race_max_attempts: int
     allowed_users: frozenset[str]
     allowed_channels: frozenset[str]
     admins: frozenset[str]
@@ -360,6 +363,13 @@ def load_settings(
             problems.append(f"SUPERSET_PRICES: {exc}")
             return DEFAULT_PRICES
 
+    def race_limit() -> int:
+        value = integer("SUPERSET_RACE_MAX_ATTEMPTS", 2)
+        if value > MAX_ATTEMPTS_LIMIT:
+            problems.append(f"SUPERSET_RACE_MAX_ATTEMPTS: at most {MAX_ATTEMPTS_LIMIT} attempts are named "
+                            f"(A to {LABELS[MAX_ATTEMPTS_LIMIT - 1]}), got {value}")
+        return min(value, MAX_ATTEMPTS_LIMIT)
+
     def duration(name: str) -> float:
         try:
             return parse_duration(get(name))
@@ -479,6 +489,7 @@ def load_settings(
         channel_defaults=MappingProxyType(_parse_channel_defaults(get("SUPERSET_CHANNEL_DEFAULTS"), problems)),
         http_port=port,
         max_concurrent=integer("SUPERSET_MAX_CONCURRENT", 1),
+        race_max_attempts=race_limit(),
         allowed_users=ids("SUPERSET_ALLOWED_USERS"),
         allowed_channels=ids("SUPERSET_ALLOWED_CHANNELS"),
         admins=ids("SUPERSET_ADMINS"),

@@ -26,6 +26,7 @@ import aiosqlite
 
 from superset_bot.aio import run_to_end
 from superset_bot.domain.pullrequest import PullRequest
+from superset_bot.domain.race import RACE_TRANSITIONS, Race, RaceState, decode_presets, decode_race_state
 from superset_bot.domain.spend import USAGE, Spend, Usage, sum_by
 from superset_bot.domain.state import (
     ACTIVE,
@@ -148,6 +149,28 @@ _MIGRATIONS: tuple[str, ...] = (
         updated_at REAL NOT NULL
     );
     CREATE INDEX pull_requests_state ON pull_requests(state);
+    """,
+    # 6: races (domain/race.py): one prompt tried by several attempts, each a task naming its race
+    """
+    CREATE TABLE races (
+        id TEXT PRIMARY KEY,
+        repo TEXT NOT NULL,
+        prompt TEXT NOT NULL,
+        requester TEXT NOT NULL,
+        presets TEXT NOT NULL,
+        base_branch TEXT NOT NULL,
+        base_commit TEXT NOT NULL,
+        channel TEXT,
+        state TEXT NOT NULL,
+        winner TEXT,
+        closed_by TEXT,
+        created_at REAL NOT NULL,
+        updated_at REAL NOT NULL
+    );
+    CREATE INDEX races_state ON races(state);
+    ALTER TABLE tasks ADD COLUMN race_id TEXT;
+    ALTER TABLE tasks ADD COLUMN race_label TEXT;
+    CREATE INDEX tasks_race ON tasks(race_id);
     """,
 )
 
@@ -436,15 +459,19 @@ class Store:
             "FROM events e JOIN tasks t ON t.id = e.task_id WHERE e.action = ? AND e.created_at >= ?",
             (USAGE, since)) as cur:
             rows = await cur.fetchall()
-        found = []
-        for row in rows:
-            try:
-                detail = json.loads(row["detail"])
-            except (ValueError, TypeError):
-                continue
-            if isinstance(detail, dict):
-                found.append(Usage(row["task_id"], row["requester"], row["repo"], detail))
-        return found
+        return _usages(rows)
+
+    async def spend_of(self, task_ids: Iterable[str]) -> dict[str, Spend]:
+        """What each of these tasks cost over all its runs (tasks without a finished run are left out)."""
+        ids = list(dict.fromkeys(task_ids))
+        found: list[Usage] = []
+        for start in range(0, len(ids), 500):  # SQLite's bound on one statement's parameters
+            chunk = ids[start:start + 500]
+            async with self._db.execute(
+                "SELECT task_id, '' AS requester, '' AS repo, detail FROM events WHERE action = ? AND task_id IN "
+                f"({', '.join('?' for _ in chunk)})", (USAGE, *chunk)) as cur:
+                found += _usages(await cur.fetchall())
+        return sum_by(found, "task_id")
 
     async def spend_since(self, since: float, by: str) -> dict[str, Spend]:
         """The usage recorded since `since`, summed per task requester (`by="requester"`) or repo."""
@@ -470,6 +497,79 @@ class Store:
         async with self._db.execute("SELECT data FROM pull_requests WHERE state = 'open' ORDER BY rowid") as cur:
             rows = await cur.fetchall()
         return [p for p in (_pull(r[0]) for r in rows) if p is not None]
+
+    # races (domain/race.py)
+
+    async def create_race(self, race: Race, attempts: Iterable[Task], actor: str) -> tuple[Race, list[Task]]:
+        """The race and all its attempts in one transaction: a race is never stored half started."""
+        now = self.clock()
+        race = replace(race, state=RaceState.OPEN, created_at=now, updated_at=now)
+        created: list[Task] = []
+        cols = ", ".join(TASK_COLUMNS)
+        marks = ", ".join("?" for _ in TASK_COLUMNS)
+        async with self.transaction() as db:
+            await db.execute(
+                "INSERT INTO races (id, repo, prompt, requester, presets, base_branch, base_commit, channel, state, "
+                "winner, closed_by, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (race.id, race.repo, race.prompt, race.requester, race.encode_presets(), race.base_branch,
+                 race.base_commit, race.channel, str(race.state), None, None, now, now))
+            for attempt in attempts:
+                task = replace(attempt, state=QUEUED, race_id=race.id, created_at=now, updated_at=now,
+                               last_activity=now)
+                await db.execute(f"INSERT INTO tasks ({cols}) VALUES ({marks})", _row_values(task))
+                await self._append(db, task.id, actor, "created",
+                                   {"state": task.state.value, "repo": task.repo, "preset": task.preset,
+                                    "base": task.base_branch, "race": race.id, "attempt": task.race_label}, now)
+                created.append(task)
+        return race, created
+
+    async def get_race(self, race_id: str) -> Race | None:
+        async with self._db.execute("SELECT * FROM races WHERE id = ?", (race_id,)) as cur:
+            row = await cur.fetchone()
+        return _race(row) if row else None
+
+    async def races_in(self, states: Iterable[RaceState]) -> list[Race]:
+        wanted = [str(s) for s in states]
+        async with self._db.execute(
+                f"SELECT * FROM races WHERE state IN ({', '.join('?' for _ in wanted)}) ORDER BY created_at, rowid",
+                wanted) as cur:
+            rows = await cur.fetchall()
+        return [_race(r) for r in rows]
+
+    async def race_attempts(self, race_id: str) -> list[Task]:
+        """The race's attempts in label order."""
+        async with self._db.execute("SELECT * FROM tasks WHERE race_id = ? ORDER BY race_label, rowid",
+                                    (race_id,)) as cur:
+            rows = await cur.fetchall()
+        return [_task(r) for r in rows]
+
+    async def race_transition(self, race_id: str, state: RaceState, actor: str, *, expect: Iterable[RaceState],
+                              **changes: Any) -> Race | None:
+        """Move a race to `state` if it is in `expect` (compare-and-swap, as `transition` is for tasks);
+        None when it was not. A move the race table lacks raises IllegalTransition."""
+        unknown = set(changes) - {"winner", "closed_by"}
+        if unknown:
+            raise StoreError(f"unknown race fields: {', '.join(sorted(unknown))}")
+        async with self.transaction() as db:
+            async with db.execute("SELECT state FROM races WHERE id = ?", (race_id,)) as cur:
+                row = await cur.fetchone()
+            if row is None:
+                raise StoreError(f"no race {race_id}")
+            previous = decode_race_state(row[0])
+            if previous not in set(expect):
+                return None
+            if state not in RACE_TRANSITIONS[previous]:
+                raise StoreError(f"race {race_id} may not move from {previous} to {state}")
+            now = self.clock()
+            values = {**changes, "state": str(state), "updated_at": now}
+            await db.execute(f"UPDATE races SET {', '.join(f'{c} = ?' for c in values)} WHERE id = ?",
+                             [*values.values(), race_id])
+            await self._append(db, None, actor, f"race_{state}", {"race": race_id, "from": str(previous), **changes},
+                               now)
+            async with db.execute("SELECT * FROM races WHERE id = ?", (race_id,)) as cur:
+                moved = await cur.fetchone()
+        assert moved is not None
+        return _race(moved)
 
     # tables a front end owns (the Slack front end's slack_messages)
 
@@ -498,6 +598,27 @@ def _pull(raw: str) -> PullRequest | None:
         return PullRequest.from_dict(json.loads(raw))
     except (ValueError, TypeError, RecursionError):
         return None
+
+
+def _usages(rows: Iterable[aiosqlite.Row]) -> list[Usage]:
+    """Usage events as the ledger holds them (task_id, requester, repo, detail); unreadable ones skipped."""
+    found = []
+    for row in rows:
+        try:
+            detail = json.loads(row["detail"])
+        except (ValueError, TypeError):
+            continue
+        if isinstance(detail, dict):
+            found.append(Usage(row["task_id"], row["requester"], row["repo"], detail))
+    return found
+
+
+def _race(row: aiosqlite.Row) -> Race:
+    return Race(id=row["id"], repo=row["repo"], prompt=row["prompt"], requester=row["requester"],
+                presets=decode_presets(row["presets"]), base_branch=row["base_branch"],
+                base_commit=row["base_commit"], channel=row["channel"], state=decode_race_state(row["state"]),
+                winner=row["winner"], closed_by=row["closed_by"], created_at=row["created_at"],
+                updated_at=row["updated_at"])
 
 
 def _unsupported(statement: str) -> bool:

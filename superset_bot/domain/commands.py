@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from superset_bot.git.naming import BadBranchName, check_branch_name
 
 OPTION_NAMES = ("repo", "preset", "base")
+RACE_OPTION_NAMES = (*OPTION_NAMES, "presets")
 TASK_ID = re.compile(r"^[a-z0-9]{4,12}$")
 
 
@@ -27,6 +28,9 @@ class CommandSpec:
 COMMANDS: tuple[CommandSpec, ...] = (
     CommandSpec("spawn", "[--repo NAME] [--preset NAME] [--base BRANCH] PROMPT",
                 "start an agent on PROMPT in a new worktree"),
+    CommandSpec("race", "[--repo NAME] [--base BRANCH] [--preset NAME | --presets A,B,...] [N] PROMPT",
+                "try PROMPT with N agents at once (or one per preset) and keep the best"),
+    CommandSpec("compare", "RACE", "every attempt of a race side by side (pick one with merge ID)", needs_task=True),
     CommandSpec("list", "", "tasks that are running, queued or awaiting review"),
     CommandSpec("status", "ID", "state, progress and branch of one task", needs_task=True),
     CommandSpec("diff", "ID", "the full diff of a task's branch", needs_task=True),
@@ -71,6 +75,7 @@ class Command:
     text: str = ""  # the prompt (spawn) or follow-up text
     options: dict[str, str] = field(default_factory=dict)
     dry_run: bool = False
+    count: int | None = None  # a race's number of attempts, when given
 
 
 def parse(text: str, prefix: str = "/superset") -> Command:
@@ -88,6 +93,8 @@ def parse(text: str, prefix: str = "/superset") -> Command:
     if name == "spawn":
         options, prompt = _parse_options(rest, prefix)
         return Command("spawn", text=prompt, options=options)
+    if name == "race":
+        return _parse_race(rest, prefix)
     if name == "prune":
         if rest and rest not in ("--dry-run", "dry-run", "dry_run=true"):
             raise CommandError(f'Unexpected "{_clip(rest)}" after prune.', name, prefix)
@@ -112,7 +119,35 @@ def parse(text: str, prefix: str = "/superset") -> Command:
     return Command(name)
 
 
-def _parse_options(rest: str, prefix: str) -> tuple[dict[str, str], str]:
+def _parse_race(rest: str, prefix: str) -> Command:
+    """`race [options] [N] [options] PROMPT`: the count is the first word after the options when it is a
+    number, and options may follow it too (`race 3 --preset codex fix it`)."""
+    options, prompt = _parse_options(rest, prefix, "race", RACE_OPTION_NAMES)
+    first, _, after = prompt.partition(" ")
+    count = None
+    if first.isdigit():
+        count = int(first)
+        if count > 99:
+            raise CommandError(f"{count} attempts is far too many.", "race", prefix)
+        more, prompt = _parse_options(after.strip(), prefix, "race", RACE_OPTION_NAMES)
+        for key, value in more.items():
+            if key in options:
+                raise CommandError(f"Option --{key} is given twice.", "race", prefix)
+            options[key] = value
+    if "preset" in options and "presets" in options:
+        raise CommandError("Give --preset (one preset, N attempts) or --presets (one attempt each), not both.",
+                           "race", prefix)
+    if "presets" in options:
+        names = [n.strip() for n in options["presets"].split(",")]
+        if any(not n for n in names):
+            raise CommandError(f'"{_clip(options["presets"])}" is not a list of presets: write `--presets a,b,c`.',
+                               "race", prefix)
+        options["presets"] = ",".join(names)
+    return Command("race", text=prompt, options=options, count=count)
+
+
+def _parse_options(rest: str, prefix: str, command: str = "spawn",
+                   names: tuple[str, ...] = OPTION_NAMES) -> tuple[dict[str, str], str]:
     """Leading `--repo NAME`, `--repo=NAME` or `repo=NAME` tokens; the rest is the prompt verbatim.
 
     Options are only read before the prompt (and `--` ends them), so a prompt such as
@@ -129,27 +164,27 @@ def _parse_options(rest: str, prefix: str) -> tuple[dict[str, str], str]:
         key, value = None, None
         if token.startswith("--"):
             key, eq, value = token[2:].partition("=")
-            if key not in OPTION_NAMES:
-                raise CommandError(f'Unknown option "{_clip(token)}" (options: --repo, --preset, --base).',
-                                   "spawn", prefix)
+            if key not in names:
+                known = ", ".join(f"--{n}" for n in names)
+                raise CommandError(f'Unknown option "{_clip(token)}" (options: {known}).', command, prefix)
             if not eq:
                 value, _, after = after.partition(" ")
                 after = after.lstrip()
-        elif "=" in token and token.split("=", 1)[0].lower() in OPTION_NAMES:
+        elif "=" in token and token.split("=", 1)[0].lower() in names:
             key, _, value = token.partition("=")
             key = key.lower()
         else:
             break
         if not value or value.startswith("--"):
-            raise CommandError(f"Option --{key} needs a value.", "spawn", prefix)
+            raise CommandError(f"Option --{key} needs a value.", command, prefix)
         if key in options:
-            raise CommandError(f"Option --{key} is given twice.", "spawn", prefix)
+            raise CommandError(f"Option --{key} is given twice.", command, prefix)
         if key == "base":
             try:
                 check_branch_name(value)
             except BadBranchName as exc:
                 raise CommandError(f'"{_clip(value)}" is not a valid branch name for --base: {exc.reason}.',
-                                   "spawn", prefix) from exc
+                                   command, prefix) from exc
         options[key] = value
         remaining = after
     return options, remaining.strip()

@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from superset_bot.domain.progress import NO_PROGRESS, ProgressSnapshot
+from superset_bot.domain.race import Race
 from superset_bot.domain.review import Review
 from superset_bot.domain.task import Task
 
@@ -79,3 +80,11 @@ class PruneWarning(EngineEvent):
     """The task's worktree will be pruned after `grace_s` unless someone keeps it."""
 
     grace_s: float = 0.0
+
+
+@dataclass(frozen=True)
+class RaceChanged(EngineEvent):
+    """A race's own state moved (started, picking, picked, reopened, discarded); `task` is the attempt it
+    concerns (the winner of a pick), `race` the race as stored after the change."""
+
+    race: Race

@@ -56,6 +56,16 @@ class Spend:
             notes.append(f"{_runs(self.unpriced)} with tokens only")
         return f"${self.cost_usd:,.2f} ({'; '.join(notes)})"
 
+    def brief(self) -> str:
+        """One task's spend on a list line: "$0.42", "$0.42 est." (from list prices), "12.3k tokens", or ""
+        before any run has ended."""
+        if not self.runs:
+            return ""
+        if self.unpriced == self.runs:
+            tokens = self.tokens_in + self.tokens_out
+            return f"{_tokens(tokens)} tokens" if tokens else ""
+        return f"${self.cost_usd:,.2f}{' est.' if self.estimated else ''}"
+
 
 @dataclass(frozen=True)
 class Usage:
@@ -72,9 +82,9 @@ class Usage:
 
 
 def sum_by(usages: list[Usage], by: str) -> dict[str, Spend]:
-    """The usages summed per requester (`by="requester"`) or repo."""
-    if by not in ("requester", "repo"):
-        raise ValueError(f"spend is summed by requester or repo, not {by!r}")
+    """The usages summed per requester (`by="requester"`), repo or task (`by="task_id"`)."""
+    if by not in ("requester", "repo", "task_id"):
+        raise ValueError(f"spend is summed by requester, repo or task_id, not {by!r}")
     sums: dict[str, Spend] = {}
     for usage in usages:
         who = getattr(usage, by)

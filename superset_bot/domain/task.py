@@ -50,6 +50,8 @@ class Task:
     finished_at: float | None = None
     last_activity: float = 0.0
     prune_warned_at: float | None = None  # when the thread was told this worktree will be pruned
+    race_id: str | None = None  # the race this task is an attempt of (domain/race.py), if any
+    race_label: str | None = None  # its name in the race: A, B, C...
 
     def progress_snapshot(self) -> ProgressSnapshot:
         """The last saved progress, or NO_PROGRESS when there is none or it is unreadable."""

@@ -21,6 +21,7 @@ from superset_bot.agents.formats import Progress
 from superset_bot.agents.runner import AgentRun
 from superset_bot.config import Settings
 from superset_bot.domain.events import EngineEvent, StateChanged
+from superset_bot.domain.race import Race
 from superset_bot.domain.review import Review
 from superset_bot.engine.bases import Bases
 from superset_bot.engine.bus import EventBus, Subscriber
@@ -43,6 +44,7 @@ from superset_bot.engine.preflight import (
 from superset_bot.engine.preparing import Preparation
 from superset_bot.engine.pruning import Pruning
 from superset_bot.engine.pullrequests import PullRequests
+from superset_bot.engine.races import Races, Sent, ValidRace
 from superset_bot.engine.recovery import Recovery
 from superset_bot.engine.reviews import Reviews
 from superset_bot.engine.slots import Slots
@@ -109,6 +111,7 @@ class Engine:
         self.delivery = Delivery(self)
         self.pulls = PullRequests(self)
         self.spending = Spending(self)
+        self.races = Races(self)
         self.pruning = Pruning(self)
         self.control = RunControl(self)
         self.recovery = Recovery(self)
@@ -140,6 +143,7 @@ class Engine:
         if not self.cgroups.hard:
             log.info("agent limits are soft (polled): %s", self.cgroups.why_not)
         await self.recovery.recover_all()
+        await self.races.resume()
         await self.pulls.resume()
         self.watchdog.start_heartbeat()
         await self.pool.start()
@@ -282,6 +286,35 @@ class Engine:
         self.workers.drive(task.id, self.lifecycle.drive(task.id))
         return task
 
+    # races: one prompt, several attempts, one kept
+
+    async def validate_race(self, prompt: str, *, presets: list[str], repo: str | None = None,
+                            base: str | None = None, requester: str) -> ValidRace:
+        """Every spawn check for each attempt's preset. Raises UserError."""
+        return await self.races.validate(prompt, repo=repo, presets=presets, base=base, requester=requester)
+
+    async def race(self, valid: ValidRace, *, requester: str, race_id: str, task_ids: list[str],
+                   channel: str | None = None) -> tuple[Race, list[Task]]:
+        """Start the attempts `validate_race` accepted, from one base commit."""
+        return await self.races.start(valid, requester=requester, race_id=race_id, task_ids=task_ids,
+                                      channel=channel)
+
+    async def get_race(self, race_id: str) -> tuple[Race, list[Task]]:
+        """The race and its attempts in label order. Raises UserError for an unknown id."""
+        return await self.races.get(race_id), await self.races.attempts(race_id)
+
+    async def discard_race(self, race_id: str, actor: str) -> Race:
+        """Discard every attempt of an open race, once however many click."""
+        return await self.races.discard_all(race_id, actor)
+
+    async def race_followup(self, race_id: str, text: str, actor: str) -> list[Sent]:
+        """A follow-up in a race's thread: to the attempts it names (`A: ...`), else to every open one."""
+        return await self.races.followup(race_id, text, actor)
+
+    async def diff_attempts(self, first_id: str, second_id: str) -> tuple[Task, Task, str]:
+        """The diff between two attempts' branches, redacted."""
+        return await self.races.diff_between(first_id, second_id)
+
     # actions
 
     async def cancel(self, task_id: str, actor: str) -> Task:
@@ -296,7 +329,11 @@ class Engine:
         await self.control.stop_for_limit(task_id, reason)
 
     async def merge(self, task_id: str, actor: str) -> Task:
-        """Merge the task's branch into its base, once, however many times it is asked."""
+        """Merge the task's branch into its base, once, however many times it is asked. An attempt of a
+        race is picked: merged, and the race's other attempts discarded."""
+        task = await self.get(task_id)
+        if task.race_id:
+            return await self.races.pick(task_id, actor)
         return await self.merging.merge(task_id, actor)
 
     async def discard(self, task_id: str, actor: str) -> Task:

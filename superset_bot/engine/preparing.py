@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, TypeVar
 
 from superset_bot.aio import run_to_end
 from superset_bot.domain.events import Milestone
-from superset_bot.engine.bases import StartPoint
+from superset_bot.engine.bases import LOCAL, StartPoint
 from superset_bot.engine.output import OutputBatcher
 from superset_bot.engine.pool import Taken
 from superset_bot.engine.transitions import BOT_ACTOR
@@ -48,7 +48,10 @@ class Preparation:
         try:
             # before the uninterrupted step: a fetch may take seconds, and a cancel need not wait for it
             base_branch = task.base_branch or await default_branch(repo)
-            start = await engine.bases.start_point(task.repo, base_branch)
+            if task.race_id and task.base_commit:
+                start = StartPoint(task.base_commit, LOCAL)  # a race's attempts all start where it did
+            else:
+                start = await engine.bases.start_point(task.repo, base_branch)
             task, worktree, taken = await _uninterrupted(self._make_worktree(task, repo, preset, base_branch, start))
         except GitError as exc:
             await engine.transitions.transition(task.id, FAILED, BOT_ACTOR, expect={PREPARING},

@@ -18,6 +18,7 @@ from superset_bot.domain.events import (
     OutputLines,
     ProgressChanged,
     QueuePosition,
+    RaceChanged,
     ReviewReady,
     ReviewRefreshed,
     StateChanged,
@@ -105,6 +106,14 @@ class Console:
             if action and action != self._actions.get(event.task.id):
                 self.print(f"{tag} > {action}")
             self._actions[event.task.id] = action
+        elif isinstance(event, RaceChanged):
+            race = event.race
+            what = {"open": f"open; attempts {', '.join(race.labels)}: compare them with `compare {race.id}`",
+                    "picking": f"attempt {event.task.race_label} is being picked",
+                    "picked": f"attempt {event.task.race_label} picked by {race.closed_by}; the others discarded",
+                    "discarding": "every attempt is being discarded",
+                    "discarded": "no attempt was kept"}.get(str(race.state), str(race.state))
+            self.print(f"[race {race.id}] {what}")
         elif isinstance(event, ReviewRefreshed):
             base = event.review.base_branch
             moved = f"{base} moved {event.review.base_moved} commit(s) since it started" \

@@ -163,6 +163,13 @@ async def full_patch(repo: Path, branch: str, base: str, start: str | None = Non
     return (await run_git(repo, "diff", *_DIFF_OPTS, mb, head)).stdout
 
 
+async def between(repo: Path, first: str, second: str) -> str:
+    """The unified diff from branch `first` to branch `second` (two attempts at one task side by side)."""
+    a = await resolve_commit(repo, first, "branch")
+    b = await resolve_commit(repo, second, "branch")
+    return (await run_git(repo, "diff", *_DIFF_OPTS, a, b)).stdout
+
+
 async def live_summary(worktree: Path, base_commit: str) -> DiffSummary:
     """The running agent's work so far, uncommitted and untracked files included.
 

@@ -77,6 +77,7 @@ class Digest:
     free_disk: int
     spend_by_user: dict[str, Spend] = field(default_factory=dict)  # runs that ended in the period
     spend_by_repo: dict[str, Spend] = field(default_factory=dict)
+    spend_by_task: dict[str, Spend] = field(default_factory=dict)  # each listed task's cost over all its runs
 
     @property
     def empty(self) -> bool:
@@ -332,8 +333,10 @@ class Housekeeper:
                   if t.updated_at > since]
         to_prune = [t for t in awaiting if t.prune_warned_at is not None and t.last_activity <= t.prune_warned_at]
         free = (await asyncio.to_thread(shutil.disk_usage, self.settings.data_dir)).free
+        listed = [t.id for t in (*running, *awaiting, *closed)]
         return Digest(since, now, running, awaiting, closed, to_prune, await self.disk_usage(), free,
-                      await self.store.spend_since(since, "requester"), await self.store.spend_since(since, "repo"))
+                      await self.store.spend_since(since, "requester"), await self.store.spend_since(since, "repo"),
+                      await self.store.spend_of(listed))
 
     async def digest(self, force: bool = False) -> Digest | None:
         """Build the digest and hand it to the front ends; None (nothing posted) when there is nothing to say."""

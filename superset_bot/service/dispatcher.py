@@ -14,17 +14,26 @@ from typing import Protocol
 
 from superset_bot.domain.access import Access
 from superset_bot.domain.commands import Command, CommandError, parse
+from superset_bot.domain.race import AttemptFigures, Race, attempt_presets
+from superset_bot.domain.spend import Spend
 from superset_bot.engine.core import Engine, UserError
 from superset_bot.housekeeping.jobs import Housekeeper
 from superset_bot.service.errors import Refusal, failure
 from superset_bot.service.results import (
+    USAGE,
+    AttemptsDiff,
     Diff,
     DigestNow,
     Done,
+    Failed,
     Help,
     NeedsPrompt,
     Presets,
     Pruned,
+    RaceDone,
+    RaceFollowups,
+    RaceStarted,
+    RaceView,
     Refused,
     Repos,
     Result,
@@ -64,6 +73,13 @@ class Thread(Protocol):
     async def not_started(self, pending: Task, where: Mapping[str, str], answer: Result) -> None:
         """The task could not be created after `open` (`answer` says why): say so in that place."""
 
+    async def open_race(self, pending: Race, attempts: list[Task]) -> Mapping[str, str]:
+        """Post one place for a race and its attempts (Slack: the race's root message, each attempt's
+        card in its thread); return the fields that name it, as `open` does. May raise Refusal."""
+
+    async def race_not_started(self, pending: Race, attempts: list[Task], answer: Result) -> None:
+        """The race could not be started after `open_race`: say so there."""
+
 
 class Service:
     def __init__(self, engine: Engine, housekeeper: Housekeeper, access: Access) -> None:
@@ -97,6 +113,10 @@ class Service:
             if not command.text:
                 return NeedsPrompt(dict(command.options))
             return await self._spawn(caller, command.text, command.options, thread)
+        if name == "race":
+            if not command.text:
+                return NeedsPrompt({**command.options, "attempts": str(command.count or "")}, "race")
+            return await self._race(caller, command.text, command.options, command.count, thread)
         if name == "list":
             return await self.list_tasks(caller)
         if name == "presets":
@@ -109,6 +129,8 @@ class Service:
         if name == "digest":
             # a look at the digest now; the scheduled one keeps its period ("closed since the last digest")
             return DigestNow(await self.housekeeper.build_digest())
+        if name == "compare":
+            return await self.act_race(caller, "compare", command.task_id or "")
         task = await engine.get(command.task_id or "")
         if caller.channel and task.channel and task.channel != caller.channel:
             raise Refusal(f"Task `{task.id}` belongs to <#{task.channel}>; run the command there.")
@@ -210,11 +232,97 @@ class Service:
             return answer
         return Started(task)
 
+    # races: one prompt, several attempts, one picked
+
+    async def race(self, caller: Caller, prompt: str, options: Mapping[str, str | None], count: int | None,
+                   thread: Thread | None = None) -> Result:
+        """Start a race (the spawn form with attempts); as `spawn`, its place is opened first."""
+        refusal = self.access.refuse_user(caller.user, caller.channel) or \
+            self.access.refuse_command(caller.user, "race")
+        if refusal:
+            return Refused(refusal, "race")
+        return await self._race(caller, prompt, options, count, thread)
+
+    async def _race(self, caller: Caller, prompt: str, options: Mapping[str, str | None], count: int | None,
+                    thread: Thread | None) -> Result:
+        engine = self.engine
+        chosen = engine.settings.spawn_choices(caller.channel, options)
+        named = [n for n in (options.get("presets") or "").split(",") if n] or \
+            ([chosen.preset] if options.get("preset") and chosen.preset else [])
+        try:
+            presets = attempt_presets(count, named, chosen.preset or engine.settings.default_preset,
+                                      engine.settings.race_max_attempts)
+            valid = await engine.validate_race(prompt, presets=list(presets), repo=chosen.repo, base=chosen.base,
+                                               requester=caller.user)
+        except ValueError as exc:  # the count and the presets do not add up
+            return Failed(USAGE, str(exc), "race")
+        except Exception as exc:  # noqa: BLE001
+            return failure(exc, "race", caller.prefix)
+        first = valid.first
+        pending_race = Race(id=new_task_id(), repo=first.repo, prompt=first.prompt, requester=caller.user,
+                            presets=presets, base_branch=first.base or "", base_commit="", channel=caller.channel,
+                            created_at=self.engine.clock())
+        pending = [Task(id=new_task_id(), repo=v.repo, prompt=v.prompt, preset=v.preset, requester=caller.user,
+                        base_branch=v.base, channel=caller.channel, race_id=pending_race.id, race_label=label,
+                        created_at=self.engine.clock())
+                   for v, label in zip(valid.attempts, pending_race.labels, strict=True)]
+        where: Mapping[str, str] = {}
+        try:
+            if thread is not None:
+                where = await thread.open_race(pending_race, pending)
+            race, attempts = await engine.race(valid, requester=caller.user, race_id=pending_race.id,
+                                               task_ids=[t.id for t in pending],
+                                               channel=where.get("channel", caller.channel))
+        except Exception as exc:  # noqa: BLE001
+            answer = failure(exc, "race", caller.prefix)
+            if thread is not None and where:
+                await thread.race_not_started(pending_race, pending, answer)
+            return answer
+        return RaceStarted(race, tuple(attempts))
+
+    async def act_race(self, caller: Caller, verb: str, race_id: str, text: str = "", other: str = "") -> Result:
+        """`verb` on a race: compare (the card's figures), discard_all, followup (`text`, to the attempts it
+        names), diff (between attempts `text` and `other`, two task ids). Pick is `act(..., "merge", attempt)`."""
+        refusal = self.access.refuse_user(caller.user, caller.channel)
+        if refusal:
+            return Refused(refusal, verb)
+        try:
+            race, attempts = await self.engine.get_race(race_id)
+            if not attempts:
+                raise UserError(f"Race `{race.id}` has no attempts.")
+            where = caller.channel or caller.place
+            if where and not self.access.sees(caller.user, where, attempts[0]):
+                return Refused(f"Race `{race.id}` was started in another channel; look at it there.", verb)
+            if verb == "compare":
+                return RaceView(race, tuple(attempts), tuple(AttemptFigures.of(t.race_label or "?", t)
+                                                              for t in attempts))
+            if verb == "diff":
+                first, second, patch = await self.engine.diff_attempts(text, other)
+                if race.id not in (first.race_id, second.race_id):
+                    raise UserError("Those attempts are not of this race.")
+                return AttemptsDiff(first, second, patch)
+            word = {"discard_all": "discard", "followup": "followup"}.get(verb)
+            if word is None:
+                raise UserError(f"Unknown action {verb!r}.")
+            refused = await self._refuse_action(caller, attempts[0], word)
+            if refused:
+                return refused
+            if verb == "discard_all":
+                return RaceDone(verb, await self.engine.discard_race(race.id, caller.user))
+            sent = await self.engine.race_followup(race.id, text, caller.user)
+            return RaceFollowups(race, tuple((s.label, s.task_id, s.error) for s in sent))
+        except Exception as exc:  # noqa: BLE001 - as in command()
+            return failure(exc, verb, caller.prefix)
+
     async def list_tasks(self, caller: Caller) -> TaskList:
         """Running, queued and awaiting review, as far as the caller sees them (`Access.sees`: in a
         channel, only its tasks and the caller's own)."""
         tasks = await self.engine.store.list_tasks(ACTIVE_STATES | REVIEWABLE_STATES)
         return TaskList(tuple(t for t in tasks if self.access.sees(caller.user, caller.channel, t)))
+
+    async def task_costs(self, task_ids: list[str]) -> dict[str, Spend]:
+        """What each task cost over its runs so far (for tasks the caller already may see)."""
+        return await self.engine.store.spend_of(task_ids)
 
     async def visible_tasks(self, user: str, place: str) -> TaskList | Refused:
         """What `list` would answer `user` asking in `place`, for a surface that takes no commands

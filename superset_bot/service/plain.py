@@ -7,8 +7,11 @@ adds layout (blocks, links, buttons) around it, never other facts.
 from __future__ import annotations
 
 from superset_bot.domain.commands import usage_all
+from superset_bot.domain.prices import estimate_label
+from superset_bot.domain.race import AttemptFigures, RaceState
 from superset_bot.housekeeping.jobs import Digest
 from superset_bot.service.results import (
+    AttemptsDiff,
     Diff,
     DigestNow,
     Done,
@@ -17,6 +20,10 @@ from superset_bot.service.results import (
     NeedsPrompt,
     Presets,
     Pruned,
+    RaceDone,
+    RaceFollowups,
+    RaceStarted,
+    RaceView,
     Refused,
     Repos,
     Result,
@@ -39,7 +46,22 @@ def answer(result: Result, prefix: str = "/superset", local: bool = False) -> st
         t = result.task
         return f"Started task `{t.id}` in `{t.repo}` with preset `{t.preset}`."
     if isinstance(result, NeedsPrompt):
-        return f"`spawn` needs a prompt: {usage_all(prefix, ['spawn'])}"
+        return f"`{result.command}` needs a prompt: {usage_all(prefix, [result.command])}"
+    if isinstance(result, RaceStarted):
+        r = result.race
+        names = ", ".join(f"{t.race_label} `{t.id}` ({t.preset})" for t in result.attempts)
+        return (f"Started race `{r.id}` in `{r.repo}` from `{r.base_branch}` at {r.base_commit[:8]}: "
+                f"{len(result.attempts)} attempts, {names}.")
+    if isinstance(result, RaceView):
+        return "\n".join(race_lines(result))
+    if isinstance(result, RaceDone):
+        return f"Race `{result.race.id}`: every attempt was discarded."
+    if isinstance(result, RaceFollowups):
+        return "\n".join(f"{label} `{task_id}`: {'follow-up queued' if error is None else error}"
+                         for label, task_id, error in result.sent)
+    if isinstance(result, AttemptsDiff):
+        return result.patch if result.patch.strip() else \
+            f"Attempts {result.first.race_label} and {result.second.race_label}: their branches are the same."
     if isinstance(result, TaskList):
         if not result.tasks:
             return "No tasks running or awaiting review."
@@ -69,8 +91,42 @@ def answer(result: Result, prefix: str = "/superset", local: bool = False) -> st
     raise TypeError(f"no text for {type(result).__name__}")
 
 
+def race_lines(view: RaceView) -> list[str]:
+    """The comparison card as lines: one per attempt, every figure, no ranking."""
+    race = view.race
+    lines = [f"Race `{race.id}` in {race.repo} ({race.state}): {race.prompt.strip().splitlines()[0][:72]}"]
+    lines.extend(f"  {f.label} `{f.task_id}` {f.preset}: {figures_line(f)}" for f in view.figures)
+    if race.state == RaceState.PICKED:
+        winner = next((t for t in view.attempts if t.id == race.winner), None)
+        lines.append(f"Picked: {winner.race_label if winner else race.winner} by {race.closed_by}.")
+    return lines
+
+
+def figures_line(f: AttemptFigures) -> str:
+    parts = [f.state.replace("_", " ")]
+    if f.reviewed:
+        if f.files is not None:
+            parts.append(f"{f.files} file{'s' if f.files != 1 else ''} +{f.insertions or 0}/-{f.deletions or 0}")
+        parts.append({True: "checks passed", False: "checks failed", None: "no checks"}[f.checks])
+        if f.clean is not None:
+            parts.append("merges cleanly" if f.clean else f"conflicts ({', '.join(f.conflicts) or 'unknown files'})")
+        if f.duration_s is not None:
+            parts.append(f"{f.duration_s:.0f}s")
+    else:
+        parts.append("no review yet")
+    if f.tokens_in or f.tokens_out:
+        parts.append(f"{f.tokens_in or 0:,} in / {f.tokens_out or 0:,} out tokens")
+    if f.cost_usd is not None:
+        estimate = f" ({estimate_label(f.cost_estimated_from)})" if f.cost_estimated_from else ""
+        parts.append(f"${f.cost_usd:,.2f}{estimate}")
+    return ", ".join(parts)
+
+
 def done_sentence(result: Done) -> str:
     t = result.task
+    if result.verb == "merge" and t.race_id:
+        return (f"Picked attempt {t.race_label}: merged `{t.branch}` into `{t.base_branch}` "
+                f"({(t.merge_commit or '')[:10]}); the race's other attempts were discarded.")
     if result.verb == "merge":
         return f"Merged `{t.branch}` into `{t.base_branch}` ({(t.merge_commit or '')[:10]})."
     if result.verb == "discard":
@@ -111,11 +167,17 @@ def digest_lines(digest: Digest) -> list[str]:
                          ("Closed since the last digest", digest.closed), ("About to be pruned", digest.to_prune)):
         if tasks:
             lines.append(f"{title}:")
-            lines.extend(f"  {describe(t)}" for t in tasks)
+            lines.extend(f"  {describe(t)}{spent_on(t, digest)}" for t in tasks)
     lines.extend(spend_lines(digest))
     usage = ", ".join(f"{name} {format_size(size)}" for name, size in sorted(digest.disk.items()))
     lines.append(f"Worktrees: {usage or 'none'}; free disk {format_size(digest.free_disk)}")
     return lines
+
+
+def spent_on(task: Task, digest: Digest) -> str:
+    spent = digest.spend_by_task.get(task.id)
+    brief = spent.brief() if spent else ""
+    return f" [{brief}]" if brief else ""
 
 
 def spend_lines(digest: Digest) -> list[str]:

@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from superset_bot.domain.progress import ProgressSnapshot
+from superset_bot.domain.race import AttemptFigures, Race
 from superset_bot.housekeeping.jobs import Digest, PruneReport
 from superset_bot.store import Task
 
@@ -38,6 +39,7 @@ class NeedsPrompt(Result):
     """`spawn` without a prompt: a front end with forms asks for one, others show the usage."""
 
     options: Mapping[str, str] = field(default_factory=dict)
+    command: str = "spawn"  # or "race" (its options hold "attempts")
 
 
 @dataclass(frozen=True)
@@ -64,6 +66,46 @@ class Done(Result):
 
     verb: str
     task: Task
+
+
+@dataclass(frozen=True)
+class RaceStarted(Result):
+    race: Race
+    attempts: tuple[Task, ...]  # in label order
+
+
+@dataclass(frozen=True)
+class RaceView(Result):
+    """A race as the comparison card shows it: every attempt's figures, ranked by nothing."""
+
+    race: Race
+    attempts: tuple[Task, ...]
+    figures: tuple[AttemptFigures, ...]
+
+
+@dataclass(frozen=True)
+class RaceDone(Result):
+    """A race action that went through (Discard all)."""
+
+    verb: str
+    race: Race
+
+
+@dataclass(frozen=True)
+class RaceFollowups(Result):
+    """A follow-up in a race thread: which attempts got it, and why the others did not."""
+
+    race: Race
+    sent: tuple[tuple[str, str, str | None], ...]  # (label, task id, None or why it was not sent)
+
+
+@dataclass(frozen=True)
+class AttemptsDiff(Result):
+    """What the second attempt's branch has that differs from the first's."""
+
+    first: Task
+    second: Task
+    patch: str
 
 
 @dataclass(frozen=True)

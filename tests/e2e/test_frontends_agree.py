@@ -58,7 +58,7 @@ async def test_every_command_gives_the_same_answer_in_slack_and_the_console(bot:
 
     # commands that read the bot's state, and bad input
     for line in ("help", "presets", "repos", "list", "digest", "prune --dry-run", "bogus", "status",
-                 "merge zz9zz9", "spawn --repo nowhere fix it"):
+                 "merge zz9zz9", "spawn --repo nowhere fix it", "race 1 fix it", "race --presets edit,nope fix it", "compare zz9zz9"):
         slack, terminal = await both(line)
         assert slack == terminal, line
 

@@ -7,9 +7,7 @@ a bare repo as the remote, real agents.
 
 from __future__ import annotations
 
-import asyncio
 import json
-import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -19,6 +17,7 @@ from conftest import git
 from support.fakegithub import FakeGitHub
 from support.remotes import with_remote
 from support.slackharness import CHANNEL, Bot, all_text, buttons, preset
+from support.waiting import eventually
 
 from superset_bot.store import FINISHED, MERGED
 
@@ -30,14 +29,6 @@ SLUG = "acme/demo"
 async def github() -> AsyncIterator[FakeGitHub]:
     async with FakeGitHub.start(token=TOKEN, prefix="/api/v3") as gh:  # as GitHub Enterprise serves it
         yield gh
-
-
-async def eventually(check: Callable[[], Any], timeout: float = 30, what: str = "") -> Any:
-    deadline = time.monotonic() + timeout
-    while not (got := check()):
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        await asyncio.sleep(0.05)
-    return got
 
 
 async def test_a_task_goes_from_slash_command_to_a_merged_pull_request(

@@ -18,7 +18,11 @@ from support.fakegithub import FakeGitHub
 from support.remotes import push_change, with_remote
 from test_bases import FILES
 
+from superset_bot.composition import build_service
 from superset_bot.domain.events import Milestone, ReviewRefreshed
+from superset_bot.domain.race import RaceState
+from superset_bot.service import Caller
+from superset_bot.service.results import RaceStarted
 from superset_bot.store import DISCARDED, FINISHED, MERGED, QUEUED, RUNNING
 
 TOKEN = "ghp_pr_delivery_test_0123456789"
@@ -463,3 +467,43 @@ async def test_update_from_base_takes_in_what_the_remote_holds(
     git(h.repo, "merge-base", "--is-ancestor", theirs, task.branch or "")
     assert (Path(task.worktree or "") / "upstream.txt").read_text() == "from the remote\n"
     assert git(h.repo, "log", "-1", "--format=%s", task.branch or "").startswith("Merge branch 'origin/main' into")
+
+
+async def race_of_two(h: Harness) -> tuple[Any, list[Any]]:
+    """A race of two attempts delivered as pull requests, both opened."""
+    started = await build_service(h.engine).command(Caller("U1"), "race 2 add the feature")
+    assert isinstance(started, RaceStarted), started
+    for attempt in started.attempts:
+        await h.settled(attempt.id, {FINISHED})
+        await note(h, attempt.id, "pr_opened")
+    return started.race, list(started.attempts)
+
+
+async def test_picking_an_attempt_merges_its_pull_request_and_closes_the_others(
+        harness: MakeHarness, make_repo: RepoFactory, tmp_path: Path, github: FakeGitHub) -> None:
+    h, _ = await setup(harness, make_repo, tmp_path, github)
+    race, (a, b) = await race_of_two(h)
+    pulls = {t.id: await h.store.get_pull(t.id) for t in (a, b)}
+    merged = await h.engine.merge(a.id, "U1")
+    assert merged.state == MERGED
+    assert github.pull(SLUG, pulls[a.id].number)["merged"] is True  # type: ignore[union-attr]
+    loser = github.pull(SLUG, pulls[b.id].number)  # type: ignore[union-attr]
+    assert loser["state"] == "closed" and loser["merged"] is False
+    assert (await h.engine.get(b.id)).state == DISCARDED
+    assert (await h.engine.get_race(race.id))[0].state == RaceState.PICKED
+
+
+async def test_an_attempt_merged_on_the_website_picks_it(
+        harness: MakeHarness, make_repo: RepoFactory, tmp_path: Path, github: FakeGitHub) -> None:
+    h, _ = await setup(harness, make_repo, tmp_path, github)
+    race, (a, b) = await race_of_two(h)
+    pull = await h.store.get_pull(b.id)
+    assert pull is not None
+    await github.merge_on_website(SLUG, pull.number, by="octocat")
+    await h.engine.wait_for(a.id, {DISCARDED}, timeout=30)
+
+    async def picked() -> bool:
+        return (await h.engine.get_race(race.id))[0].state == RaceState.PICKED
+    await until(picked, what="the race picked")
+    final, _ = await h.engine.get_race(race.id)
+    assert final.winner == b.id and final.closed_by == "octocat on GitHub"

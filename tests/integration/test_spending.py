@@ -16,7 +16,7 @@ from superset_bot.domain.events import Milestone
 from superset_bot.domain.spend import Spend, day_start
 from superset_bot.engine.errors import UserError
 from superset_bot.housekeeping.jobs import Housekeeper
-from superset_bot.service.plain import spend_lines
+from superset_bot.service.plain import digest_lines, spend_lines
 
 SAMPLE = Path(__file__).parents[1] / "samples" / "claude_stream.jsonl"  # its result: $0.1834
 COST = 0.1834
@@ -43,6 +43,8 @@ async def test_each_run_goes_into_the_ledger_and_the_digest_totals_match_the_tas
     assert sum(per_task) == pytest.approx(sum(s.cost_usd for s in by_user.values())), "the reviews' figures add up"
     digest = await Housekeeper(h.engine).build_digest()
     assert digest.spend_by_repo["demo"].cost_usd == pytest.approx(3 * COST)
+    assert {i: s.brief() for i, s in digest.spend_by_task.items()} == {i: "$0.18" for i in ids}, "each task's cost"
+    assert all("[$0.18]" in line for line in digest_lines(digest) if any(i in line for i in ids))
     assert spend_lines(digest)[0].startswith("Spend by person: U1 $0.37 (")
     assert spend_lines(digest)[1].startswith("Spend by repo: demo $0.55 (")
 

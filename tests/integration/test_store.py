@@ -139,6 +139,18 @@ async def test_slack_messages_are_saved_and_reloaded(tmp_path: Path) -> None:
         await again.load()
         assert again.get("abc234") == SlackIds("C1", "5.1", "5.2", "5.4") and again.get("gone22") is None
         assert again.task_in_thread("C1", "5.1") == "abc234"
+        # a race's attempt: its card is a reply in the race's thread, and carries its reaction
+        attempt = await again.open_thread("att111", "C1", "8.1", card_ts="8.2")
+        assert attempt.card == "8.2" and again.task_in_thread("C1", "8.1") is None
+        await again.reaction_set("C1", "8.2", "runner")
+    finally:
+        await store.close()
+    store = await Store.open(path)
+    try:
+        third = SlackMessages(store)
+        await third.load()
+        assert third.get("att111") == SlackIds("C1", "8.1", reaction="runner", card_ts="8.2")
+        assert third.reactions()[("C1", "8.2")] == "runner"
     finally:
         await store.close()
 

@@ -49,6 +49,19 @@ def agent_preset(mode: str, **extra: Any) -> dict[str, Any]:
             "env": env, **extra}
 
 
+CLAUDE_SAMPLE = Path(__file__).parents[1] / "samples" / "claude_stream.jsonl"
+CLAUDE_SAMPLE_COST = 0.1834  # what its result says the run cost
+
+
+def costed_preset(mode: str, **extra: Any) -> dict[str, Any]:
+    """The scripted agent in `mode`, then Claude Code's recorded stream: a run that does the mode's work,
+    keeps its exit status and reports a cost of CLAUDE_SAMPLE_COST."""
+    env = {"AGENT_MODE": mode, **extra.pop("env", {})}
+    script = f'{sys.executable} {AGENT} "$1"; status=$?; cat {CLAUDE_SAMPLE}; exit $status'
+    return {"description": f"test agent ({mode}), costed", "env": env, **extra,
+            "agent": {"command": ["sh", "-c", script, "sh", "{prompt}"], "format": "claude-stream-json"}}
+
+
 def write_presets(presets_dir: Path, presets: Mapping[str, Mapping[str, Any]]) -> Path:
     """Each preset as `presets_dir/NAME.json` (the folder SUPERSET_PRESETS_DIR names); returns the folder."""
     presets_dir.mkdir(parents=True, exist_ok=True)

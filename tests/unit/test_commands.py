@@ -23,6 +23,12 @@ from superset_bot.domain.commands import Command, CommandError, parse
     ("followup k3x9qa also add tests", Command("followup", task_id="k3x9qa", text="also add tests")),
     ("prune --dry-run", Command("prune", dry_run=True)),
     ("list", Command("list")),
+    ("race 3 fix it", Command("race", text="fix it", count=3)),
+    ("race --repo web 2 --preset codex fix it", Command("race", text="fix it", count=2,
+                                                       options={"repo": "web", "preset": "codex"})),
+    ("race --presets=claude-code,codex,aider 3 fixes for 2 bugs",
+     Command("race", text="fixes for 2 bugs", count=3, options={"presets": "claude-code,codex,aider"})),
+    ("race", Command("race", text="")),
 ])
 def test_parse(text: str, expected: Command) -> None:
     assert parse(text) == expected
@@ -39,6 +45,12 @@ def test_parse(text: str, expected: Command) -> None:
     ("list everything", "takes no arguments", "Usage: `/superset list`"),
     ("followup k3x9qa", "needs the instructions", "Usage: `/superset followup ID TEXT`"),
     ("cancel k3x9qa now", 'Unexpected "now"', "Usage: `/superset cancel ID`"),
+    ("race --presets claude-code, codex fix it", "is not a list of presets", "Usage: `/superset race"),
+    ("race --preset a --presets a,b fix", "not both", "Usage: `/superset race"),
+    ("race 2 --repo a --repo b fix", "given twice", "Usage: `/superset race"),
+    ("race --repo a 2 --repo b fix", "given twice", "Usage: `/superset race"),
+    ("race 500 fix", "far too many", "Usage: `/superset race"),
+    ("race --colour x 2 fix", 'Unknown option "--colour" (options: --repo, --preset, --base, --presets)', "Usage:"),
 ])
 def test_errors_say_what_and_show_usage(text: str, problem: str, usage: str) -> None:
     with pytest.raises(CommandError) as err:

@@ -102,3 +102,28 @@ def test_spawn_modal_hostile_and_large() -> None:
     assert validate_view(empty) == []
     _, _, errors = parse_spawn_submission(submit(empty, repo="web", preset="claude", prompt="go"))
     assert errors == {}
+
+
+def test_the_form_starts_a_race_too() -> None:
+    view = spawn_modal(["web"], {"claude": "Claude", "codex": "Codex"}, repo="web", preset="claude", base=None,
+                       channel="C1", max_attempts=4, attempts="3")
+    assert validate_view(view) == []
+    ids = [b["block_id"] for b in view["blocks"]]
+    assert ids == ["repo", "preset", "base", "attempts", "race_presets", "prompt"]
+    attempts = view["blocks"][3]["element"]
+    assert [o["value"] for o in attempts["options"]] == ["1", "2", "3", "4"]
+    assert attempts["initial_option"]["value"] == "3"
+    options, _, errors = parse_spawn_submission(submit(view, prompt="go"))
+    assert errors == {} and options["attempts"] == "3" and "presets" not in options
+    values = submit(view, prompt="go")
+    values["state"]["values"]["race_presets"] = {"race_presets": {"type": "multi_static_select", "selected_options": [
+        {"value": "claude"}, {"value": "codex"}]}}
+    options, _, errors = parse_spawn_submission(values)
+    assert errors == {} and options["presets"] == "claude,codex"
+    values["state"]["values"]["race_presets"]["race_presets"]["selected_options"] = [{"value": "codex"}]
+    _, _, errors = parse_spawn_submission(values)
+    assert set(errors) == {"race_presets"}
+    single = spawn_modal(["web"], {"claude": "Claude"}, repo="web", preset="claude", base=None, channel="C1")
+    assert [b["block_id"] for b in single["blocks"]] == ["repo", "preset", "base", "prompt"], "no race: no fields"
+    plain = parse_spawn_submission(submit(single, prompt="go"))[0]
+    assert "attempts" not in plain and "presets" not in plain

@@ -10,7 +10,7 @@ from superset_bot.frontends.slack import blocks as ui
 from superset_bot.frontends.slack.blocks.kit import chunk_sections
 from superset_bot.frontends.slack.blocks.kit import section as kit_section
 from superset_bot.service import failure
-from superset_bot.service.plain import answer
+from superset_bot.service.plain import answer, race_lines
 from superset_bot.service.results import (
     CLOSED,
     Diff,
@@ -18,6 +18,9 @@ from superset_bot.service.results import (
     Help,
     Presets,
     Pruned,
+    RaceFollowups,
+    RaceStarted,
+    RaceView,
     Refused,
     Repos,
     Result,
@@ -54,6 +57,24 @@ class Answers:
             where = f"<{link}|its thread>" if link else "its thread"
             await reply(ui.Rendered(text, [section(
                 f"Started task `{task.id}` in `{task.repo}` with preset `{task.preset}`; follow it in {where}.")]))
+        elif isinstance(result, RaceStarted):
+            ids = frontend.races.messages.get(result.race.id)
+            link = frontend.permalink(ids.channel, ids.thread_ts) if ids else None
+            where = f"<{link}|its thread>" if link else "its thread"
+            names = ", ".join(f"*{t.race_label}* `{t.id}` ({ui.escape(t.preset)})" for t in result.attempts)
+            await reply(ui.Rendered(text, [section(f"Started race `{result.race.id}`: {names}. Follow it in {where}; "
+                                                   "the comparison card comes when every attempt has finished.")]))
+        elif isinstance(result, RaceView):
+            frontend.races.request(result.race.id, compare=True)  # the card, in the race's thread for everyone
+            ids = frontend.races.messages.get(result.race.id)
+            link = frontend.permalink(ids.channel, ids.thread_ts) if ids else None
+            where = f"<{link}|the race's thread>" if link else "the race's thread"
+            await reply(ui.Rendered(text, [section(f"The comparison card of race `{result.race.id}` is in {where}."),
+                                           *text_sections([ui.escape(line) for line in race_lines(result)[1:]])]))
+        elif isinstance(result, RaceFollowups):
+            lines = [f"*{label}* `{task_id}`: " + ("follow-up queued" if error is None else ui.escape(error))
+                     for label, task_id, error in result.sent]
+            await reply(ui.Rendered(text, text_sections(lines)))
         elif isinstance(result, TaskList):
             links = {t.id: link for t in result.tasks if (link := frontend.thread_link(t))}
             await reply(ui.task_list(result.tasks, links, title="Tasks here and yours, running or awaiting review",

@@ -34,6 +34,7 @@ from superset_bot.frontends.slack.messages import SlackMessages
 from superset_bot.frontends.slack.middleware import CheckedApp, Dedupe
 from superset_bot.frontends.slack.modal import SpawnModal
 from superset_bot.frontends.slack.outbox import Outbox
+from superset_bot.frontends.slack.races import RaceThreads
 from superset_bot.frontends.slack.threads import Threads
 from superset_bot.housekeeping.jobs import Digest, Housekeeper
 from superset_bot.service import Service
@@ -69,9 +70,10 @@ class SlackFrontend:
         self._auth: dict[str, Any] | None = None  # start()'s auth.test answer
         self.workspace_url = "https://slack.com/"
         self._jobs: set[asyncio.Task[Any]] = set()
-        self._unsubscribe: Callable[[], None] | None = None
+        self._unsubscribe: list[Callable[[], None]] = []
         self.messages = SlackMessages(engine.store)
         self.threads = Threads(self)
+        self.races = RaceThreads(self)
         self.answers = Answers(self)
         self.commands = Commands(self)
         self.mentions = Mentions(self)
@@ -113,10 +115,12 @@ class SlackFrontend:
         if not self.workspace_url.endswith("/"):
             self.workspace_url += "/"
         await self.messages.load()
+        await self.races.messages.load()
         # which status reaction is on each root: after a restart an old one is replaced, not joined
         self.outbox.seed_reactions(self.messages.reactions())
         self.outbox.on_reaction = self.messages.reaction_set
-        self._unsubscribe = self.engine.subscribe(self.threads.on_engine_event)
+        self._unsubscribe = [self.engine.subscribe(self.threads.on_engine_event),
+                             self.engine.subscribe(self.races.on_engine_event)]
         if self.settings.digest_channel:
             self.housekeeper.digest_sinks.append(self.post_digest)
         self.threads.resume(await self.engine.store.list_tasks(ACTIVE_STATES))
@@ -141,9 +145,9 @@ class SlackFrontend:
         await self.outbox.post(self.settings.digest_channel, rendered.text, rendered.blocks)
 
     async def stop(self) -> None:
-        if self._unsubscribe:
-            self._unsubscribe()
-        workers = self.threads.workers()
+        for unsubscribe in self._unsubscribe:
+            unsubscribe()
+        workers = [*self.threads.workers(), *self.races.workers()]
         jobs = list(self._jobs)
         for job in jobs:
             job.cancel()
@@ -168,7 +172,7 @@ class SlackFrontend:
 
     async def wait_jobs(self) -> None:
         """Tests: wait until every handler job and render queue is done."""
-        while self._jobs or self.threads.busy():
+        while self._jobs or self.threads.busy() or self.races.busy():
             await asyncio.gather(*list(self._jobs), return_exceptions=True)
             await asyncio.sleep(0.01)
 
@@ -182,7 +186,11 @@ class SlackFrontend:
     def thread_link(self, task: Task) -> str | None:
         """A link to the task's thread, or None for a task started elsewhere (the console)."""
         ids = self.messages.get(task.id)
-        return self.permalink(ids.channel, ids.thread_ts) if ids else None
+        if ids is None:
+            return None
+        link = self.permalink(ids.channel, ids.card)
+        # a race's attempt: its card is a reply, which Slack links to inside its thread
+        return f"{link}?thread_ts={ids.thread_ts}&cid={ids.channel}" if link and ids.card_ts else link
 
     async def ephemeral(self, channel: str, user: str, rendered: ui.Rendered, thread_ts: Any = None) -> None:
         args: dict[str, Any] = {"channel": channel, "user": user, "text": rendered.text, "blocks": rendered.blocks}

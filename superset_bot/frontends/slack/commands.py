@@ -61,6 +61,14 @@ class Commands:
         else:
             await self.frontend.answers.answer(result, reply, user)
 
+    async def start_race(self, channel: str, user: str, prompt: str, options: Mapping[str, str | None],
+                         count: int | None, reply: Reply) -> None:
+        """A race from the form: its root message first, then the attempts."""
+        frontend = self.frontend
+        result = await frontend.service.race(Caller(user, channel), prompt, options, count,
+                                             RootMessage(frontend, channel))
+        await self.frontend.answers.answer(result, reply, user)
+
     async def start_task(self, channel: str, user: str, prompt: str, options: Mapping[str, str | None],
                          reply: Reply) -> None:
         """Post the root message first (so the thread exists), then hand the task to the engine."""

@@ -51,7 +51,9 @@ class AppHome:
             mine = [t for t in reversed(listed.tasks) if t.requester == user]  # newest first
             running = [t for t in listed.tasks if t.state in (RUNNING, QUEUED)]
             links = {t.id: link for t in listed.tasks if (link := frontend.thread_link(t))}
-            view = ui.app_home(user, mine, running, links, now=frontend.clock())
+            spent = await frontend.service.task_costs([t.id for t in listed.tasks])
+            view = ui.app_home(user, mine, running, links, now=frontend.clock(),
+                               costs={task_id: s.brief() for task_id, s in spent.items()})
         await frontend.outbox.call("views.publish", user_id=user, view=view)
 
     def place_of(self, user: str) -> str:

@@ -42,6 +42,11 @@ class Mentions:
             return
         thread_ts = event.get("thread_ts")
         if thread_ts:
+            race_id = frontend.races.messages.race_in_thread(channel, str(thread_ts))
+            if race_id is not None:  # a race's thread: to the attempts the text names ("A: ..."), or all
+                result = await frontend.service.act_race(Caller(user, channel), "followup", race_id, text)
+                await frontend.answers.answer(result, reply, user)
+                return
             task_id = frontend.messages.task_in_thread(channel, str(thread_ts))
             task = await frontend.engine.store.get_task(task_id) if task_id else None
             if task is None:

@@ -22,7 +22,13 @@ class SlackIds:
     thread_ts: str  # the root message, which is the thread
     status_ts: str | None = None  # a status card in the thread (older releases; the root is the card now)
     review_ts: str | None = None  # the latest review message (its buttons are removed once closed)
-    reaction: str | None = None  # the status reaction on the root message, as Slack confirmed it
+    reaction: str | None = None  # the status reaction on the task's card, as Slack confirmed it
+    card_ts: str | None = None  # the task's live card when it is not the thread's root (a race's attempt)
+
+    @property
+    def card(self) -> str:
+        """The message that is the task's live card (and carries its status reaction)."""
+        return self.card_ts or self.thread_ts
 
 
 class SlackMessages:
@@ -35,32 +41,40 @@ class SlackMessages:
 
     async def load(self) -> None:
         columns = {row["name"] for row in await self.store.fetch_all("PRAGMA table_info(slack_messages)")}
-        if "reaction" not in columns:
-            async with self.store.transaction() as db:
-                await db.execute("ALTER TABLE slack_messages ADD COLUMN reaction TEXT")
+        for column in ("reaction", "card_ts"):
+            if column not in columns:
+                async with self.store.transaction() as db:
+                    await db.execute(f"ALTER TABLE slack_messages ADD COLUMN {column} TEXT")
         rows = await self.store.fetch_all(
-            "SELECT task_id, channel, thread_ts, status_ts, review_ts, reaction FROM slack_messages ORDER BY rowid")
+            "SELECT task_id, channel, thread_ts, status_ts, review_ts, reaction, card_ts FROM slack_messages "
+            "ORDER BY rowid")
         for row in rows:
             self._remember(row["task_id"], SlackIds(row["channel"], row["thread_ts"], row["status_ts"],
-                                                    row["review_ts"], row["reaction"]))
+                                                    row["review_ts"], row["reaction"], row["card_ts"]))
 
     def reactions(self) -> dict[tuple[str, str], str | None]:
-        """The status reaction on each root message, as last confirmed (to seed the outbox after a restart)."""
-        return {(ids.channel, ids.thread_ts): ids.reaction for ids in self._by_task.values()}
+        """The status reaction on each task's card, as last confirmed (to seed the outbox after a restart)."""
+        return {(ids.channel, ids.card): ids.reaction for ids in self._by_task.values()}
 
     def get(self, task_id: str) -> SlackIds | None:
         return self._by_task.get(task_id)
 
     def task_in_thread(self, channel: str, thread_ts: str) -> str | None:
-        """The id of the (newest) task whose thread this is, or None."""
+        """The id of the (newest) task whose thread this is, or None (a race's thread holds several: see
+        frontends/slack/races.py)."""
         return self._by_thread.get((channel, thread_ts))
 
-    async def open_thread(self, task_id: str, channel: str, thread_ts: str) -> SlackIds:
-        """Record a task's root message; posted before the task exists, so its id is `pending.id`."""
-        ids = SlackIds(channel, thread_ts)
+    async def open_thread(self, task_id: str, channel: str, thread_ts: str, card_ts: str | None = None) -> SlackIds:
+        """Record a task's root message (or, for a race's attempt, the race's root and the attempt's card
+        in its thread); posted before the task exists, so its id is `pending.id`."""
+        ids = SlackIds(channel, thread_ts, card_ts=card_ts)
         async with self.store.transaction() as db:
-            await db.execute("INSERT OR REPLACE INTO slack_messages (task_id, channel, thread_ts) VALUES (?, ?, ?)",
-                             (task_id, channel, thread_ts))
+            if card_ts is None:  # the shape every release wrote (card_ts is added at load)
+                await db.execute("INSERT OR REPLACE INTO slack_messages (task_id, channel, thread_ts) VALUES (?, ?, ?)",
+                                 (task_id, channel, thread_ts))
+            else:
+                await db.execute("INSERT OR REPLACE INTO slack_messages (task_id, channel, thread_ts, card_ts) "
+                                 "VALUES (?, ?, ?, ?)", (task_id, channel, thread_ts, card_ts))
         self._remember(task_id, ids)
         return ids
 
@@ -71,7 +85,7 @@ class SlackMessages:
         return await self._set(task_id, "review_ts", review_ts)
 
     async def reaction_set(self, channel: str, ts: str, name: str | None) -> None:
-        """Slack confirmed `name` (None: none) as the reaction on the root message `ts`."""
+        """Slack confirmed `name` (None: none) as the reaction on the card `ts`."""
         task_id = self._by_thread.get((channel, ts))
         if task_id is not None and task_id in self._by_task:
             await self._set(task_id, "reaction", name)
@@ -81,8 +95,8 @@ class SlackMessages:
         async with self.store.transaction() as db:
             await db.execute("DELETE FROM slack_messages WHERE task_id = ?", (task_id,))
         ids = self._by_task.pop(task_id, None)
-        if ids is not None and self._by_thread.get((ids.channel, ids.thread_ts)) == task_id:
-            del self._by_thread[(ids.channel, ids.thread_ts)]
+        if ids is not None and self._by_thread.get((ids.channel, ids.card)) == task_id:
+            del self._by_thread[(ids.channel, ids.card)]
 
     async def _set(self, task_id: str, column: Literal["status_ts", "review_ts", "reaction"],
                    value: str | None) -> SlackIds:
@@ -96,4 +110,4 @@ class SlackMessages:
 
     def _remember(self, task_id: str, ids: SlackIds) -> None:
         self._by_task[task_id] = ids
-        self._by_thread[(ids.channel, ids.thread_ts)] = task_id
+        self._by_thread[(ids.channel, ids.card)] = task_id  # a race's root names no task: its attempts' cards do

@@ -35,6 +35,8 @@ class SpawnModal:
             preset=chosen.preset or settings.default_preset,
             base=chosen.base,
             channel=channel,
+            max_attempts=settings.race_max_attempts,
+            attempts=options.get("attempts"),
         )
         try:
             await frontend.outbox.call("views.open", trigger_id=body.get("trigger_id"), view=view)
@@ -64,5 +66,10 @@ class SpawnModal:
 
         if not channel:
             await reply(trusted_error("The form lost its channel; run /superset spawn again."))
+            return
+        if options.get("presets") or options.get("attempts"):
+            attempts = options.get("attempts") or ""
+            count = int(attempts) if attempts.isdigit() else None
+            frontend.spawn_job(frontend.commands.start_race(channel, user, prompt, options, count, reply), "race-modal")
             return
         frontend.spawn_job(frontend.commands.start_task(channel, user, prompt, options, reply), "spawn-modal")

@@ -121,7 +121,7 @@ class Threads:
                 self._show(task, thread, urgent=True)
             ids = self.frontend.messages.get(task.id)
             assert ids is not None
-            self.frontend.outbox.set_reaction(ids.channel, ids.thread_ts, ui.STATE_EMOJI.get(task.state))
+            self.frontend.outbox.set_reaction(ids.channel, ids.card, ui.STATE_EMOJI.get(task.state))
             self.frontend.home.schedule(task.requester)
         thread.queue.put_nowait(event)
 
@@ -231,7 +231,7 @@ class Threads:
             progress = replace(progress, tail=tuple(thread.setup_tail), action="Running setup")
         card = ui.task_card(task, progress, now=frontend.clock(), note=thread.note,
                             queue_position=thread.queue_position if task.state == QUEUED else None)
-        frontend.outbox.update(ids.channel, ids.thread_ts, card.text, card.blocks, urgent=urgent)
+        frontend.outbox.update(ids.channel, ids.card, card.text, card.blocks, urgent=urgent)
 
     async def _retire_old_card(self, task_id: str, channel: str, status_ts: str) -> None:
         """A status card in the thread from an older release: say once where the state went, so it
@@ -255,6 +255,20 @@ class Threads:
                                     when=task.updated_at or self.frontend.clock())
         self.frontend.outbox.update(ids.channel, ids.review_ts, rendered.text, rendered.blocks, urgent=True)
 
+    async def post_pair_diff(self, first: Task, second: Task, patch: str, user: str) -> None:
+        """Diff A vs B of a race, as a file in the race's thread."""
+        ids = self.frontend.messages.get(first.id)
+        if ids is None:
+            raise UserError(f"Task `{first.id}` has no Slack thread to post the diff in.")
+        name = f"{first.race_label} vs {second.race_label}"
+        if not patch.strip():
+            await self.frontend.outbox.post(ids.channel, f"Attempts {name}: their branches are the same.",
+                                            thread_ts=ids.thread_ts, task_id=first.id, kind="diff")
+            return
+        await self._upload(ids.channel, ids.thread_ts, patch, f"{first.id}-vs-{second.id}.diff",
+                           f"Diff {name}: `{first.branch}` to `{second.branch}`",
+                           f"Diff of attempt {name} requested by <@{user}>")
+
     async def post_diff(self, task: Task, patch: str, user: str) -> None:
         frontend = self.frontend
         ids = frontend.messages.get(task.id)
@@ -264,13 +278,16 @@ class Threads:
             await frontend.outbox.post(ids.channel, "No changes yet.", thread_ts=ids.thread_ts, task_id=task.id,
                                        kind="diff")
             return
+        await self._upload(ids.channel, ids.thread_ts, patch, f"{task.id}.diff", f"Diff of {task.branch}",
+                           f"Diff requested by <@{user}>")
+
+    async def _upload(self, channel: str, thread_ts: str, patch: str, filename: str, title: str, comment: str) -> None:
         data = patch.encode()
         note = ""
         if len(data) > MAX_DIFF_BYTES:
             data = data[:MAX_DIFF_BYTES]
             note = f" (first {MAX_DIFF_BYTES // (1024 * 1024)} MiB)"
-        await frontend.client.files_upload_v2(
-            channel=ids.channel, thread_ts=ids.thread_ts, content=data.decode(errors="replace"),
-            filename=f"{task.id}.diff", title=f"Diff of {task.branch}{note}", snippet_type="diff",
-            initial_comment=f"Diff requested by <@{user}>{note}.",
+        await self.frontend.client.files_upload_v2(
+            channel=channel, thread_ts=thread_ts, content=data.decode(errors="replace"), filename=filename,
+            title=f"{title}{note}", snippet_type="diff", initial_comment=f"{comment}{note}.",
         )

@@ -29,6 +29,12 @@ def merge_button(task: Task, branch: object = None, base: object = None, pull: o
     label, "acme/web#12"), the pull request is merged on GitHub."""
     b = esc_line(branch or task.branch or "this task's branch", 100)
     target = esc_line(base or task.base_branch or "its base branch", 80)
+    if task.race_label:  # an attempt of a race: merging it is picking it
+        label = esc_line(task.race_label, 4)
+        dialog = confirm_dialog(f"Pick attempt {label}?", f"Merge attempt {label} into {target}"
+                                f"{' on GitHub' if pull else ''} and discard the race's other attempts? "
+                                "Only one attempt of a race is ever merged.", "Pick it", style="primary")
+        return button(f"Pick {label}", ACTION_MERGE, task_id(task), "primary", dialog)
     if pull:
         how = f" ({esc_line(method, 10)})" if method else ""
         dialog = confirm_dialog("Merge pull request?", f"Merge {esc_line(pull, 120)} into {target} on GitHub{how}? "

@@ -130,7 +130,10 @@ def task_card(task: Task, progress: ProgressSnapshot | None = None, *, now: floa
 
     def build(scale: float) -> list[Block]:
         prompt = quote(task.prompt, max(40, int(500 * scale)), max(2, int(8 * scale))) or ">_(no prompt)_"
-        head = headline(task, p, now, queue_position, scale, title=f"*Task {inline_code(tid, 40)}*")
+        title = f"*Task {inline_code(tid, 40)}*"
+        if task.race_label:  # an attempt of a race: its card is a reply in the race's thread
+            title = f"*Attempt {esc_line(task.race_label, 4)}* · {inline_code(tid, 40)}"
+        head = headline(task, p, now, queue_position, scale, title=title)
         blocks = [section(f"{head}\n{prompt}"),
                   context(*task_context(task), *progress_context(task, p))]
         if note and task.state in STOPPABLE_STATES:
@@ -145,7 +148,8 @@ def task_card(task: Task, progress: ProgressSnapshot | None = None, *, now: floa
             blocks.append(actions_block([cancel_button(task)]))
         return blocks
 
-    text = f"Task {esc_line(tid, 40)} · {state_label(task.state)} · {duration(elapsed(task, now))}"
+    who = f"Attempt {esc_line(task.race_label, 4)} ({esc_line(tid, 40)})" if task.race_label else f"Task {esc_line(tid, 40)}"
+    text = f"{who} · {state_label(task.state)} · {duration(elapsed(task, now))}"
     if p.action and task.state == RUNNING:
         text += f" · {esc_line(p.action, 200)}"
     text += f": {esc_line(task.prompt, 200)}"

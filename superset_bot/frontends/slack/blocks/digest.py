@@ -19,7 +19,8 @@ SECTION_MAX_TASKS = 15
 
 def digest_message(digest: Digest, permalink: Callable[[Task], str | None]) -> Rendered:
     def lines(tasks: list[Task], limit: int) -> list[str]:
-        shown = [task_line(t, permalink(t), now=digest.now) for t in tasks[:limit]]
+        shown = [task_line(t, permalink(t), now=digest.now, cost=spent.brief() if (
+            spent := digest.spend_by_task.get(t.id)) else "") for t in tasks[:limit]]
         if len(tasks) > limit:
             shown.append(f"… and {len(tasks) - limit} more")
         return shown

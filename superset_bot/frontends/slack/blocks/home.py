@@ -48,11 +48,16 @@ def _home_buttons(task: Task) -> list[Block]:
 
 
 def app_home(viewer: str, mine: Sequence[Task], running: Sequence[Task], permalinks: Mapping[str, str], *,
-             now: float, refusal: str | None = None) -> dict[str, Any]:
+             now: float, refusal: str | None = None, costs: Mapping[str, str] | None = None) -> dict[str, Any]:
     """The App Home tab (`views.publish`): your tasks with their buttons, and what is running now
     (the caller passes only tasks `list` shows the viewer); with a `refusal` (trusted text, why the
-    bot does not serve the viewer), that instead."""
+    bot does not serve the viewer), that instead. `costs`: what each task cost so far, by id."""
     links = as_map(permalinks)
+    spent = as_map(costs)
+
+    def cost(task: Task) -> str:
+        value = spent.get(task.id) if isinstance(task.id, str) else None
+        return value if isinstance(value, str) else ""
 
     def url(task: Task) -> str | None:
         value = links.get(task.id) if isinstance(task.id, str) else None
@@ -68,7 +73,7 @@ def app_home(viewer: str, mine: Sequence[Task], running: Sequence[Task], permali
     if not mine:
         blocks.append(section("You have no tasks. Start one with `/superset spawn PROMPT`."))
     for task in mine[:HOME_MINE_MAX]:
-        blocks.append(section(task_line(task, url(task), now=now)))
+        blocks.append(section(task_line(task, url(task), now=now, cost=cost(task))))
         buttons = _home_buttons(task)
         if buttons:
             blocks.append(actions_block(buttons))
@@ -78,7 +83,7 @@ def app_home(viewer: str, mine: Sequence[Task], running: Sequence[Task], permali
     if not running:
         blocks.append(section("Nothing is running."))
     else:
-        lines = [task_line(t, url(t), now=now) for t in running[:HOME_RUNNING_MAX]]
+        lines = [task_line(t, url(t), now=now, cost=cost(t)) for t in running[:HOME_RUNNING_MAX]]
         room = MAX_BLOCKS["home"] - len(blocks) - 1
         sections = chunk_sections(lines)
         blocks += sections[:room]

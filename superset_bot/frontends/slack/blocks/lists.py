@@ -25,8 +25,9 @@ from superset_bot.store import Task
 LIST_MAX = 40  # tasks in one `list` answer
 
 
-def task_line(task: Task, permalink: str | None, *, now: float | None = None) -> str:
-    """One mrkdwn line per task for lists: emoji, id, state, repo, age, prompt, thread link."""
+def task_line(task: Task, permalink: str | None, *, now: float | None = None, cost: str = "") -> str:
+    """One mrkdwn line per task for lists: emoji, id, state, repo, age, what it cost so far (`cost`, as
+    `Spend.brief` says it), prompt, thread link."""
     current = time.time() if now is None else now
     created = num(task.created_at)
     age = f"{duration(current - created)} ago" if created else "?"
@@ -34,6 +35,7 @@ def task_line(task: Task, permalink: str | None, *, now: float | None = None) ->
         f"{state_emoji(task.state)} {inline_code(task_id(task), 40)} *{state_label(task.state)}*",
         esc_line(task.repo, 40),
         age,
+        *([esc_line(cost, 40)] if cost else []),
         f"“{esc_line(no_fence(one_line(task.prompt, 60)), 300)}”",
     ]
     thread = link(permalink, "thread")

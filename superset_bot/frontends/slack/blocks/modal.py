@@ -22,6 +22,7 @@ from superset_bot.frontends.slack.blocks.text import esc_line
 SPAWN_CALLBACK = "spawn_modal"
 # Input block ids of the spawn modal; each block's element uses the same string as action_id.
 SPAWN_REPO, SPAWN_PRESET, SPAWN_BASE, SPAWN_PROMPT = "repo", "preset", "base", "prompt"
+SPAWN_ATTEMPTS, SPAWN_RACE_PRESETS = "attempts", "race_presets"  # a race from the same form
 
 
 def _option(text: object, value: str, description: object = None) -> Block:
@@ -69,8 +70,9 @@ def _select_options(items: Iterable[tuple[str, object]], initial: str | None) ->
 
 def spawn_modal(repos: Sequence[str], presets: Mapping[str, str], *, repo: str | None, preset: str | None,
                 base: str | None, channel: str, private_metadata_extra: Mapping[str, Any] | None = None,
-                prompt: str | None = None) -> dict[str, Any]:
-    """The `views.open` modal for a new task, prefilled with whatever the command already said."""
+                prompt: str | None = None, max_attempts: int = 1, attempts: object = None) -> dict[str, Any]:
+    """The `views.open` modal for a new task, prefilled with whatever the command already said. With
+    `max_attempts` above 1 it can start a race too: N attempts of the preset, or one per preset chosen."""
     repo_options = _select_options(((r, None) for r in repos if isinstance(r, str)), repo)
     preset_options = _select_options(
         ((name, desc) for name, desc in as_map(presets).items() if isinstance(name, str)), preset
@@ -110,6 +112,8 @@ def spawn_modal(repos: Sequence[str], presets: Mapping[str, str], *, repo: str |
             "element": prompt_element,
         },
     ]
+    if max_attempts > 1:
+        blocks[3:3] = _race_blocks(max_attempts, attempts, preset_options)
     meta: dict[str, Any] = {**dict(as_map(private_metadata_extra)), "channel": channel}
     try:
         metadata = json.dumps(meta, separators=(",", ":"), default=str)
@@ -128,6 +132,28 @@ def spawn_modal(repos: Sequence[str], presets: Mapping[str, str], *, repo: str |
         "private_metadata": metadata,
         "blocks": blocks,
     }
+
+
+def _race_blocks(max_attempts: int, attempts: object, preset_options: list[Block]) -> list[Block]:
+    counts = [_option("1 (one task)" if n == 1 else f"{n} attempts (a race)", str(n)) for n in range(1, max_attempts + 1)]
+    initial = str(attempts) if str(attempts) in {o["value"] for o in counts} else "1"
+    blocks: list[Block] = [{
+        "type": "input", "block_id": SPAWN_ATTEMPTS, "label": plain("Attempts"),
+        "hint": plain("More than one: that many agents try the same prompt from the same commit, side by side; "
+                      "you compare them in one thread and pick one to merge."),
+        "element": {"type": "static_select", "action_id": SPAWN_ATTEMPTS, "options": counts,
+                    "initial_option": next(o for o in counts if o["value"] == initial)},
+    }]
+    if len(preset_options) > 1:
+        blocks.append({
+            "type": "input", "block_id": SPAWN_RACE_PRESETS, "optional": True,
+            "label": plain("Or race these presets"),
+            "hint": plain("Two or more: one attempt per preset (the preset and attempts above are then not used)."),
+            "element": {"type": "multi_static_select", "action_id": SPAWN_RACE_PRESETS,
+                        "placeholder": plain("Choose presets"), "options": preset_options[:SELECT_OPTIONS],
+                        "max_selected_items": max_attempts},
+        })
+    return blocks
 
 
 def spawn_metadata(view: Mapping[str, Any]) -> dict[str, Any]:
@@ -181,7 +207,24 @@ def parse_spawn_submission(view: Mapping[str, Any]) -> tuple[dict[str, str | Non
         errors[SPAWN_BASE] = "That is not a valid branch name. Leave it empty to use the default branch."
     if not prompt:
         errors[SPAWN_PROMPT] = "Tell the agent what to do."
-    return {"repo": repo, "preset": preset, "base": base}, prompt, errors
+    options: dict[str, str | None] = {"repo": repo, "preset": preset, "base": base}
+    attempts = _submitted(values, SPAWN_ATTEMPTS)
+    raced = _selected_many(values, SPAWN_RACE_PRESETS)
+    if len(raced) == 1:
+        errors[SPAWN_RACE_PRESETS] = "Choose two or more presets to race, or none."
+    elif raced:
+        options["presets"] = ",".join(raced)
+    elif attempts and attempts.isdigit() and int(attempts) > 1:
+        options["attempts"] = attempts
+    return options, prompt, errors
+
+
+def _selected_many(values: Mapping[str, Any], block_id: str) -> list[str]:
+    element = as_map(as_map(values.get(block_id)).get(block_id))
+    chosen = element.get("selected_options")
+    if not isinstance(chosen, list):
+        return []
+    return [v for o in chosen if isinstance(o, Mapping) and isinstance(v := o.get("value"), str) and v]
 
 
 # ----------------------------------------------------------------------------- App Home

@@ -22,8 +22,9 @@ def milestone(task: Task, text: str, ok: bool = True, *, actor: str | None = Non
     who = mention(actor) if actor else "someone"
     body = mention_people((esc(text, 2800) or "(no details)").replace("{actor}", who, 1))
     line = mention_people(esc_line(text, 500).replace("{actor}", who, 1))
+    who_of = f"*Attempt {esc_line(task.race_label, 4)}* · " if task.race_label else ""  # a race's thread
     return Rendered(fallback(f"{mark} Task {esc_line(task_id(task), 40)}: {line}"),
-                    [section(f"{mark} {body}")])
+                    [section(f"{mark} {who_of}{body}")])
 
 
 

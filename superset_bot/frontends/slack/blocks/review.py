@@ -85,6 +85,8 @@ def _review_blocks(task: Task, review: Mapping[str, Any], scale: float, *, title
     branch = as_str(review.get("branch")) or task.branch or "?"
     base = as_str(review.get("base_branch")) or task.base_branch or "?"
     files = [f for f in as_list(review.get("files")) if isinstance(f, Mapping)]
+    if task.race_label:  # the race's thread holds several attempts' reviews
+        title = f"Attempt {task.race_label} · {title}"
     blocks: list[Block] = [header(title)]
 
     lines = [f"*Task {inline_code(tid, 40)}* · {inline_code(branch, 100)} → {inline_code(base, 60)}"]
