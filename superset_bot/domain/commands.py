@@ -91,7 +91,7 @@ def parse(text: str, prefix: str = "/superset") -> Command:
         raise CommandError(f'Unknown command "{shown}".', None, prefix)
     spec = SPECS[name]
     if name == "spawn":
-        options, prompt = _parse_options(rest, prefix)
+        options, prompt, _ = _parse_options(rest, prefix)
         return Command("spawn", text=prompt, options=options)
     if name == "race":
         return _parse_race(rest, prefix)
@@ -122,14 +122,14 @@ def parse(text: str, prefix: str = "/superset") -> Command:
 def _parse_race(rest: str, prefix: str) -> Command:
     """`race [options] [N] [options] PROMPT`: the count is the first word after the options when it is a
     number, and options may follow it too (`race 3 --preset codex fix it`)."""
-    options, prompt = _parse_options(rest, prefix, "race", RACE_OPTION_NAMES)
+    options, prompt, ended = _parse_options(rest, prefix, "race", RACE_OPTION_NAMES)
     first, _, after = prompt.partition(" ")
     count = None
-    if first.isdigit():
+    if not ended and first.isascii() and first.isdigit():  # after `--` the prompt is verbatim
         count = int(first)
         if count > 99:
             raise CommandError(f"{count} attempts is far too many.", "race", prefix)
-        more, prompt = _parse_options(after.strip(), prefix, "race", RACE_OPTION_NAMES)
+        more, prompt, _ = _parse_options(after.strip(), prefix, "race", RACE_OPTION_NAMES)
         for key, value in more.items():
             if key in options:
                 raise CommandError(f"Option --{key} is given twice.", "race", prefix)
@@ -147,11 +147,11 @@ def _parse_race(rest: str, prefix: str) -> Command:
 
 
 def _parse_options(rest: str, prefix: str, command: str = "spawn",
-                   names: tuple[str, ...] = OPTION_NAMES) -> tuple[dict[str, str], str]:
+                   names: tuple[str, ...] = OPTION_NAMES) -> tuple[dict[str, str], str, bool]:
     """Leading `--repo NAME`, `--repo=NAME` or `repo=NAME` tokens; the rest is the prompt verbatim.
 
     Options are only read before the prompt (and `--` ends them), so a prompt such as
-    "set base=10 in the config" keeps its words.
+    "set base=10 in the config" keeps its words. The flag says whether `--` ended them.
     """
     options: dict[str, str] = {}
     remaining = rest
@@ -159,8 +159,7 @@ def _parse_options(rest: str, prefix: str, command: str = "spawn",
         token, _, after = remaining.partition(" ")
         after = after.lstrip()
         if token == "--":
-            remaining = after
-            break
+            return options, after.strip(), True
         key, value = None, None
         if token.startswith("--"):
             key, eq, value = token[2:].partition("=")
@@ -187,7 +186,7 @@ def _parse_options(rest: str, prefix: str, command: str = "spawn",
                                    command, prefix) from exc
         options[key] = value
         remaining = after
-    return options, remaining.strip()
+    return options, remaining.strip(), False
 
 
 def _clip(text: str, limit: int = 40) -> str:

@@ -104,9 +104,14 @@ def attempt_presets(count: int | None, presets: Sequence[str], default: str, lim
     return chosen
 
 
-# "A: also add tests", "B, C: use the new API", "attempt b: ...", "ab12cd: ..." (a task id)
-_ADDRESS = re.compile(r"^\s*(?:attempts?\s+)?((?:[A-Za-z0-9]{1,12})(?:\s*(?:,|&|and)\s*[A-Za-z0-9]{1,12})*)\s*:\s*(.*)$",
+# "A: also add tests", "B, C: use the new API", "attempt b: ...", "*A*: ..." (bold in Slack), "ab12cd: ..."
+_ADDRESS = re.compile(r"^\s*(?:attempts?\s+)?([*_~]*[A-Za-z0-9]{1,12}[*_~]*"
+                      r"(?:\s*(?:,|&|\band\b)\s*[*_~]*[A-Za-z0-9]{1,12}[*_~]*)*)\s*:\s*(.*)$",
                       re.DOTALL | re.IGNORECASE)
+
+
+class UnknownAttempt(ValueError):
+    """A follow-up addressed to an attempt the race does not have ("D: ..." in a race of three)."""
 
 
 def address(text: str, attempts: Mapping[str, str]) -> tuple[tuple[str, ...], str]:
@@ -114,22 +119,26 @@ def address(text: str, attempts: Mapping[str, str]) -> tuple[tuple[str, ...], st
 
     `attempts` maps each label ("A") to its task id. A message that starts with labels or task ids
     and a colon goes to those; anything else goes to every attempt (so "A lot broke: fix it" does
-    not pick A unless it is written "A: ..."). Returns task ids in label order."""
+    not pick A unless it is written "A: ..."). A single letter that is no attempt's label ("D: ...")
+    raises UnknownAttempt rather than sending the text to everyone. Returns task ids in label order."""
+    everyone = tuple(attempts[label] for label in sorted(attempts)), (text or "").strip()
     match = _ADDRESS.match(text or "")
-    if match:
-        words = [w.strip() for w in re.split(r"\s*(?:,|&|\band\b)\s*", match.group(1), flags=re.IGNORECASE)
-                 if w.strip()]
-        by_id = {task_id: label for label, task_id in attempts.items()}
-        named: set[str] = set()
-        for word in words:
-            label = word.upper() if word.upper() in attempts else by_id.get(word.lower())
-            if label is None:
-                named = set()
-                break
+    if not match:
+        return everyone
+    words = [w.strip("*_~ ") for w in re.split(r"\s*(?:,|&|\band\b)\s*", match.group(1), flags=re.IGNORECASE)]
+    words = [w for w in words if w]
+    by_id = {task_id: label for label, task_id in attempts.items()}
+    named: set[str] = set()
+    for word in words:
+        label = word.upper() if word.upper() in attempts else by_id.get(word.lower())
+        if label is not None:
             named.add(label)
-        if named:
-            return tuple(attempts[label] for label in sorted(named)), match.group(2).strip()
-    return tuple(attempts[label] for label in sorted(attempts)), (text or "").strip()
+        elif len(word) == 1 and word.upper() in LABELS:
+            known = ", ".join(sorted(attempts))
+            raise UnknownAttempt(f"This race has no attempt {word.upper()} (its attempts: {known}); nothing was sent.")
+        else:
+            return everyone  # ordinary words before a colon: the whole text is for everyone
+    return tuple(attempts[label] for label in sorted(named)), match.group(2).strip()
 
 
 @dataclass(frozen=True)

@@ -52,6 +52,10 @@ class Merging:
         """The merge or discard working on the task in this process, if any."""
         return self._claims.get(task_id)
 
+    def updating(self, task_id: str) -> bool:
+        """Whether the task's worktree is taking in its base right now (Update from base)."""
+        return task_id in self._updating
+
     def claim_alive(self, task_id: str) -> bool:
         claim = self._claims.get(task_id)
         return claim is not None and not claim.done()

@@ -10,23 +10,27 @@ After a restart a race left picking or discarding is finished from what the task
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from superset_bot.domain.events import EngineEvent, Milestone, RaceChanged, StateChanged
-from superset_bot.domain.race import LABELS, Race, RaceState, address, settled_without_pick
+from superset_bot.domain.race import LABELS, Race, RaceState, UnknownAttempt, address, settled_without_pick
 from superset_bot.engine.errors import AlreadyClosed, UserError
 from superset_bot.engine.transitions import BOT_ACTOR
 from superset_bot.git import diff as gitdiff
 from superset_bot.git.refs import default_branch
-from superset_bot.store import ACTIVE_STATES, CLOSED_STATES, MERGED, MERGING, Task
+from superset_bot.store import ACTIVE_STATES, CLOSED_STATES, DISCARDING, MERGED, MERGING, PRUNED, Task
 
 if TYPE_CHECKING:
     from superset_bot.engine.core import Engine, ValidSpawn
 
 log = logging.getLogger(__name__)
+
+UPDATE_WAIT = 120.0  # seconds a pick waits for an attempt's Update from base to end before discarding it
 
 
 @dataclass(frozen=True)
@@ -124,29 +128,43 @@ class Races:
         engine.publish(RaceChanged(task, claimed))
         self._picking.add(race.id)
         try:
-            merged = await engine.merging.merge(task.id, actor)
-        except BaseException:
-            # refused, failed or interrupted: nothing was discarded; the race may be picked again
-            # (an interrupted merge left MERGING is settled at the next start, then so is the race)
-            current = await engine.get(task.id)
-            if current.state not in (MERGED, MERGING):
-                reopened = await engine.store.race_transition(race.id, RaceState.OPEN, BOT_ACTOR,
-                                                              expect={RaceState.PICKING}, winner=None, closed_by=None)
-                if reopened is not None:
-                    engine.publish(RaceChanged(current, reopened))
-            self._picking.discard(race.id)
-            raise
-        try:
+            rival = next((t for t in await self.attempts(race.id)
+                          if t.id != task.id and t.state in (MERGING, MERGED)), None)
+            if rival is not None:
+                # another attempt is being merged on its host (its pull request merged on GitHub): that
+                # one is the pick, and this one must not be merged beside it
+                await self._reopen_claim(claimed, task)
+                self._picking.discard(race.id)
+                if rival.state == MERGED:
+                    await self._attempt_closed(rival)
+                raise UserError(f"Attempt {rival.race_label} is being merged already (its pull request was merged "
+                                "on GitHub); nothing else was merged.")
+            try:
+                merged = await engine.merging.merge(task.id, actor)
+            except BaseException:
+                current = await engine.get(task.id)
+                if current.state == MERGED:  # merged all the same; a step after it failed
+                    await self._finish_pick(claimed, current, actor)
+                elif current.state != MERGING:  # refused: nothing was discarded, pick again
+                    await self._reopen_claim(claimed, current)
+                # still MERGING (an unclear answer, a restart): its settling closes or reopens the race
+                raise
             await self._finish_pick(claimed, merged, actor)
         finally:
             self._picking.discard(race.id)
         return merged
 
+    async def _reopen_claim(self, race: Race, task: Task) -> None:
+        reopened = await self.engine.store.race_transition(race.id, RaceState.OPEN, BOT_ACTOR,
+                                                           expect={RaceState.PICKING}, winner=None, closed_by=None)
+        if reopened is not None:
+            self.engine.publish(RaceChanged(task, reopened))
+
     async def _refuse_unless_open(self, race: Race) -> None:
         if race.state == RaceState.OPEN:
             return
         winner = await self.engine.store.get_task(race.winner) if race.winner else None
-        who = f"<@{race.closed_by}>" if race.closed_by and race.closed_by != BOT_ACTOR else "the bot"
+        who = _person(race.closed_by)
         if race.state == RaceState.PICKING and winner is not None:
             raise UserError(f"Attempt {winner.race_label} is being picked by {who} right now; nothing else was done.")
         if race.state == RaceState.PICKED and winner is not None:
@@ -159,23 +177,42 @@ class Races:
     async def _finish_pick(self, race: Race, winner: Task, actor: str) -> Race:
         """The winner is merged: discard every other attempt, then close the race."""
         engine = self.engine
-        for other in await self.attempts(race.id):
-            if other.id == winner.id or other.state in CLOSED_STATES:
-                continue
-            try:
-                await engine.merging.discard(other.id, actor)
-            except AlreadyClosed:
-                continue
-            except Exception as exc:  # noqa: BLE001 - said in the attempt's thread; the race still closes
-                log.warning("race %s: could not discard attempt %s: %s", race.id, other.id, exc)
-                engine.publish(Milestone(other, "race_discard_failed",
-                                         f"Attempt {other.race_label} could not be discarded after attempt "
-                                         f"{winner.race_label} was picked: {exc}. Discard it by hand.", ok=False))
+        await self._discard_others(race, winner, actor)
         done = await engine.store.race_transition(race.id, RaceState.PICKED, actor, expect={RaceState.PICKING})
         if done is not None:
             engine.publish(RaceChanged(await engine.get(winner.id), done))
             return done
         return await self.get(race.id)
+
+    async def _discard_others(self, race: Race, winner: Task | None, actor: str) -> None:
+        """Discard every attempt but `winner`; one that cannot be is said in its thread (the race's card
+        names it). A pruned attempt's pull request, left open on its host, is closed too."""
+        engine = self.engine
+        for other in await self.attempts(race.id):
+            if winner is not None and other.id == winner.id:
+                continue
+            if other.state == PRUNED:
+                await engine.pulls.close_for_discard(other, actor)
+            if other.state in CLOSED_STATES or other.state == DISCARDING:
+                continue  # closed already, or someone's discard is finishing it
+            try:
+                await self._wait_for_update(other)
+                await engine.merging.discard(other.id, actor)
+            except AlreadyClosed:
+                continue
+            except Exception as exc:  # noqa: BLE001 - said in the attempt's thread; the race still closes
+                log.warning("race %s: could not discard attempt %s: %s", race.id, other.id, exc)
+                after = f" after attempt {winner.race_label} was picked" if winner is not None else ""
+                engine.publish(Milestone(other, "race_discard_failed",
+                                         f"Attempt {other.race_label} could not be discarded{after}: {exc} "
+                                         "Discard it by hand.", ok=False))
+
+    async def _wait_for_update(self, task: Task, bound: float = UPDATE_WAIT) -> None:
+        """An Update from base works on the attempt's worktree right now: let it end before discarding."""
+        for _ in range(int(bound / 0.2)):
+            if not self.engine.merging.updating(task.id):
+                return
+            await asyncio.sleep(0.2)
 
     # discarding them all
 
@@ -194,17 +231,7 @@ class Races:
 
     async def _finish_discard_all(self, race: Race, actor: str) -> Race:
         engine = self.engine
-        for attempt in await self.attempts(race.id):
-            if attempt.state in CLOSED_STATES:
-                continue
-            try:
-                await engine.merging.discard(attempt.id, actor)
-            except AlreadyClosed:
-                continue
-            except Exception as exc:  # noqa: BLE001
-                log.warning("race %s: could not discard attempt %s: %s", race.id, attempt.id, exc)
-                engine.publish(Milestone(attempt, "race_discard_failed",
-                                         f"Attempt {attempt.race_label} could not be discarded: {exc}.", ok=False))
+        await self._discard_others(race, None, actor)
         done = await engine.store.race_transition(race.id, RaceState.DISCARDED, actor, expect={RaceState.DISCARDING})
         attempts = await self.attempts(race.id)
         if done is not None:
@@ -219,10 +246,12 @@ class Races:
         engine = self.engine
         race = await self.get(race_id)
         attempts = await self.attempts(race.id)
-        if race.state.closed:
-            await self._refuse_unless_open(race)
+        await self._refuse_unless_open(race)  # a pick or Discard all at work would throw the runs away
         by_label = {t.race_label or "?": t.id for t in attempts}
-        targets, body = address(text, by_label)
+        try:
+            targets, body = address(text, by_label)
+        except UnknownAttempt as exc:
+            raise UserError(str(exc)) from exc
         named = len(targets) < len(attempts)
         sent: list[Sent] = []
         for task in attempts:
@@ -287,10 +316,18 @@ class Races:
         engine = self.engine
         try:
             race = await self.get(task.race_id or "")
-            if race.state == RaceState.PICKING and race.winner == task.id and task.state == MERGED \
-                    and race.id not in self._picking:
+            if race.id in self._picking:
+                return  # the pick at work in this process closes the race itself
+            if race.state == RaceState.PICKING and race.winner == task.id and task.state == MERGED:
                 # a pick whose merge was settled after a restart: finish what it started
-                await self._finish_pick(race, task, race.closed_by or BOT_ACTOR)
+                await self._finishing(race, task, race.closed_by or BOT_ACTOR)
+                return
+            if task.state == MERGED and race.winner not in (None, task.id):
+                # merged on its host beside the picked one: say so plainly, nothing can undo it here
+                engine.publish(Milestone(task, "race_double_merge",
+                                         f"Attempt {task.race_label} was merged on GitHub by {task.closed_by} although "
+                                         "another attempt of this race is picked: both are in the base now.",
+                                         ok=False))
                 return
             if race.state != RaceState.OPEN:
                 return  # a pick or Discard all is at work; it closes the race itself
@@ -300,7 +337,7 @@ class Races:
                                                              closed_by=task.closed_by)
                 if claimed is not None:
                     engine.publish(RaceChanged(task, claimed))
-                    await self._finish_pick(claimed, task, task.closed_by or BOT_ACTOR)
+                    await self._finishing(claimed, task, task.closed_by or BOT_ACTOR)
                 return
             if settled_without_pick(await self.attempts(race.id)):
                 done = await engine.store.race_transition(race.id, RaceState.DISCARDED, BOT_ACTOR,
@@ -310,6 +347,16 @@ class Races:
         except Exception:
             log.exception("race %s: could not follow attempt %s closing", task.race_id, task.id)
 
+    async def _finishing(self, race: Race, winner: Task, actor: str) -> None:
+        """Finish a pick this process did not start (a merge on the host, a restart), unless one is at it."""
+        if race.id in self._picking:
+            return
+        self._picking.add(race.id)
+        try:
+            await self._finish_pick(race, winner, actor)
+        finally:
+            self._picking.discard(race.id)
+
     async def resume(self) -> None:
         """After a restart: finish a pick or Discard all that was interrupted, from what the tasks say."""
         engine = self.engine
@@ -317,7 +364,8 @@ class Races:
             try:
                 attempts = await self.attempts(race.id)
                 if race.state == RaceState.DISCARDING:
-                    await self._finish_discard_all(race, race.closed_by or BOT_ACTOR)
+                    if race.id not in self._picking:
+                        await self._finish_discard_all(race, race.closed_by or BOT_ACTOR)
                     continue
                 winner = next((t for t in attempts if t.state == MERGED), None)
                 if winner is not None:
@@ -325,7 +373,7 @@ class Races:
                         race = await engine.store.race_transition(
                             race.id, RaceState.PICKING, winner.closed_by or BOT_ACTOR, expect={RaceState.OPEN},
                             winner=winner.id, closed_by=winner.closed_by) or race
-                    await self._finish_pick(race, winner, race.closed_by or BOT_ACTOR)
+                    await self._finishing(race, winner, race.closed_by or BOT_ACTOR)
                 elif race.state == RaceState.PICKING:
                     picked = next((t for t in attempts if t.id == race.winner), None)
                     if picked is not None and picked.state == MERGING:
@@ -347,3 +395,10 @@ class Races:
             except Exception:
                 log.exception("race %s: could not settle it after the restart", race.id)
 
+
+
+def _person(actor: str | None) -> str:
+    """A Slack user id as a mention; someone on GitHub ("octocat on GitHub") as written; else the bot."""
+    if not actor or actor == BOT_ACTOR:
+        return "the bot"
+    return f"<@{actor}>" if re.fullmatch(r"[UW][A-Z0-9]{2,}", actor) else actor

@@ -114,8 +114,15 @@ class Service:
                 return NeedsPrompt(dict(command.options))
             return await self._spawn(caller, command.text, command.options, thread)
         if name == "race":
-            if not command.text:
-                return NeedsPrompt({**command.options, "attempts": str(command.count or "")}, "race")
+            if not command.text:  # the form asks for the prompt, with what was said filled in
+                named = [n for n in command.options.get("presets", "").split(",") if n]
+                if command.count is not None or len(named) > 1:
+                    try:
+                        attempt_presets(command.count, named, engine.settings.default_preset,
+                                        engine.settings.race_max_attempts)
+                    except ValueError as exc:
+                        return Failed(USAGE, str(exc), "race")
+                return NeedsPrompt({**command.options, "attempts": str(command.count or 2)}, "race")
             return await self._race(caller, command.text, command.options, command.count, thread)
         if name == "list":
             return await self.list_tasks(caller)

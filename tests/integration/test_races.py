@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from typing import Any
 
 import pytest
 from conftest import git
@@ -22,6 +23,7 @@ from support.engineharness import (
 from support.gitfiles import branches
 
 from superset_bot.composition import build_service
+from superset_bot.domain.events import Milestone
 from superset_bot.domain.race import RaceState
 from superset_bot.engine.errors import UserError
 from superset_bot.service import Caller
@@ -30,6 +32,7 @@ from superset_bot.service.results import (
     AttemptsDiff,
     Done,
     Failed,
+    NeedsPrompt,
     RaceDone,
     RaceFollowups,
     RaceStarted,
@@ -226,3 +229,62 @@ async def test_a_pick_interrupted_by_a_restart_is_finished(harness: MakeHarness)
     finally:
         await again.stop()
         await again.store.close()
+
+
+async def test_a_merge_cut_by_a_restart_settles_the_race_once(harness: MakeHarness) -> None:
+    h = await harness({"edit": agent_preset("edit")})
+    started = await race(h, "race 4 add it")
+    a = started.attempts[0]
+    # a kill after git merged the winner and before the bot recorded it: race picking, winner merging
+    claimed = await h.store.race_transition(started.race.id, RaceState.PICKING, "U1", expect={RaceState.OPEN},
+                                            winner=a.id, closed_by="U1")
+    assert claimed is not None
+    winner = await h.store.transition(a.id, "merging", "U1", expect=REVIEWABLE_STATES)
+    assert winner is not None and winner.branch
+    git(h.repo, "merge", "-q", "--no-ff", "-m", f"Merge task {a.id}", winner.branch)
+    await h.store.update_task(a.id, merge_commit=git(h.repo, "rev-parse", "main"))
+    await h.engine.stop()
+    again = await make_engine(h.settings)
+    seen: list[Any] = []
+    again.subscribe(seen.append)
+    try:
+        await again.start()
+        for attempt in started.attempts[1:]:
+            await again.wait_for(attempt.id, {DISCARDED}, timeout=60)
+
+        async def picked() -> bool:
+            return (await again.get_race(started.race.id))[0].state == RaceState.PICKED
+        for _ in range(200):
+            if await picked():
+                break
+            await asyncio.sleep(0.05)
+        race_now, attempts = await again.get_race(started.race.id)
+        assert race_now.state == RaceState.PICKED and [t.state for t in attempts] == [MERGED] + [DISCARDED] * 3
+        assert not [e for e in seen if isinstance(e, Milestone) and e.kind == "race_discard_failed"], \
+            "one pass discarded the others, and nothing was said to be left behind"
+    finally:
+        await again.stop()
+        await again.store.close()
+
+
+async def test_a_follow_up_to_an_attempt_the_race_lacks_is_refused(harness: MakeHarness) -> None:
+    h = await harness({"f": agent_preset("followup")})
+    service = build_service(h.engine)
+    started = await race(h, "race 2 first run")
+    refused = await service.act_race(ALICE, "followup", started.race.id, "A & D: do more")
+    assert isinstance(refused, Failed) and "no attempt D (its attempts: A, B)" in refused.message
+    for attempt in started.attempts:
+        assert (await h.engine.get(attempt.id)).runs == 1, "nothing was sent"
+    sent = await service.act_race(ALICE, "followup", started.race.id, "*B*: bold in Slack")
+    assert isinstance(sent, RaceFollowups) and [s[0] for s in sent.sent] == ["B"]
+
+
+async def test_race_without_a_prompt_asks_for_one_keeping_what_was_said(harness: MakeHarness) -> None:
+    h = await harness({"edit": agent_preset("edit"), "other": agent_preset("edit")},
+                      env={"SUPERSET_RACE_MAX_ATTEMPTS": "3"})
+    service = build_service(h.engine)
+    asked = await service.command(ALICE, "race --presets edit,other")
+    assert isinstance(asked, NeedsPrompt) and asked.command == "race"
+    assert asked.options == {"presets": "edit,other", "attempts": "2"}
+    too_many = await service.command(ALICE, "race 9")
+    assert isinstance(too_many, Failed) and "more than this bot allows in one race (3" in too_many.message

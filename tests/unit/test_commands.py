@@ -29,6 +29,9 @@ from superset_bot.domain.commands import Command, CommandError, parse
     ("race --presets=claude-code,codex,aider 3 fixes for 2 bugs",
      Command("race", text="fixes for 2 bugs", count=3, options={"presets": "claude-code,codex,aider"})),
     ("race", Command("race", text="")),
+    ("race ² fixes", Command("race", text="² fixes")),
+    ("race -- 2 bugs to fix", Command("race", text="2 bugs to fix")),
+    ("race 3 -- 2 bugs to fix", Command("race", text="2 bugs to fix", count=3)),
 ])
 def test_parse(text: str, expected: Command) -> None:
     assert parse(text) == expected

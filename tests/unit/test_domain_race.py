@@ -11,6 +11,7 @@ from superset_bot.domain.race import (
     RACE_TRANSITIONS,
     AttemptFigures,
     RaceState,
+    UnknownAttempt,
     address,
     all_done,
     attempt_presets,
@@ -54,7 +55,6 @@ def test_attempt_presets_refusals(count: int | None, named: list[str], words: st
     ("attempt c: this one", ("cccccc",), "this one"),
     ("bbbbbb: by id", ("bbbbbb",), "by id"),
     ("A lot broke: fix it", ("aaaaaa", "bbbbbb", "cccccc"), "A lot broke: fix it"),  # no colon right after
-    ("D: no such attempt", ("aaaaaa", "bbbbbb", "cccccc"), "D: no such attempt"),
     ("add tests", ("aaaaaa", "bbbbbb", "cccccc"), "add tests"),
     ("", ("aaaaaa", "bbbbbb", "cccccc"), ""),
 ])
@@ -100,3 +100,10 @@ def test_when_a_race_is_done_or_settled() -> None:
     assert settled_without_pick([task("A", TaskState.DISCARDED), task("B", TaskState.PRUNED)])
     assert not settled_without_pick([task("A", TaskState.DISCARDED), task("B", TaskState.MERGED)])
     assert not settled_without_pick([task("A", TaskState.DISCARDED), finished])
+
+
+def test_an_unknown_attempt_is_refused_not_sent_to_everyone() -> None:
+    with pytest.raises(UnknownAttempt, match=r"no attempt D \(its attempts: A, B, C\)"):
+        address("A & D: do it", ATTEMPTS)
+    assert address("*B*: bold", ATTEMPTS) == (("bbbbbb",), "bold")
+    assert address("Note: a plain word before a colon", ATTEMPTS)[0] == tuple(ATTEMPTS.values())

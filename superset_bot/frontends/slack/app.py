@@ -124,6 +124,7 @@ class SlackFrontend:
         if self.settings.digest_channel:
             self.housekeeper.digest_sinks.append(self.post_digest)
         self.threads.resume(await self.engine.store.list_tasks(ACTIVE_STATES))
+        await self.races.resume(self.clock() - 86400)
 
     async def _authorize(self, enterprise_id: str | None, team_id: str | None) -> AuthorizeResult:
         """Who the bot is, for every request: the one workspace its token belongs to."""

@@ -37,6 +37,7 @@ class SpawnModal:
             channel=channel,
             max_attempts=settings.race_max_attempts,
             attempts=options.get("attempts"),
+            race_presets=options.get("presets"),
         )
         try:
             await frontend.outbox.call("views.open", trigger_id=body.get("trigger_id"), view=view)

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 from superset_bot.domain.events import EngineEvent, RaceChanged, ReviewReady, ReviewRefreshed, StateChanged
-from superset_bot.domain.race import AttemptFigures, all_done
+from superset_bot.domain.race import AttemptFigures, RaceState, all_done
 from superset_bot.frontends.slack.blocks.race import comparison_card, race_root
 from superset_bot.store import Store
 
@@ -117,17 +117,28 @@ class RaceThreads:
     def workers(self) -> list[asyncio.Task[None]]:
         return [r.job for r in self._refreshes.values() if r.job is not None]
 
+    async def resume(self, since: float) -> None:
+        """After a restart: draw again the races still going and those that moved since `since`, so a last
+        redraw lost at shutdown does not leave a root saying "being picked" for good."""
+        for race in await self.frontend.engine.store.races_in(set(RaceState)):
+            if not race.state.closed or race.updated_at >= since:
+                self.request(race.id)
+
     async def _run(self, race_id: str, refresh: _Refresh) -> None:
-        while refresh.pending:
-            refresh.pending = False
-            compare, refresh.compare = refresh.compare, False
-            try:
-                async with refresh.lock:
-                    await self.draw(race_id, compare)
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("race %s: could not draw it in Slack", race_id)
+        try:
+            while refresh.pending:
+                refresh.pending = False
+                compare, refresh.compare = refresh.compare, False
+                try:
+                    async with refresh.lock:
+                        await self.draw(race_id, compare)
+                except asyncio.CancelledError:
+                    raise
+                except Exception:
+                    log.exception("race %s: could not draw it in Slack", race_id)
+        finally:
+            if not refresh.pending and self._refreshes.get(race_id) is refresh:
+                del self._refreshes[race_id]  # nothing left to draw: a later event starts afresh
 
     async def draw(self, race_id: str, compare: bool = False) -> None:
         frontend = self.frontend

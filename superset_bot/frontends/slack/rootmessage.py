@@ -71,7 +71,7 @@ class RootMessage:
                                                      task_id=attempt.id, kind="root")
                 await frontend.messages.open_thread(attempt.id, self.channel, ts, card_ts=card_ts)
         except Exception as exc:
-            await self._say_not_started_race(pending, ts, failure(exc, "race"))
+            await self._say_not_started_race(pending, attempts, ts, failure(exc, "race"))
             await self._forget_race(pending, attempts)
             raise
         return {"channel": self.channel}
@@ -81,7 +81,7 @@ class RootMessage:
         if ids is None:
             return
         try:
-            await self._say_not_started_race(pending, ids.thread_ts, answer)
+            await self._say_not_started_race(pending, attempts, ids.thread_ts, answer)
         finally:
             await self._forget_race(pending, attempts)
 
@@ -90,7 +90,8 @@ class RootMessage:
             await self.frontend.messages.forget(attempt.id)
         await self.frontend.races.messages.forget(pending.id)
 
-    async def _say_not_started_race(self, pending: Race, ts: str, answer: Result) -> None:
+    async def _say_not_started_race(self, pending: Race, attempts: list[Task], ts: str, answer: Result) -> None:
+        """The race's root says why; each attempt card already posted stops saying "queued"."""
         if isinstance(answer, Failed) and answer.kind == INTERNAL:
             text = f"Race {pending.id} was not started because of an internal error; the bot's log has the details."
         else:
@@ -98,6 +99,12 @@ class RootMessage:
         failed = ui.error_message(text)
         await self.frontend.outbox.call("chat.update", channel=self.channel, ts=ts, text=failed.text,
                                         blocks=failed.blocks)
+        for attempt in attempts:
+            ids = self.frontend.messages.get(attempt.id)
+            if ids is not None and ids.card_ts:
+                note = ui.error_message(f"Attempt {attempt.race_label} was not started: the race was not.")
+                await self.frontend.outbox.call("chat.update", channel=self.channel, ts=ids.card_ts,
+                                                text=note.text, blocks=note.blocks)
 
     async def not_started(self, pending: Task, where: Mapping[str, str], answer: Result) -> None:
         ids = self.frontend.messages.get(pending.id)

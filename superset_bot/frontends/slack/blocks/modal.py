@@ -70,7 +70,8 @@ def _select_options(items: Iterable[tuple[str, object]], initial: str | None) ->
 
 def spawn_modal(repos: Sequence[str], presets: Mapping[str, str], *, repo: str | None, preset: str | None,
                 base: str | None, channel: str, private_metadata_extra: Mapping[str, Any] | None = None,
-                prompt: str | None = None, max_attempts: int = 1, attempts: object = None) -> dict[str, Any]:
+                prompt: str | None = None, max_attempts: int = 1, attempts: object = None,
+                race_presets: object = None) -> dict[str, Any]:
     """The `views.open` modal for a new task, prefilled with whatever the command already said. With
     `max_attempts` above 1 it can start a race too: N attempts of the preset, or one per preset chosen."""
     repo_options = _select_options(((r, None) for r in repos if isinstance(r, str)), repo)
@@ -113,7 +114,7 @@ def spawn_modal(repos: Sequence[str], presets: Mapping[str, str], *, repo: str |
         },
     ]
     if max_attempts > 1:
-        blocks[3:3] = _race_blocks(max_attempts, attempts, preset_options)
+        blocks[3:3] = _race_blocks(max_attempts, attempts, preset_options, race_presets)
     meta: dict[str, Any] = {**dict(as_map(private_metadata_extra)), "channel": channel}
     try:
         metadata = json.dumps(meta, separators=(",", ":"), default=str)
@@ -134,7 +135,8 @@ def spawn_modal(repos: Sequence[str], presets: Mapping[str, str], *, repo: str |
     }
 
 
-def _race_blocks(max_attempts: int, attempts: object, preset_options: list[Block]) -> list[Block]:
+def _race_blocks(max_attempts: int, attempts: object, preset_options: list[Block],
+                 race_presets: object) -> list[Block]:
     counts = [_option("1 (one task)" if n == 1 else f"{n} attempts (a race)", str(n)) for n in range(1, max_attempts + 1)]
     initial = str(attempts) if str(attempts) in {o["value"] for o in counts} else "1"
     blocks: list[Block] = [{
@@ -153,6 +155,10 @@ def _race_blocks(max_attempts: int, attempts: object, preset_options: list[Block
                         "placeholder": plain("Choose presets"), "options": preset_options[:SELECT_OPTIONS],
                         "max_selected_items": max_attempts},
         })
+        named = [n for n in str(race_presets or "").split(",") if n]
+        chosen = [o for o in preset_options[:SELECT_OPTIONS] if o["value"] in named][:max_attempts]
+        if chosen:  # `race --presets a,b` without a prompt: the form keeps them
+            blocks[-1]["element"]["initial_options"] = chosen
     return blocks
 
 

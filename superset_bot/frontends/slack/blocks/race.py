@@ -24,7 +24,7 @@ from superset_bot.frontends.slack.blocks.kit import (
 )
 from superset_bot.frontends.slack.blocks.task import state_emoji, state_label
 from superset_bot.frontends.slack.blocks.text import esc, esc_line, inline_code, mention, quote
-from superset_bot.store import Task
+from superset_bot.store import CLOSED_STATES, Task
 
 # a message may hold an action id once: the card's per-attempt buttons end in "_" and the attempt's label
 ACTION_RACE_PICK = "race_pick"  # value: the attempt's task id
@@ -50,15 +50,22 @@ def race_outcome(race: Race, attempts: Sequence[Task]) -> str:
     """One sentence on where the race stands, for its root message and card."""
     winner = next((t for t in attempts if t.id == race.winner), None)
     who = mention(race.closed_by) if race.closed_by else "the bot"
+    left = [t.race_label or "?" for t in attempts if t.id != race.winner and t.state not in CLOSED_STATES]
+    if left and race.state.closed:  # what could not be discarded is said, never hidden under "discarded"
+        rest = (f" Attempt{'s' if len(left) > 1 else ''} {', '.join(esc_line(x, 4) for x in left)} could not be "
+                "discarded: discard by hand.")
+    else:
+        rest = ""
     if race.state == RaceState.PICKED and winner is not None:
+        others = "" if left else "; the others were discarded"
         return (f":trophy: Attempt *{esc_line(winner.race_label, 4)}* picked by {who} and merged into "
-                f"{inline_code(race.base_branch, 80)}; the others were discarded.")
+                f"{inline_code(race.base_branch, 80)}{others}.{rest}")
     if race.state == RaceState.PICKING and winner is not None:
         return f":hourglass: Attempt *{esc_line(winner.race_label, 4)}* is being picked by {who}…"
     if race.state == RaceState.DISCARDING:
         return f":hourglass: Every attempt is being discarded by {who}…"
     if race.state == RaceState.DISCARDED:
-        return f":wastebasket: No attempt was kept{f' (discarded by {who})' if race.closed_by else ''}."
+        return f":wastebasket: No attempt was kept{f' (discarded by {who})' if race.closed_by else ''}.{rest}"
     running = sum(1 for t in attempts if t.state in ("queued", "preparing", "running"))
     if running:
         return f":runner: {count(running, 'attempt')} still working; each posts its review below."
