@@ -50,6 +50,10 @@ DISCARDING, DISCARDED, PRUNED = TaskState.DISCARDING, TaskState.DISCARDED, TaskS
 ACTIVE_STATES, REVIEWABLE_STATES, CLOSED_STATES = ACTIVE, REVIEWABLE, CLOSED
 TRANSIENT_STATES, ALL_STATES = TRANSIENT, ALL
 
+# the audit action that marks a closed task's branch as kept: it holds work nobody has seen (commits a
+# pull request merged or closed on its host did not have); housekeeping leaves such a branch alone
+BRANCH_KEPT = "branch_kept"
+
 BUSY_TIMEOUT = 30.0  # seconds a write waits for another process's lock before giving up
 _ID_ALPHABET = "23456789abcdefghjkmnpqrstuvwxyz"  # no 0/1/i/l/o: easy to read aloud and type
 
@@ -449,6 +453,11 @@ class Store:
             Event(r["id"], r["task_id"], r["actor"], r["action"], json.loads(r["detail"]), r["created_at"])
             for r in rows
         ]
+
+    async def kept_branches(self) -> set[str]:
+        """Ids of closed tasks whose branch is kept on purpose (BRANCH_KEPT)."""
+        async with self._db.execute("SELECT DISTINCT task_id FROM events WHERE action = ?", (BRANCH_KEPT,)) as cur:
+            return {row[0] for row in await cur.fetchall() if row[0]}
 
     # what agents cost (domain/spend.py)
 

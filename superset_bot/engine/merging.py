@@ -158,11 +158,12 @@ class Merging:
             if self._claims.get(task_id) is current:
                 del self._claims[task_id]
 
-    async def finish_discard(self, task: Task, actor: str) -> Task:
+    async def finish_discard(self, task: Task, actor: str, keep_branch: bool = False) -> Task:
+        """`keep_branch`: the worktree goes but the branch stays (work nobody has seen yet)."""
         engine = self.engine
         await engine.pulls.close_for_discard(task, actor)
         await engine.cleanup.teardown(task, actor)
-        await engine.cleanup.remove_worktree(task, keep_branch=False)
+        await engine.cleanup.remove_worktree(task, keep_branch=keep_branch)
         done = await engine.transitions.transition(task.id, DISCARDED, actor, expect={DISCARDING}, closed_by=actor)
         assert done is not None
         await engine.hooks_dispatch("discarded", done)

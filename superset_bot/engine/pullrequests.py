@@ -41,7 +41,7 @@ from superset_bot.git import remote as gitremote
 from superset_bot.git import worktrees as gitworktrees
 from superset_bot.git.commands import GitError
 from superset_bot.presets import Preset
-from superset_bot.store import CLOSED_STATES, MERGED, MERGING, REVIEWABLE_STATES, Task
+from superset_bot.store import BRANCH_KEPT, CLOSED_STATES, MERGED, MERGING, REVIEWABLE_STATES, Task
 
 if TYPE_CHECKING:
     from superset_bot.engine.core import Engine
@@ -277,9 +277,17 @@ class PullRequests:
         else:
             await engine.store.save_pull(replace(pull, state=PullState.CLOSED))
             await engine.store.add_event(pull.task_id, actor, "pr_closed_on_host", {"number": pull.number})
+            # a follow-up that ended after the close made commits nobody has seen: the person closed the
+            # pull request, not those; they stay on the branch
+            keep = await self._left_out(claimed, remote.head_sha) is not False
+            if keep:
+                await engine.store.add_event(claimed.id, BOT_ACTOR, BRANCH_KEPT, {"branch": claimed.branch,
+                                                                                  "why": "not in the closed head"})
+            kept = (f" The branch `{claimed.branch}` is kept: it has commits the pull request did not "
+                    "(a follow-up that ended after the close).") if keep else ""
             engine.publish(Milestone(claimed, "pr_closed", f"Pull request {pull.label} was closed on GitHub "
-                                                           "without merging; the task is discarded."))
-            await engine.merging.finish_discard(claimed, actor)
+                                                           f"without merging; the task is discarded.{kept}"))
+            await engine.merging.finish_discard(claimed, actor, keep_branch=keep)
 
     # merging and closing
 
@@ -352,6 +360,8 @@ class PullRequests:
         left_out = await self._left_out(claimed, merged_head)
         if left_out is not False:
             keep_branch = True
+            await engine.store.add_event(claimed.id, BOT_ACTOR, BRANCH_KEPT, {"branch": claimed.branch,
+                                                                              "why": "not in the merged head"})
             said = "without the task's latest commits" if left_out else "from a head this clone does not have"
             engine.publish(Milestone(claimed, "pr_left_out", f"{pull.label} was merged {said}; the branch "
                                                              f"`{claimed.branch}` is kept.", ok=False))

@@ -142,12 +142,13 @@ class Housekeeper:
         One branch listing per repo, not one git call per closed task: history only grows.
         """
         branches = {name: await _task_branches(repo) for name, repo in self.settings.repos.items()}
+        kept = await self.store.kept_branches()
         for task in tasks:
             if task.state not in CLOSED_STATES:
                 continue
             has_dir = bool(task.worktree) and await asyncio.to_thread(Path(task.worktree or "").exists)
             preset = self.engine.presets.get(task.preset)
-            keep_branch = bool(preset and preset.keep_branch) and task.state != DISCARDED
+            keep_branch = (bool(preset and preset.keep_branch) and task.state != DISCARDED) or task.id in kept
             repo = self.settings.repos.get(task.repo)
             has_branch = bool(repo and task.branch and not keep_branch
                               and task.branch in branches.get(task.repo, set()))
@@ -188,13 +189,16 @@ class Housekeeper:
         """Checked right before deleting: the task may have been created since the scan began.
 
         Open tasks own their worktree and branch; a merged or pruned task keeps its stored branch
-        when its preset says so; nothing else is owned.
+        when its preset says so, and any closed task the branch the bot kept for work nobody has seen;
+        nothing else is owned.
         """
         task = await self.store.get_task(task_id) if task_id else None
         if task is None:
             return False
         if task.state not in CLOSED_STATES:
             return True
+        if branch and branch == task.branch and task.id in await self.store.kept_branches():
+            return True  # work nobody has seen, kept on purpose (store.BRANCH_KEPT)
         preset = self.engine.presets.get(task.preset)
         return bool(branch and branch == task.branch and task.state != DISCARDED and preset and preset.keep_branch)
 

@@ -21,6 +21,7 @@ from test_bases import FILES
 from superset_bot.composition import build_service
 from superset_bot.domain.events import Milestone, ReviewRefreshed
 from superset_bot.domain.race import RaceState
+from superset_bot.housekeeping.jobs import Housekeeper
 from superset_bot.service import Caller
 from superset_bot.service.results import RaceStarted
 from superset_bot.store import DISCARDED, FINISHED, MERGED, QUEUED, RUNNING
@@ -378,7 +379,35 @@ async def test_a_pull_request_merged_on_the_website_during_a_follow_up_keeps_wha
                          f"`{merged.branch}` is kept.")
     tip = git(h.repo, "rev-parse", merged.branch or "")
     assert "one more, through the gate" in git(h.repo, "show", f"{tip}:RUNS.md")
+    report = await Housekeeper(h.engine).prune(actor="U1")
+    assert git(h.repo, "rev-parse", merged.branch or "") == tip, f"the kept branch survives a prune: {report.cleaned}"
     assert not notes(h, task_id, "pr_updated"), "nothing was pushed to a merged pull request"
+
+
+async def test_a_pull_request_closed_on_the_website_during_a_follow_up_keeps_the_follow_ups_work(
+        harness: MakeHarness, make_repo: RepoFactory, tmp_path: Path, github: FakeGitHub) -> None:
+    """Closed on the website while a follow-up runs: the task is discarded when the agent ends, but the
+    follow-up's commit, which nobody has seen, stays on the branch and the thread says where."""
+    gate = tmp_path / "gate"
+    h, _ = await setup(harness, make_repo, tmp_path, github,
+                       {"edit": agent_preset("gated", deliver="pr", env={"GATE_FILE": str(gate)})})
+    task_id, number = await opened(h, github)
+    await h.engine.followup(task_id, "one more, through the gate", "U1")
+    await h.engine.wait_for(task_id, {QUEUED, RUNNING}, timeout=10)
+    github.close_on_website(SLUG, number, by="octocat")
+    await asyncio.sleep(0.5)  # the watcher sees the close meanwhile
+    assert (await h.engine.get(task_id)).state in {QUEUED, RUNNING}, "a running agent is not pulled from under"
+    gate.touch()
+
+    done = await h.engine.wait_for(task_id, {DISCARDED}, timeout=30)
+    closed = await note(h, task_id, "pr_closed")
+    assert closed.text.endswith(f"The branch `{done.branch}` is kept: it has commits the pull request did not "
+                                "(a follow-up that ended after the close).")
+    tip = git(h.repo, "rev-parse", done.branch or "")
+    assert "one more, through the gate" in git(h.repo, "show", f"{tip}:RUNS.md")
+    assert not Path(done.worktree or "/none").exists()
+    report = await Housekeeper(h.engine).prune(actor="U1")  # leftovers and orphans are cleaned, not this
+    assert git(h.repo, "rev-parse", done.branch or "") == tip, report.cleaned
 
 
 async def requests_stop(gh: FakeGitHub) -> None:
