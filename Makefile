@@ -53,7 +53,8 @@ test: lint typecheck unit
 bench: $(VENV)/.installed-dev
 	$(BIN)/python -m bench
 
-# 100 tasks with random cancels, merges, discards, follow-ups and Slack 429/500 answers, then
+# 100 tasks with random cancels, merges, discards, follow-ups and Slack 429/500 answers (and 8 races
+# picked, picked after a follow-up, or discarded, beside them), then
 # Slack down and failing for 2 minutes; prints the seed (replay: make soak SOAK_ARGS="--seed N")
 soak: $(VENV)/.installed-dev
 	$(BIN)/python tests/soak --tasks 100 --outage 120 $(SOAK_ARGS)

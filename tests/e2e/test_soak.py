@@ -31,6 +31,7 @@ async def test_soak_20_tasks_with_random_slack_faults(tmp_path: Path) -> None:
     print(report.summary())
     assert report.faults["429"] > 0 and report.faults["500"] > 0, "the run should have met Slack faults"
     assert report.actions["spawn"] == 20 and report.actions["follow-up"] > 0
+    assert report.actions["race"] == 1, "a race runs beside the tasks"
     assert report.violations == [], report.summary()
 
 

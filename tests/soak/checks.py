@@ -90,12 +90,14 @@ def check_threads(sb: SoakBot, tasks: Iterable[Task]) -> list[str]:
             continue
         where = f"task {task.id} ({task.state})"
         label, emoji = STATE_LABEL[task.state], STATE_EMOJI[task.state]
-        root = sb.fake.messages.get((task.channel, ids.thread_ts))
+        root = sb.fake.messages.get((task.channel, ids.card))
         if root is None:
             problems.append(f"{where}: its root message was never posted")
             continue
-        # the root is the task's one live card: "Task ID · label · elapsed[ · action]: prompt"
-        if not (root.text or "").startswith(f"Task {task.id} · {label} · "):
+        # the card is the task's one live message (a race's attempt: a reply in the race's thread):
+        # "Task ID · label · elapsed[ · action]: prompt", or "Attempt A (ID) · label · ..."
+        who = f"Attempt {task.race_label} ({task.id})" if task.race_label else f"Task {task.id}"
+        if not (root.text or "").startswith(f"{who} · {label} · "):
             problems.append(f"{where}: the root message says {(root.text or '')[:80]!r}")
         if root.reactions != {emoji}:
             problems.append(f"{where}: the root's reactions are {sorted(root.reactions)}, expected [{emoji!r}]")

@@ -23,6 +23,7 @@ from soak.run import run_soak
 def parse(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python tests/soak", description=__doc__)
     parser.add_argument("--tasks", type=int, default=100, help="tasks to spawn (default 100)")
+    parser.add_argument("--races", type=int, help="races beside the tasks, 2 or 3 attempts each (default: tasks/12)")
     parser.add_argument("--seed", type=int, help="replay a run (default: a new random seed, printed)")
     parser.add_argument("--concurrency", type=int, default=6, help="SUPERSET_MAX_CONCURRENT (default 6)")
     parser.add_argument("--fault-rate", type=float, default=0.1,
@@ -43,7 +44,8 @@ async def run(args: argparse.Namespace, seed: int, tmp: Path) -> list[Report]:
     reports = []
     if args.tasks > 0:
         reports.append(await run_soak(tmp / "soak", tasks=args.tasks, seed=seed, concurrency=args.concurrency,
-                                      fault_rate=args.fault_rate, speed=args.speed, eager=args.eager))
+                                      fault_rate=args.fault_rate, speed=args.speed, eager=args.eager,
+                                      races=args.races))
         print(reports[-1].summary(), flush=True)
     if args.outage > 0:
         # both outages at once: independent bots, so `make soak` stays well under 10 minutes

@@ -25,6 +25,7 @@ from soak.bot import (
     wait_review,
 )
 from soak.checks import check_git, check_slack, check_threads, eventually, pooled, worktrees
+from soak.races import RacePlan, check_races, drive_race, make_race_plans
 from soak.report import Report
 from soak.workdir import git
 from superset_bot.frontends.slack.blocks import ACTION_CANCEL, ACTION_DISCARD, ACTION_MERGE
@@ -190,7 +191,8 @@ async def _refused_merge_was_explained(sb: SoakBot, keys: list[str], task_id: st
 
 async def run_soak(workdir: Path, *, tasks: int = 100, seed: int = 1, concurrency: int = 6,
                    fault_rate: float = 0.1, speed: float = 20.0, spawn_gap: float = 0.15,
-                   timeout: float = 180.0, eager: bool = False, patience: float = 120.0) -> Report:
+                   timeout: float = 180.0, eager: bool = False, patience: float = 120.0,
+                   races: int | None = None) -> Report:
     """N tasks with random fates and random Slack faults; returns the report (violations must be empty)."""
     report = Report(f"soak: {tasks} tasks, concurrency {concurrency}, {fault_rate:.0%} of Web API calls "
                     f"answered 429/500, Slack budgets x{speed:g}", seed)
@@ -206,6 +208,7 @@ async def run_soak(workdir: Path, *, tasks: int = 100, seed: int = 1, concurrenc
         await sb.tracker.wait(lambda: bool(sb.answers(warmup)), 30, "the bot never answered /superset help")
         sb.fake.inject_faults(rate=fault_rate, statuses=(429, 500), seed=seed)
         plans = make_plans(tasks, seed)
+        race_plans = make_race_plans(tasks // 12 if races is None else races, seed)
         rng = random.Random(seed)
 
         async def one(plan: Plan) -> None:
@@ -217,18 +220,31 @@ async def run_soak(workdir: Path, *, tasks: int = 100, seed: int = 1, concurrenc
                 log.exception("soak driver of %s failed", plan.key)
                 report.violations.append(f"{plan.key} ({plan.describe()}): the soak driver failed: {exc!r}")
 
+        async def one_race(plan: RacePlan) -> None:
+            try:
+                await drive_race(sb, plan, report, timeout)
+            except Stuck as exc:
+                report.violations.append(f"race {plan.key} ({plan.fate}): {exc}")
+            except Exception as exc:
+                log.exception("soak driver of race %s failed", plan.key)
+                report.violations.append(f"race {plan.key} ({plan.fate}): the soak driver failed: {exc!r}")
+
         # housekeeping runs all along, as the scheduler would but far more often, so its cleanup
         # races with cancels, discards and merges: it may remove only what no open task owns
         housekeeping = asyncio.create_task(_housekeep(sb, report))
         drivers = []
-        for plan in plans:
+        racing = {round(i * len(plans) / max(1, len(race_plans))): p for i, p in enumerate(race_plans)}
+        for i, plan in enumerate(plans):
             drivers.append(asyncio.create_task(one(plan)))
+            if i in racing:
+                drivers.append(asyncio.create_task(one_race(racing[i])))
             await asyncio.sleep(rng.random() * spawn_gap * 2)
         await asyncio.gather(*drivers)
         driven = time.monotonic()
         with contextlib.suppress(TimeoutError):
             await sb.settle(timeout)
         await _verify(sb, plans, report, timeout=patience)
+        report.violations.extend(await check_races(sb, race_plans))
         before_cleanup = Counter(t.state for t in await sb.store.list_tasks())
         # close what is left (by slash command this time) so the end state is empty: nothing may linger
         left = [t for t in await sb.store.list_tasks() if t.state in REVIEWABLE_STATES]
@@ -264,6 +280,8 @@ async def run_soak(workdir: Path, *, tasks: int = 100, seed: int = 1, concurrenc
             f"tasks: {tasks} spawned, {sum(1 for p in plans if p.task_id)} created; states before cleanup: "
             + ", ".join(f"{k} {v}" for k, v in sorted(before_cleanup.items())),
             "plans: " + ", ".join(f"{k} {v}" for k, v in sorted(Counter(p.kind for p in plans).items())),
+            "races: " + (", ".join(f"{k} {v}" for k, v in sorted(Counter(p.fate for p in race_plans).items()))
+                         or "none"),
             "actions: " + ", ".join(f"{k} {v}" for k, v in sorted(report.actions.items())),
             "final states: " + ", ".join(f"{k} {v}" for k, v in sorted(states.items())),
             f"faults injected: 429 x {report.faults['429']}, 500 x {report.faults['500']} "
