@@ -78,12 +78,16 @@ class Watchdog:
         if current is None or current.state != task.state or current.updated_at != task.updated_at:
             return "moved on meanwhile"
         state = task.state.phrase
+        # said once per stay: a claim that cannot settle yet (GitHub unreachable for a merge it was
+        # asked) is looked at every reconcile, and the thread hears it the first time only
+        said = any(e.action == "stuck" and e.created_at >= current.updated_at for e in await engine.store.events(task.id))
         await engine.store.add_event(task.id, BOT_ACTOR, "stuck", {"state": task.state, "for_s": round(age)})
         worker = engine.workers.driver_of(task.id) or engine.merging.claim_of(task.id)
         log.warning("task %s: %s for %s with no progress; settling it. %s", task.id, state, format_duration(age),
                     stack_of(worker) if worker is not None else "Nothing in this process works on it.")
-        engine.publish(Milestone(current, "stuck", f"This task was {state} for {format_duration(age)} without "
-                                                   "progress; the bot stopped waiting for it.", ok=False))
+        if not said:
+            engine.publish(Milestone(current, "stuck", f"This task was {state} for {format_duration(age)} without "
+                                                       "progress; the bot stopped waiting for it.", ok=False))
         if task.state in (QUEUED, PREPARING):
             driver = engine.workers.driver_of(task.id)
             if driver is None:

@@ -24,7 +24,7 @@ from superset_bot.domain.race import RaceState
 from superset_bot.housekeeping.jobs import Housekeeper
 from superset_bot.service import Caller
 from superset_bot.service.results import RaceStarted
-from superset_bot.store import DISCARDED, FINISHED, MERGED, QUEUED, RUNNING
+from superset_bot.store import DISCARDED, FINISHED, MERGED, MERGING, QUEUED, RUNNING
 
 TOKEN = "ghp_pr_delivery_test_0123456789"
 SLUG = "acme/demo"
@@ -437,6 +437,24 @@ async def test_a_merge_without_an_answer_is_looked_up_and_said_plainly(
 
     merged = await h.engine.merge(task_id, "U1")
     assert merged.state == MERGED and github.pull(SLUG, number)["merged"] is True
+
+
+async def test_a_merge_github_cannot_settle_is_said_stuck_once_not_every_reconcile(
+        harness: MakeHarness, make_repo: RepoFactory, tmp_path: Path, github: FakeGitHub) -> None:
+    """GitHub stops answering right after a merge was asked: the claim stays until GitHub tells what
+    happened, reconcile looks at it each cycle, and the thread is told it is stuck once."""
+    h, _ = await setup(harness, make_repo, tmp_path, github)
+    task_id, number = await opened(h, github)
+    github.fail_next("PUT", r"/pulls/\d+/merge$", 502)
+    github.fail_next("GET", rf"/pulls/{number}$", 502, times=1000)
+    with pytest.raises(Exception, match="GitHub did not answer the merge"):
+        await h.engine.merge(task_id, "U1")
+    assert (await h.engine.get(task_id)).state == MERGING
+    for _ in range(3):  # three reconcile cycles while GitHub is still down
+        await h.engine.settle_stuck(await h.engine.get(task_id), 3600)
+        assert (await h.engine.get(task_id)).state == MERGING, "nothing is decided without GitHub's word"
+    assert len(notes(h, task_id, "stuck")) == 1
+    assert len([e for e in await h.store.events(task_id) if e.action == "stuck"]) == 3, "each cycle is logged"
 
 
 async def test_a_discard_right_after_the_review_leaves_no_pull_request_open(
