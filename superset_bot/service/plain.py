@@ -144,7 +144,9 @@ def describe(task: Task) -> str:
     """One line per task: id, state, repo, who asked and the prompt's first line."""
     first = (task.prompt.strip().splitlines() or [""])[0]
     first = first if len(first) <= 72 else first[:71] + "…"
-    return f"`{task.id}` {task.state.replace('_', ' ')} in {task.repo} ({task.preset}) by {task.requester}: {first}"
+    race = f", attempt {task.race_label} of race `{task.race_id}`" if task.race_id else ""
+    return (f"`{task.id}` {task.state.replace('_', ' ')} in {task.repo} ({task.preset}{race}) by {task.requester}: "
+            f"{first}")
 
 
 def status_lines(result: Status, local: bool = False) -> list[str]:

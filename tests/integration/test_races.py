@@ -166,6 +166,8 @@ async def test_a_follow_up_goes_to_the_attempt_it_names_or_to_all(harness: MakeH
     service = build_service(h.engine)
     started = await race(h, "race 3 first run")
     a, b, c = started.attempts
+    listed = answer(await service.command(ALICE, "list"))
+    assert all(f"attempt {label} of race `{started.race.id}`" in listed for label in "ABC"), listed
     sent = await service.act_race(ALICE, "followup", started.race.id, "B: only for b")
     assert isinstance(sent, RaceFollowups) and [s[0] for s in sent.sent] == ["B"]
     await h.settled(b.id)

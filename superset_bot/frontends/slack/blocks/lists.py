@@ -34,6 +34,7 @@ def task_line(task: Task, permalink: str | None, *, now: float | None = None, co
     parts = [
         f"{state_emoji(task.state)} {inline_code(task_id(task), 40)} *{state_label(task.state)}*",
         esc_line(task.repo, 40),
+        *([f"attempt {esc_line(task.race_label, 4)} of race {inline_code(task.race_id, 20)}"] if task.race_id else []),
         age,
         *([esc_line(cost, 40)] if cost else []),
         f"“{esc_line(no_fence(one_line(task.prompt, 60)), 300)}”",
