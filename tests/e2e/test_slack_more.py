@@ -216,9 +216,13 @@ async def test_view_diff_uploads_the_patch_into_the_thread(bot: Callable[..., An
     ids = b.thread_of(done)
     review = b.fake.messages[(CHANNEL, ids.review_ts)]
     assert "task_diff" in buttons(review)
+    # Slack is busy for each of the upload's steps once: the diff waits, it is not lost
+    b.fake.fail_next("files.getUploadURLExternal", status=429)
+    b.fake.fail_next("files.completeUploadExternal", status=503)
     status, _ = await b.click("task_diff", task.id, message_ts=ids.review_ts)
     assert status == 200
     await b.settle()
+    assert [c.status for c in b.fake.calls_to("files.getUploadURLExternal")] == [429, 200]
     (upload,) = b.fake.files
     assert upload["snippet_type"] == "diff" and upload["filename"].endswith(".diff")
     assert upload["thread_ts"] == ids.thread_ts and upload["channels"] == [CHANNEL]

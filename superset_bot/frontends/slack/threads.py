@@ -29,6 +29,7 @@ from superset_bot.domain.events import (
 from superset_bot.domain.progress import ProgressSnapshot
 from superset_bot.engine.core import UserError
 from superset_bot.frontends.slack import blocks as ui
+from superset_bot.frontends.slack.uploads import upload_file
 from superset_bot.store import (
     CLOSED_STATES,
     DISCARDED,
@@ -287,7 +288,5 @@ class Threads:
         if len(data) > MAX_DIFF_BYTES:
             data = data[:MAX_DIFF_BYTES]
             note = f" (first {MAX_DIFF_BYTES // (1024 * 1024)} MiB)"
-        await self.frontend.client.files_upload_v2(
-            channel=channel, thread_ts=thread_ts, content=data.decode(errors="replace"), filename=filename,
-            title=f"{title}{note}", snippet_type="diff", initial_comment=f"{comment}{note}.",
-        )
+        await upload_file(self.frontend.outbox, channel=channel, thread_ts=thread_ts, content=data, filename=filename,
+                          title=f"{title}{note}", snippet_type="diff", initial_comment=f"{comment}{note}.")
