@@ -135,6 +135,10 @@ def codex_model(argv: Sequence[str], config_text: str | None) -> str | None:
     return _text(config.get("model"))
 
 
+# the system-wide config an administrator enforces over every other layer, command line included
+MANAGED_CONFIG = Path("/etc/codex/managed_config.toml")
+
+
 def codex_config_path(env: Mapping[str, str], cwd: str | None = None) -> Path | None:
     """Where the Codex in `env` reads its config: $CODEX_HOME/config.toml, else ~/.codex/config.toml
     (None without either). A relative CODEX_HOME is relative to the agent's `cwd`, as for Codex."""
@@ -167,9 +171,13 @@ def run_model(fmt: str, argv: Sequence[str], env: Mapping[str, str], cwd: str | 
     """The model of a run of an agent in output format `fmt` started with `argv` and `env`, for the
     formats whose output reports tokens but no cost (only Codex's); None otherwise or when unknown.
     Blocking (it may read Codex's config): call it with asyncio.to_thread from async code."""
-    if fmt not in TOKENS_ONLY_FORMATS:
-        return None
+    if fmt not in TOKENS_ONLY_FORMATS or not argv or Path(argv[0]).name != "codex":
+        return None  # a wrapper (sh -c "codex ...") hides the command line the model is read from
+    if MANAGED_CONFIG.exists():
+        return None  # an administrator's config overrides even the command line: the model cannot be told
     flags = _flags(argv)
+    if flags.model is None and cwd and (Path(cwd) / ".codex" / "config.toml").exists():
+        return None  # the project's own config (when Codex trusts the project) may name another model
     # only read the file when the command line leaves the model to it
     config = None if flags.oss or flags.model is not None or flags.no_config else read_codex_config(env, cwd)
     return codex_model(argv, config)

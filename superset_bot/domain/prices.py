@@ -18,6 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
+from typing import Any
 
 PER = 1_000_000  # prices are per million tokens
 PRICE_MAX = 1_000_000.0  # a dollar figure per million tokens above this is a typo, not a price
@@ -100,15 +101,31 @@ def estimate_label(model: str) -> str:
 # --------------------------------------------------------------------------- the override file
 
 
+class _Repeated(ValueError):
+    pass
+
+
+def _no_repeats(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object whose keys are all different (json keeps the last of a repeated key silently)."""
+    seen: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in seen:
+            raise _Repeated(f'"{key}"')
+        seen[key] = value
+    return seen
+
+
 def parse_prices(text: str, source: str, base: Mapping[str, Price] = DEFAULT_PRICES) -> dict[str, Price]:
     """`base` with the models of a prices file's `text` merged over it; PriceFileError names
     `source` (the file) and the first problem, so a broken file is fixed in one go."""
     try:
-        data = json.loads(text)
+        data = json.loads(text, object_pairs_hook=_no_repeats)
     except json.JSONDecodeError as exc:
         raise PriceFileError(f"{source}: not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})") from None
     except RecursionError:
         raise PriceFileError(f"{source}: not valid JSON: nested too deeply") from None
+    except _Repeated as exc:
+        raise PriceFileError(f"{source}: {exc} is given twice; which price is meant cannot be told") from None
     if not isinstance(data, dict):
         raise PriceFileError(f"{source}: expected an object of models, like {FILE_EXAMPLE}")
     table = dict(base)

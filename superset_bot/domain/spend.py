@@ -64,7 +64,9 @@ class Spend:
         if self.unpriced == self.runs:
             tokens = self.tokens_in + self.tokens_out
             return f"{_tokens(tokens)} tokens" if tokens else ""
-        return f"${self.cost_usd:,.2f}{' est.' if self.estimated else ''}"
+        # runs with tokens only are not in the dollars: say they are there
+        extra = f" + {_runs(self.unpriced)} with tokens only" if self.unpriced else ""
+        return f"${self.cost_usd:,.2f}{' est.' if self.estimated else ''}{extra}"
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from superset_bot.domain.events import Milestone
+from superset_bot.domain.prices import estimate_label
 from superset_bot.domain.spend import USAGE, Spend, day_start, sum_by, usage_detail
 from superset_bot.engine.errors import UserError
 from superset_bot.engine.transitions import BOT_ACTOR
@@ -52,9 +53,10 @@ class Spending:
             if getattr(task, by) != who or (task.id, task.runs) in recorded:
                 continue  # not theirs, or its run ended and is in the ledger already
             # reported or estimated (Codex) alike: a budget that skipped estimates would never stop Codex
-            cost = live if besides is not None and task.id == besides.id else task.progress_snapshot().cost_usd
+            snapshot = task.progress_snapshot()
+            cost = live if besides is not None and task.id == besides.id else snapshot.cost_usd
             if cost:
-                spent = spent.plus(Spend(cost_usd=cost))
+                spent = spent.plus(Spend(cost_usd=cost, runs=1, estimated=1 if snapshot.cost_estimated_from else 0))
         return spent
 
     async def check_spawn(self, requester: str | None, repo: str, *, what: str = "No new task") -> None:
@@ -91,7 +93,9 @@ class Spending:
         self._warned.add(key)
         await self.engine.store.add_event(task.id, BOT_ACTOR, "budget_passed",
                                           {"requester": task.requester, "spent": spent.cost_usd, "budget": budget})
+        model = task.progress_snapshot().cost_estimated_from
+        mine = f"${live_cost:,.2f}" + (f" ({estimate_label(model)})" if model else "")
         self.engine.publish(Milestone(task, "budget", f"Today's spend of {task.requester} passed the daily budget "
-                                                      f"of ${budget:,.2f}: ${spent.cost_usd:,.2f}, with this task's "
-                                                      f"${live_cost:,.2f} so far. The agent keeps running; cancel "
+                                                      f"of ${budget:,.2f}: {spent.text()}, with this task's "
+                                                      f"{mine} so far. The agent keeps running; cancel "
                                                       "it if it should stop.", ok=False))

@@ -278,6 +278,13 @@ def test_a_resumed_run_is_priced_by_its_own_tokens_cached_ones_included() -> Non
     assert result.carry == {CARRY_IN: 25_000, CARRY_OUT: 400, CARRY_CACHED: 18_000}
 
 
+def test_output_starts_over_with_the_input() -> None:
+    parse = make_parser("codex-json", carried={CARRY_IN: 250_000, CARRY_OUT: 9_000, CARRY_CACHED: 0},
+                        price=GPT5_CODEX)
+    (result,) = parse(completed(200_000, 0, 12_000))  # the thread's counts started over
+    assert (result.tokens_in, result.tokens_out) == (200_000, 12_000), "one reset for the whole thread"
+
+
 def test_thread_counts_that_started_over_are_priced_whole() -> None:
     parse = make_parser("codex-json", carried={CARRY_IN: 50_000, CARRY_OUT: 900, CARRY_CACHED: 40_000},
                         price=GPT5_CODEX)
@@ -286,10 +293,10 @@ def test_thread_counts_that_started_over_are_priced_whole() -> None:
     assert result.cost_usd == pytest.approx((1_000 * 1.25 + 1_000 * 0.125 + 50 * 10.0) / 1e6)
 
 
-def test_an_older_carry_without_cached_totals_never_counts_more_cached_than_input() -> None:
+def test_an_older_carry_without_cached_totals_prices_the_run_as_uncached() -> None:
     parse = make_parser("codex-json", carried={CARRY_IN: 10_000, CARRY_OUT: 100}, price=GPT5_CODEX)
-    (result,) = parse(completed(12_000, 11_000, 150))  # 11,000 cached over the thread, 2,000 in this run
-    assert result.cost_usd == pytest.approx((2_000 * 0.125 + 50 * 10.0) / 1e6)
+    (result,) = parse(completed(12_000, 11_000, 150))  # 11,000 cached over the thread; this run's share unknown
+    assert result.cost_usd == pytest.approx((2_000 * 1.25 + 50 * 10.0) / 1e6), "never an under-estimate"
     assert result.carry == {CARRY_IN: 12_000, CARRY_OUT: 150, CARRY_CACHED: 11_000}
 
 

@@ -137,6 +137,20 @@ def test_parsing_merges_over_the_base_it_is_given() -> None:
 # ---------------------------------------------------------------------- the ledger
 
 
+def test_a_repeated_model_in_the_file_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "prices.json"
+    path.write_text('{"gpt-5": {"input": 1, "output": 2}, "gpt-5": {"input": 9, "output": 9}}')
+    with pytest.raises(PriceFileError, match='"gpt-5" is given twice'):
+        load_prices(path)
+
+
+def test_a_task_line_says_runs_with_tokens_only_are_not_in_its_dollars() -> None:
+    mixed = Spend.of_usage(usage_detail(1, 0.42, 100, 10, "gpt-5")).plus(Spend.of_usage(usage_detail(2, None, 50, 5)))
+    assert mixed.brief() == "$0.42 est. + 1 run with tokens only"
+    assert Spend.of_usage(usage_detail(1, 0.42, 100, 10)).brief() == "$0.42"
+    assert Spend().brief() == ""
+
+
 def test_the_ledger_says_which_costs_are_estimates_and_sums_them() -> None:
     estimated = usage_detail(1, 0.5, 1000, 200, "gpt-5-codex")
     assert estimated["cost_estimated_from"] == "gpt-5-codex"
@@ -225,6 +239,22 @@ def test_the_config_is_read_from_codex_home_else_home(tmp_path: Path) -> None:
     assert codex_config_path({}) is None
     assert read_codex_config({"CODEX_HOME": str(tmp_path / "none")}) is None
     assert run_model("codex-json", ["codex", "exec"], {}) is None
+
+
+def test_a_model_another_config_layer_may_change_is_not_guessed(tmp_path: Path) -> None:
+    home = tmp_path / "codex-home"
+    home.mkdir()
+    (home / "config.toml").write_text('model = "gpt-5"\n')
+    env = {"CODEX_HOME": str(home)}
+    worktree = tmp_path / "wt"
+    (worktree / ".codex").mkdir(parents=True)
+    (worktree / ".codex" / "config.toml").write_text('model = "gpt-5-mini"\n')
+    assert run_model("codex-json", ["codex", "exec"], env, str(worktree)) is None, "the project's config may rule"
+    assert run_model("codex-json", ["codex", "exec", "-m", "o3"], env, str(worktree)) == "o3"
+    assert run_model("codex-json", ["codex", "exec"], env, str(tmp_path)) == "gpt-5"
+    # a wrapper hides the command line: "sh -c 'codex exec -m gpt-5-mini'" is not read as codex's
+    assert run_model("codex-json", ["sh", "-c", "codex exec -m gpt-5-mini"], env) is None
+    assert run_model("codex-json", ["/usr/local/bin/codex", "exec"], env) == "gpt-5"
 
 
 # ---------------------------------------------------------------------- the marker travels and is shown

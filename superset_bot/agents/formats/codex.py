@@ -108,7 +108,10 @@ class CodexParser(AgentParser):
         self._thread_id: str | None = None
         self._base_in = as_count(self.carried.get(CARRY_IN)) or 0
         self._base_out = as_count(self.carried.get(CARRY_OUT)) or 0
-        self._base_cached = as_count(self.carried.get(CARRY_CACHED)) or 0  # absent from an older bot's carry
+        self._base_cached = as_count(self.carried.get(CARRY_CACHED)) or 0
+        # an older bot's carry has the thread's input total but not its cached part: this run's cached
+        # share cannot be told, so none of it is priced at the cached rate (never an under-estimate)
+        self._cached_unknown = CARRY_IN in self.carried and CARRY_CACHED not in self.carried
         self._tokens_in: int | None = None  # this run's figures, once a turn completed
         self._tokens_out: int | None = None
         self._cost: float | None = None
@@ -161,9 +164,14 @@ class CodexParser(AgentParser):
         # a thread total below what the last run left means the counts started over: take it whole
         restarted = thread_in < self._base_in
         self._tokens_in = thread_in if restarted else thread_in - self._base_in
-        self._tokens_out = thread_out - self._base_out if thread_out >= self._base_out else thread_out
-        # the cached tokens are some of the input ones: they start over with them
-        cached = thread_cached if restarted or thread_cached < self._base_cached else thread_cached - self._base_cached
+        # output, and the cached part of the input, start over with the input (one reset for the thread)
+        self._tokens_out = thread_out if restarted else max(thread_out - self._base_out, 0)
+        if restarted:
+            cached = thread_cached
+        elif self._cached_unknown:
+            cached = 0
+        else:
+            cached = max(thread_cached - self._base_cached, 0)
         if self.price is not None:
             self._cost = cost(self.price, self._tokens_in, cached, self._tokens_out)
         self._completed = True
