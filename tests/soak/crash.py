@@ -5,9 +5,11 @@ production); this process feeds it commands on stdin and reads the database. Tas
 the soak agent (tests/soak/agent.py) and random fates: merge, leave, discard, cancel or discard
 while queued, preparing or running, fail. Part way through, the whole bot (and any git it runs) is
 killed with SIGKILL at a random moment, then started again on the same data, and the rest goes on.
-At the end every task left for review is discarded and one `prune` runs. The invariants: every
-task ends merged or discarded; no `superset/` branch, no worktree and no folder in the worktrees
-dir is left (warm pool spares aside); every merged edit is on main.
+Races run among the tasks (one per 25): picked with `merge` on two attempts at once, or each attempt
+discarded. At the end every task left for review is discarded and one `prune` runs. The invariants:
+every task ends merged or discarded; every race ends picked with exactly its winner merged, or
+discarded with none; no `superset/` branch, no worktree and no folder in the worktrees dir is left
+(warm pool spares aside); every merged edit is on main.
 
 Exit code 0 when every invariant held, 1 otherwise.
 """
@@ -38,6 +40,7 @@ from superset_bot.git.naming import POOL_PREFIX
 
 ACTIVE = {"queued", "preparing", "running", "merging", "discarding"}
 REVIEWABLE = {"finished", "failed", "cancelled", "timed_out"}
+RACE_FATES = {"pick": 3, "discard_each": 1}
 FATES = {"merge": 35, "leave": 10, "discard": 10, "cancel_early": 12, "discard_early": 8,
          "cancel_running": 10, "discard_running": 5, "fail": 10}
 ROOT = Path(__file__).resolve().parent.parent.parent
@@ -89,6 +92,21 @@ def tasks(db: Path) -> list[dict[str, object]]:
             return []
 
 
+def races(db: Path) -> list[dict[str, object]]:
+    if not db.exists():
+        return []
+    with contextlib.closing(sqlite3.connect(db, timeout=30)) as conn:
+        conn.row_factory = sqlite3.Row
+        try:
+            return [dict(r) for r in conn.execute("SELECT * FROM races ORDER BY created_at")]
+        except sqlite3.OperationalError:
+            return []
+
+
+def key_of(row: dict[str, object]) -> str:
+    return str(row["prompt"]).split()[1]
+
+
 def run(n: int, seed: int, workdir: Path, concurrency: int) -> tuple[list[str], list[str]]:
     isolate_git(workdir)
     rng = random.Random(seed)
@@ -102,6 +120,9 @@ def run(n: int, seed: int, workdir: Path, concurrency: int) -> tuple[list[str], 
     env = bot_env(workdir, repo, presets=presets, SUPERSET_DEFAULT_PRESET="soak",
                   SUPERSET_MAX_CONCURRENT=str(concurrency), SUPERSET_CANCEL_GRACE="1s", PYTHONPATH=str(ROOT))
     fates = {f"t{i:03d}": rng.choices(list(FATES), weights=list(FATES.values()))[0] for i in range(n)}
+    race_fates = {f"r{i:03d}": rng.choices(list(RACE_FATES), weights=list(RACE_FATES.values()))[0]
+                  for i in range(max(1, n // 25))}
+    race_at = {round((j + 0.5) * n / len(race_fates)): key for j, key in enumerate(race_fates)}
     mode = {"fail": "fail", "cancel_running": "slow", "discard_running": "slow", "cancel_early": "slow",
             "discard_early": "slow"}
     kill_after = rng.randrange(n // 3, 2 * n // 3)
@@ -114,9 +135,28 @@ def run(n: int, seed: int, workdir: Path, concurrency: int) -> tuple[list[str], 
     def act(rows: list[dict[str, object]]) -> bool:
         """Send what each task's fate asks for now; True when a command went out."""
         sent = False
+        by_race: dict[str, list[dict[str, object]]] = {}
+        for row in rows:
+            if row.get("race_id"):
+                by_race.setdefault(str(row["race_id"]), []).append(row)
+        for race_id, attempts in by_race.items():
+            fate = race_fates[key_of(attempts[0])]
+            if any(str(a["state"]) not in REVIEWABLE | {"merged", "discarded"} for a in attempts):
+                continue  # a pick waits for every attempt's review
+            attempts.sort(key=lambda a: str(a["race_label"]))
+            wants = ([("merge", attempts[0]), ("merge", attempts[1])] if fate == "pick"
+                     else [("discard", a) for a in attempts])
+            for want, attempt in wants:
+                tid = str(attempt["id"])
+                if str(attempt["state"]) in REVIEWABLE and acted.get(tid) != want:
+                    acted[tid] = want
+                    bot.send(f"{want} {tid}")
+                    sent = True
         for row in rows:
             tid, state = str(row["id"]), str(row["state"])
-            key = str(row["prompt"]).split()[1]
+            if row.get("race_id"):
+                continue
+            key = key_of(row)
             fate = fates[key]
             want = None
             if fate in ("cancel_early", "discard_early") and state in ("queued", "preparing", "running"):
@@ -133,8 +173,13 @@ def run(n: int, seed: int, workdir: Path, concurrency: int) -> tuple[list[str], 
                 sent = True
         return sent
 
+    def start_race(key: str) -> None:
+        bot.send(f"race 3 [soak {key} edit] soak race {key}")
+
     for i, key in enumerate(fates):
         bot.send(f"spawn [soak {key} {mode.get(fates[key], 'edit')}] soak task {key}")
+        if i in race_at:
+            start_race(race_at[i])
         time.sleep(rng.random() * 0.3)
         act(tasks(db))
         if i == kill_after:
@@ -146,22 +191,28 @@ def run(n: int, seed: int, workdir: Path, concurrency: int) -> tuple[list[str], 
                          + ", ".join(f"{k} {v}" for k, v in sorted(killed_at.items())))
             bot = Bot(env, workdir / "bot.log")
             acted.clear()  # what the killed bot had not done yet is asked again
-            created = {str(r["prompt"]).split()[1] for r in tasks(db)}
+            created = {key_of(r) for r in tasks(db)}
             lost = [k for k in list(fates)[: i + 1] if k not in created]  # still in the dead bot's stdin
             for k in lost:
                 bot.send(f"spawn [soak {k} {mode.get(fates[k], 'edit')}] soak task {k}")
+            raced = {key_of(r) for r in races(db)}
+            for k in [race_at[j] for j in sorted(race_at) if j <= i and race_at[j] not in raced]:
+                start_race(k)
             lines.append(f"spawns the killed bot never read, sent again: {len(lost)}")
+    expected = n + 3 * len(race_fates)
     deadline = time.monotonic() + 900
     while time.monotonic() < deadline:
         rows = tasks(db)
         # done only when nothing was just asked: a merge sent now shows as merging on the next read
-        if not act(rows) and len(rows) == n and not any(r["state"] in ACTIVE for r in rows):
+        settled = not any(r["state"] in ACTIVE for r in rows) and all(
+            str(r["state"]) in ("picked", "discarded") for r in races(db))
+        if not act(rows) and len(rows) == expected and settled:
             break
         time.sleep(0.5)
     violations: list[str] = []
     rows = tasks(db)
-    if len(rows) != n:
-        violations.append(f"{n} spawns but {len(rows)} tasks")
+    if len(rows) != expected:
+        violations.append(f"{n} spawns and {len(race_fates)} races of 3 but {len(rows)} tasks")
     for row in rows:
         if row["state"] in ACTIVE:
             violations.append(f"task {row['id']} still {row['state']} after 15 minutes")
@@ -174,13 +225,23 @@ def run(n: int, seed: int, workdir: Path, concurrency: int) -> tuple[list[str], 
         violations.append(f"the console exited with {code}")
     rows = tasks(db)
     for row in rows:
+        fate = race_fates.get(key_of(row)) or fates.get(key_of(row))
         if row["state"] not in ("merged", "discarded"):
-            violations.append(f"task {row['id']} ({fates[str(row['prompt']).split()[1]]}) ended {row['state']}: "
-                              f"{row['reason']}")
+            violations.append(f"task {row['id']} ({fate}) ended {row['state']}: {row['reason']}")
         if row["state"] == "merged":
             key = str(row["prompt"]).split()[1]
             if git(repo, "show", f"main:soak/{key}.txt", check=False) == "":
                 violations.append(f"task {row['id']} merged, but soak/{key}.txt is not on main")
+    for race in races(db):
+        attempts = [r for r in rows if r.get("race_id") == race["id"]]
+        merged = [str(r["id"]) for r in attempts if r["state"] == "merged"]
+        where = f"race {race['id']} ({race_fates.get(key_of(race))}, {race['state']})"
+        if race["state"] == "picked" and merged != [race["winner"]]:
+            violations.append(f"{where}: merged {merged}, its winner {race['winner']}")
+        elif race["state"] == "discarded" and merged:
+            violations.append(f"{where}: discarded, yet {merged} merged")
+        elif race["state"] not in ("picked", "discarded"):
+            violations.append(f"{where}: not closed")
     branches = git(repo, "for-each-ref", "--format=%(refname:short)", "refs/heads/superset/").split()
     violations += [f"branch left: {b}" for b in branches]
     listed = [line.removeprefix("worktree ") for line in git(repo, "worktree", "list", "--porcelain").splitlines()
@@ -195,6 +256,10 @@ def run(n: int, seed: int, workdir: Path, concurrency: int) -> tuple[list[str], 
     final = dict(Counter(str(r["state"]) for r in rows))
     lines += [f"tasks: {n}; fates: " + ", ".join(f"{k} {v}" for k, v in sorted(
                   dict(Counter(fates.values())).items())),
+              f"races: {len(race_fates)} of 3 attempts; fates: " + ", ".join(
+                  f"{k} {v}" for k, v in sorted(dict(Counter(race_fates.values())).items()))
+              + "; ended: " + ", ".join(f"{k} {v}" for k, v in sorted(
+                  dict(Counter(str(r["state"]) for r in races(db))).items())),
               "final states: " + ", ".join(f"{k} {v}" for k, v in sorted(final.items())),
               f"time: {time.monotonic() - started:.0f} s"]
     return lines, violations
