@@ -100,6 +100,13 @@ async def test_a_race_goes_from_one_slash_command_to_one_merged_winner(bot: Call
     assert text.count("$0.18") == 3, "each attempt's cost"
     assert {"race_pick_A", "race_view_diff_A", "race_pick_B"} <= set(buttons(card)) and "race_diff_pair" in text
 
+    # `compare` from the channel points at the card and lists the same figures
+    _, key = await b.command(f"compare {race.id}")
+    await b.settle()
+    answered = " ".join(b.answers(key))
+    assert "The comparison card of race" in answered and "checks failed" in answered, answered
+    assert b.slack.frontend.races.messages.get(race.id).card_ts == card_ts, "the card is updated, not posted again"
+
     # Diff A vs B, posted in the thread as a file
     assert await select(b, "race_diff_pair", f"{race.id}:{clean.id}:{clash.id}", message_ts=card_ts) == 200
     await b.settle()

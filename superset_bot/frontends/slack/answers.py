@@ -65,11 +65,14 @@ class Answers:
             await reply(ui.Rendered(text, [section(f"Started race `{result.race.id}`: {names}. Follow it in {where}; "
                                                    "the comparison card comes when every attempt has finished.")]))
         elif isinstance(result, RaceView):
-            frontend.races.request(result.race.id, compare=True)  # the card, in the race's thread for everyone
             ids = frontend.races.messages.get(result.race.id)
-            link = frontend.permalink(ids.channel, ids.thread_ts) if ids else None
-            where = f"<{link}|the race's thread>" if link else "the race's thread"
-            await reply(ui.Rendered(text, [section(f"The comparison card of race `{result.race.id}` is in {where}."),
+            if ids is None:  # a race started elsewhere (the console): its figures here, no card to post
+                head = f"Race `{result.race.id}` has no thread in Slack; its attempts:"
+            else:
+                frontend.races.request(result.race.id, compare=True)  # the card, in its thread for everyone
+                link = frontend.permalink(ids.channel, ids.thread_ts)
+                head = f"The comparison card of race `{result.race.id}` is in <{link}|the race's thread>."
+            await reply(ui.Rendered(text, [section(head),
                                            *text_sections([ui.escape(line) for line in race_lines(result)[1:]])]))
         elif isinstance(result, RaceFollowups):
             lines = [f"*{label}* `{task_id}`: " + ("follow-up queued" if error is None else ui.escape(error))
