@@ -125,7 +125,9 @@ class Console:
             self.print(f"{tag} ready for review:")
             for line in format_review(event.review):
                 self.print(f"{tag}   {line}")
-            self.print(f"{tag}   merge {event.task.id} | discard {event.task.id} | diff {event.task.id} "
+            pick = f" (picks attempt {event.task.race_label}: the race's others are discarded)" \
+                if event.task.race_label else ""
+            self.print(f"{tag}   merge {event.task.id}{pick} | discard {event.task.id} | diff {event.task.id} "
                        f"| followup {event.task.id} TEXT")
 
     async def handle(self, line: str) -> str:

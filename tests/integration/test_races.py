@@ -7,6 +7,7 @@ Real git, real agent processes, real SQLite."""
 from __future__ import annotations
 
 import asyncio
+import io
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,7 @@ from superset_bot.composition import build_service
 from superset_bot.domain.events import Milestone
 from superset_bot.domain.race import RaceState
 from superset_bot.engine.errors import UserError
+from superset_bot.frontends.console import Console
 from superset_bot.service import Caller
 from superset_bot.service.plain import answer
 from superset_bot.service.results import (
@@ -290,3 +292,16 @@ async def test_race_without_a_prompt_asks_for_one_keeping_what_was_said(harness:
     assert asked.options == {"presets": "edit,other", "attempts": "2"}
     too_many = await service.command(ALICE, "race 9")
     assert isinstance(too_many, Failed) and "more than this bot allows in one race (3" in too_many.message
+
+
+async def test_the_console_follows_a_race_and_says_merge_picks(harness: MakeHarness) -> None:
+    h = await harness({"edit": agent_preset("edit")})
+    out = io.StringIO()
+    console = Console(build_service(h.engine), out)
+    h.engine.subscribe(console.on_event)
+    started = await race(h, "race 2 add it")
+    await h.engine.merge(started.attempts[1].id, "console")
+    text = out.getvalue()
+    assert f"[race {started.race.id}] open; attempts A, B" in text
+    assert f"merge {started.attempts[0].id} (picks attempt A: the race's others are discarded)" in text
+    assert f"[race {started.race.id}] attempt B picked by console; the others discarded" in text
