@@ -1,4 +1,4 @@
-"""`python -m bench [spawn|fanout|soak|merge|scale|endlag|gitlock ...] [--quick|--full] [--files N] [--tasks 20,50]`.
+"""`python -m bench [spawn|fanout|soak|merge|scale|endlag|gitlock|race ...] [--quick|--full] [--files N] [--tasks 20,50]`.
 
 Runs the chosen benchmarks (all by default) in temp dirs, prints each table and a final table of
 the targets, and puts them into bench/RESULTS.md (in place of those benchmarks' earlier tables).
@@ -15,10 +15,10 @@ import time
 import traceback
 from pathlib import Path
 
-from bench import endlag, fanout, gitlock, merge, scale, soak, spawn
+from bench import endlag, fanout, gitlock, merge, race, scale, soak, spawn
 from bench.common import RESULTS, Table, default_tmp, filesystem, isolate_git, summary_table, write_results
 
-NAMES = ("spawn", "fanout", "soak", "merge", "scale", "endlag", "gitlock")
+NAMES = ("spawn", "fanout", "soak", "merge", "scale", "endlag", "gitlock", "race")
 
 
 def levels(text: str) -> tuple[int, ...]:
@@ -80,6 +80,8 @@ async def run_one(name: str, tmp: Path, args: argparse.Namespace) -> Table:
     if name == "gitlock":
         return await gitlock.run(tmp, agents=args.agents or (5 if quick else 20),
                                  seconds=args.commit_seconds or (4.0 if quick else 15.0))
+    if name == "race":
+        return await race.run(tmp, ns=(3,) if quick else (3, 5))
     raise ValueError(name)
 
 
