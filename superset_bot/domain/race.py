@@ -13,9 +13,8 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
 
-from superset_bot.domain.state import ACTIVE, CLOSED, REVIEWABLE, TaskState
+from superset_bot.domain.state import ACTIVE, CLOSED, TaskState
 from superset_bot.domain.task import Task
 
 LABELS = "ABCDEFGHIJ"  # attempt names, in the order they were started
@@ -193,11 +192,8 @@ class AttemptFigures:
 
     @property
     def done(self) -> bool:
-        """The attempt's agent has ended (reviewable or closed)."""
-        return self.state in REVIEWABLE or self.state in CLOSED or self.state in ("merging", "discarding")
-
-    def to_dict(self) -> dict[str, Any]:
-        return {k: (list(v) if isinstance(v, tuple) else v) for k, v in self.__dict__.items()}
+        """The attempt's agent has ended (reviewable, being closed, or closed)."""
+        return self.state not in ACTIVE
 
 
 def all_done(attempts: Sequence[Task]) -> bool:

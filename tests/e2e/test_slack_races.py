@@ -20,8 +20,9 @@ from typing import Any
 from conftest import git
 from support.engineharness import CLAUDE_SAMPLE_COST, costed_preset
 from support.gitfiles import branches
-from support.slackharness import CHANNEL, Bot, all_text, buttons
+from support.slackharness import CHANNEL, Bot, all_text, buttons, preset
 from support.waiting import eventually
+from test_slack_more import ALICE, command_form, interactive, modal_values, post
 
 from superset_bot.domain.race import AttemptFigures, RaceState
 from superset_bot.store import DISCARDED, MERGED
@@ -57,6 +58,11 @@ async def select(b: Bot, action_id: str, value: str, *, user: str = "U0ALICE", m
 async def start_race(b: Bot, text: str) -> tuple[Any, list[Any]]:
     status, _ = await b.command(text)
     assert status == 200
+    return await race_started(b)
+
+
+async def race_started(b: Bot) -> tuple[Any, list[Any]]:
+    """The race a command or the form started, and its attempts, once it exists."""
     deadline = time.monotonic() + 30
     while not (races := await b.store.races_in(set(RaceState))):
         assert time.monotonic() < deadline, "no race was started"
@@ -157,3 +163,42 @@ async def test_a_race_goes_from_one_slash_command_to_one_merged_winner(bot: Call
     assert abs(digest.spend_by_user["U0ALICE"].cost_usd - total) < 1e-6
     assert b.fake.rejected == []
     assert "Traceback" not in all_text(b.fake)
+
+
+async def test_a_race_from_the_form_compared_early_then_discarded_all(bot: Callable[..., Any]) -> None:
+    """`/superset race 2` with no prompt opens the form with 2 attempts; its submission starts the race;
+    Compare now posts the card while the agents still work; Discard all stops and removes them all."""
+    b: Bot = await bot({"slow": preset("sleep")})
+    trigger = b.fake.new_trigger_id()
+    status, _ = await post(b, command_form(b, "race 2", "race-form", trigger_id=trigger),
+                           "application/x-www-form-urlencoded")
+    assert status == 200
+    await b.settle()
+    (view,) = b.fake.views["modals"].values()
+    attempts = next(blk for blk in view["blocks"] if blk["block_id"] == "attempts")
+    assert attempts["element"]["initial_option"]["value"] == "2", "the form keeps the count the command gave"
+    values = {**modal_values("try it twice", preset_name="slow"),
+              "attempts": {"attempts": {"type": "static_select", "selected_option": {"value": "2"}}}}
+    status, body = await interactive(b, b.fake.view_submission_payload(view["id"], values=values, user_id=ALICE))
+    assert status == 200 and not body.strip()
+    race, tasks = await race_started(b)
+    for task in tasks:
+        await b.engine.wait_for(task.id, {"running"}, timeout=60)
+    ids = b.slack.frontend.races.messages.get(race.id)
+    assert ids is not None
+
+    await b.click("race_compare", race.id, message_ts=ids.thread_ts)
+    card_ts = await eventually(lambda: b.slack.frontend.races.messages.get(race.id).card_ts,
+                               what="the card on Compare now")  # the agents still stream: no settling
+    card = await eventually(lambda: b.fake.messages.get((CHANNEL, card_ts)), what="the card in Slack")
+    assert json.dumps(card.blocks).count("no review yet") == 2 and "race_pick_A" not in buttons(card)
+
+    await b.click("race_discard_all", race.id, message_ts=ids.thread_ts)
+    for task in tasks:
+        await b.engine.wait_for(task.id, {DISCARDED}, timeout=60)
+    await b.settle()
+    assert (await b.engine.get_race(race.id))[0].state == RaceState.DISCARDED
+    root = b.fake.messages[(CHANNEL, ids.thread_ts)]
+    assert "No attempt was kept" in json.dumps(root.blocks) and not buttons(root)
+    assert task_branches(b.repo) == [] and b.fake.rejected == []
+

@@ -357,16 +357,23 @@ async def test_the_token_never_reaches_the_agent(
     assert h.engine.env.redactor.redact(f"x {TOKEN} y") == "x [redacted] y"
 
 
-async def test_a_pull_request_merged_on_the_website_during_a_follow_up_keeps_what_it_lacks(
-        harness: MakeHarness, make_repo: RepoFactory, tmp_path: Path, github: FakeGitHub) -> None:
-    """Merged on the website while a follow-up runs: the task waits for the agent, is merged then, and
-    the follow-up's commit (not in what was merged) stays on the kept branch, and the thread says so."""
+async def gated_follow_up(harness: MakeHarness, make_repo: RepoFactory, tmp_path: Path,
+                          github: FakeGitHub) -> tuple[Harness, str, int, Path]:
+    """A task with an open pull request whose follow-up runs until `gate` (the last value) is touched."""
     gate = tmp_path / "gate"
     h, _ = await setup(harness, make_repo, tmp_path, github,
                        {"edit": agent_preset("gated", deliver="pr", env={"GATE_FILE": str(gate)})})
     task_id, number = await opened(h, github)
     await h.engine.followup(task_id, "one more, through the gate", "U1")
     await h.engine.wait_for(task_id, {QUEUED, RUNNING}, timeout=10)
+    return h, task_id, number, gate
+
+
+async def test_a_pull_request_merged_on_the_website_during_a_follow_up_keeps_what_it_lacks(
+        harness: MakeHarness, make_repo: RepoFactory, tmp_path: Path, github: FakeGitHub) -> None:
+    """Merged on the website while a follow-up runs: the task waits for the agent, is merged then, and
+    the follow-up's commit (not in what was merged) stays on the kept branch, and the thread says so."""
+    h, task_id, number, gate = await gated_follow_up(harness, make_repo, tmp_path, github)
     commit = await github.merge_on_website(SLUG, number)
     await asyncio.sleep(0.5)  # the watcher sees the merge meanwhile
     assert (await h.engine.get(task_id)).state in {QUEUED, RUNNING}, "a running agent is not pulled from under"
@@ -388,12 +395,7 @@ async def test_a_pull_request_closed_on_the_website_during_a_follow_up_keeps_the
         harness: MakeHarness, make_repo: RepoFactory, tmp_path: Path, github: FakeGitHub) -> None:
     """Closed on the website while a follow-up runs: the task is discarded when the agent ends, but the
     follow-up's commit, which nobody has seen, stays on the branch and the thread says where."""
-    gate = tmp_path / "gate"
-    h, _ = await setup(harness, make_repo, tmp_path, github,
-                       {"edit": agent_preset("gated", deliver="pr", env={"GATE_FILE": str(gate)})})
-    task_id, number = await opened(h, github)
-    await h.engine.followup(task_id, "one more, through the gate", "U1")
-    await h.engine.wait_for(task_id, {QUEUED, RUNNING}, timeout=10)
+    h, task_id, number, gate = await gated_follow_up(harness, make_repo, tmp_path, github)
     github.close_on_website(SLUG, number, by="octocat")
     await asyncio.sleep(0.5)  # the watcher sees the close meanwhile
     assert (await h.engine.get(task_id)).state in {QUEUED, RUNNING}, "a running agent is not pulled from under"

@@ -81,26 +81,24 @@ class Bot:
             self.log.close()
 
 
-def tasks(db: Path) -> list[dict[str, object]]:
+def rows(db: Path, table: str) -> list[dict[str, object]]:
+    """Every row of `table` ("tasks" or "races"), oldest first; none before the bot made the database."""
     if not db.exists():
         return []
     with contextlib.closing(sqlite3.connect(db, timeout=30)) as conn:
         conn.row_factory = sqlite3.Row
         try:
-            return [dict(r) for r in conn.execute("SELECT * FROM tasks ORDER BY created_at")]
+            return [dict(r) for r in conn.execute(f"SELECT * FROM {table} ORDER BY created_at")]
         except sqlite3.OperationalError:
             return []
+
+
+def tasks(db: Path) -> list[dict[str, object]]:
+    return rows(db, "tasks")
 
 
 def races(db: Path) -> list[dict[str, object]]:
-    if not db.exists():
-        return []
-    with contextlib.closing(sqlite3.connect(db, timeout=30)) as conn:
-        conn.row_factory = sqlite3.Row
-        try:
-            return [dict(r) for r in conn.execute("SELECT * FROM races ORDER BY created_at")]
-        except sqlite3.OperationalError:
-            return []
+    return rows(db, "races")
 
 
 def key_of(row: dict[str, object]) -> str:

@@ -24,7 +24,7 @@ from superset_bot.frontends.slack.blocks.kit import (
 )
 from superset_bot.frontends.slack.blocks.task import state_emoji, state_label
 from superset_bot.frontends.slack.blocks.text import esc, esc_line, inline_code, mention, quote
-from superset_bot.store import CLOSED_STATES, Task
+from superset_bot.store import ACTIVE_STATES, CLOSED_STATES, REVIEWABLE_STATES, Task
 
 # a message may hold an action id once: the card's per-attempt buttons end in "_" and the attempt's label
 ACTION_RACE_PICK = "race_pick"  # value: the attempt's task id
@@ -66,7 +66,7 @@ def race_outcome(race: Race, attempts: Sequence[Task]) -> str:
         return f":hourglass: Every attempt is being discarded by {who}…"
     if race.state == RaceState.DISCARDED:
         return f":wastebasket: No attempt was kept{f' (discarded by {who})' if race.closed_by else ''}.{rest}"
-    running = sum(1 for t in attempts if t.state in ("queued", "preparing", "running"))
+    running = sum(1 for t in attempts if t.state in ACTIVE_STATES)
     if running:
         return f":runner: {count(running, 'attempt')} still working; each posts its review below."
     return ":scales: Every attempt has finished: compare them below and pick one."
@@ -104,8 +104,7 @@ def discard_all_button(race: Race, attempts: Sequence[Task]) -> Block:
 
 
 def pick_button(race: Race, task: Task, attempts: Sequence[Task]) -> Block:
-    others = [t.race_label or "?" for t in attempts if t.id != task.id and t.state not in ("merged", "discarded",
-                                                                                             "pruned")]
+    others = [t.race_label or "?" for t in attempts if t.id != task.id and t.state not in CLOSED_STATES]
     rest = f" and discard attempt{'s' if len(others) != 1 else ''} {', '.join(others)}" if others else ""
     dialog = confirm_dialog(f"Pick attempt {task.race_label}?",
                             f"Merge attempt {task.race_label} into {esc_line(race.base_branch, 80)} (through its "
@@ -148,7 +147,7 @@ def comparison_card(race: Race, attempts: Sequence[Task], figures: Sequence[Atte
     """Every attempt side by side: agent, state, files, +/-, checks, clean merge, time, tokens, cost."""
     by_id = {t.id: t for t in attempts}
     open_race = race.state == RaceState.OPEN
-    pickable = [t for t in attempts if t.state in ("finished", "failed", "cancelled", "timed_out")]
+    pickable = [t for t in attempts if t.state in REVIEWABLE_STATES]
 
     def build(scale: float) -> list[Block]:
         blocks: list[Block] = [section(f":bar_chart: *Comparison of race {inline_code(race.id, 20)}* · "
@@ -158,7 +157,7 @@ def comparison_card(race: Race, attempts: Sequence[Task], figures: Sequence[Atte
             head = (f"{state_emoji(f.state)} *Attempt {esc_line(f.label, 4)}* · {inline_code(f.preset, 60)} · "
                     f"{inline_code(f.task_id, 20)}")
             blocks.append(section(f"{head}\n{figures_text(f)}"))
-            if task is not None and open_race and task.state not in ("merged", "discarded", "pruned"):
+            if task is not None and open_race and task.state not in CLOSED_STATES:
                 row = [button(f"View diff {task.race_label}", per_attempt(ACTION_RACE_VIEW_DIFF, task.race_label),
                               task.id)] if task.branch else []
                 if task in pickable:
@@ -168,8 +167,7 @@ def comparison_card(race: Race, attempts: Sequence[Task], figures: Sequence[Atte
         blocks.append(context(race_outcome(race, attempts)))
         if open_race:
             row = []
-            pairs = [(a, b) for a, b in combinations([t for t in attempts if t.branch and t.state not in (
-                "merged", "discarded", "pruned")], 2)]
+            pairs = list(combinations([t for t in attempts if t.branch and t.state not in CLOSED_STATES], 2))
             if pairs:
                 row.append({"type": "static_select", "action_id": ACTION_RACE_DIFF,
                             "placeholder": plain("Diff A vs B"),
