@@ -111,6 +111,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     run = sub.add_parser("run", help="start the Slack bot (Socket Mode when SLACK_APP_TOKEN is set)")
     run.add_argument("--http", action="store_true", help="serve Slack over HTTP on SUPERSET_HTTP_PORT instead")
     sub.add_parser("console", help="the same engine in this terminal, no Slack needed")
+    sub.add_parser("worker", help="a worker host: run agents sent through Temporal (SUPERSET_TEMPORAL_ADDRESS)")
     doctor = sub.add_parser("doctor", help="check tokens, scopes, git, repos, presets and disk; print what to fix")
     doctor.add_argument("--http", action="store_true", help="check HTTP mode (signing secret) instead of Socket Mode")
     args = parser.parse_args(argv)
@@ -135,6 +136,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     setup_logging(args.log_level or default_level, settings.secrets())
 
     try:
+        if args.command == "worker":
+            try:
+                from superset_bot.temporal.worker import run_worker
+            except ImportError as exc:
+                print(f"superset-bot: the worker needs the Temporal SDK ({exc}); install superset-bot[temporal]",
+                      file=sys.stderr)
+                return 2
+            return asyncio.run(run_worker(settings))
         if args.command == "console":
             if not settings.repos:
                 print("superset-bot: SUPERSET_REPOS is not set: name at least one repository, e.g.\n"

@@ -6,6 +6,7 @@ Errors name the variable and say what is expected, so a wrong `.env` is fixed in
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import re
 import tempfile
@@ -30,6 +31,8 @@ LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 PERMISSION_MODES = ("requester", "anyone")
 REMOTE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 NO_REMOTE = ("", "none")
+RUNNERS = ("local", "temporal")
+QUEUE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 
 
 class ConfigError(Exception):
@@ -91,6 +94,12 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("SUPERSET_BWRAP", "bwrap", "The bubblewrap binary for presets with \"sandbox\": \"bwrap\" (a name on PATH or an absolute path)."),
     Setting("SUPERSET_CANCEL_GRACE", "5s", "Time an agent gets between SIGTERM and SIGKILL when cancelled."),
     Setting("SUPERSET_LOG_LEVEL", "INFO", "DEBUG, INFO, WARNING or ERROR."),
+    Setting("SUPERSET_RUNNER", "local", "Where agents run: local (this process's machine, no server needed) or temporal (worker hosts, see `superset-bot worker`)."),
+    Setting("SUPERSET_TEMPORAL_ADDRESS", "127.0.0.1:7233", "The Temporal frontend (host:port) the bot and `superset-bot worker` connect to (SUPERSET_RUNNER=temporal)."),
+    Setting("SUPERSET_TEMPORAL_NAMESPACE", "default", "The Temporal namespace of the bot and its workers."),
+    Setting("SUPERSET_TEMPORAL_TASK_QUEUE", "superset", "The shared task queue workers register on for placement; each also serves QUEUE.host.NAME for its worktrees."),
+    Setting("SUPERSET_TEMPORAL_HEARTBEAT", "10s", "A worker that sends no heartbeat for this long is taken for gone; cancels reach agents within about this time."),
+    Setting("SUPERSET_WORKER_NAME", "", "This worker host's name (`superset-bot worker`); default: the machine's host name."),
 )
 SETTING_NAMES = frozenset(s.name for s in SETTINGS)
 _DEFAULTS = {s.name: s.default for s in SETTINGS}
@@ -147,6 +156,12 @@ class Settings:
     prices: Mapping[str, Price]  # per model: the shipped table with SUPERSET_PRICES over it
     cancel_grace: float
     log_level: str
+    runner: str = "local"  # "local" | "temporal"
+    temporal_address: str = "127.0.0.1:7233"
+    temporal_namespace: str = "default"
+    temporal_task_queue: str = "superset"
+    temporal_heartbeat: float = 10.0
+    worker_name: str = ""
     # The process environment at start (without .env additions): what agents inherit.
     process_env: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}), repr=False)
 
@@ -423,6 +438,21 @@ def load_settings(
     cgroups_mode = get("SUPERSET_CGROUPS").lower() or "off"
     if cgroups_mode not in ("auto", "off"):
         problems.append(f'SUPERSET_CGROUPS: expected auto or off, got "{get("SUPERSET_CGROUPS")}"')
+    runner = get("SUPERSET_RUNNER").lower() or "local"
+    if runner not in RUNNERS:
+        problems.append(f'SUPERSET_RUNNER: expected local or temporal, got "{get("SUPERSET_RUNNER")}"')
+    elif runner == "temporal" and importlib.util.find_spec("temporalio") is None:
+        problems.append("SUPERSET_RUNNER: temporal needs the Temporal SDK, which is not installed: "
+                        "pip install 'superset-bot[temporal]'")
+    temporal_address = get("SUPERSET_TEMPORAL_ADDRESS")
+    if not re.match(r"^[A-Za-z0-9._\[\]:-]+:[0-9]{1,5}$", temporal_address):
+        problems.append(f'SUPERSET_TEMPORAL_ADDRESS: expected host:port, got "{temporal_address}"')
+    queue = get("SUPERSET_TEMPORAL_TASK_QUEUE")
+    if not QUEUE_NAME.match(queue):
+        problems.append(f'SUPERSET_TEMPORAL_TASK_QUEUE: expected letters, digits, ".", "_" or "-", got "{queue}"')
+    worker_name = get("SUPERSET_WORKER_NAME")
+    if worker_name and not QUEUE_NAME.match(worker_name):
+        problems.append(f'SUPERSET_WORKER_NAME: expected letters, digits, ".", "_" or "-", got "{worker_name}"')
     github_api_url = get("SUPERSET_GITHUB_API_URL").rstrip("/")
     if not re.match(r"^https?://[^/\s]+", github_api_url):
         problems.append(f'SUPERSET_GITHUB_API_URL: expected an http(s) URL, got "{github_api_url}"')
@@ -521,6 +551,12 @@ def load_settings(
         prices=prices(),
         cancel_grace=duration("SUPERSET_CANCEL_GRACE"),
         log_level=log_level,
+        runner=runner,
+        temporal_address=temporal_address,
+        temporal_namespace=get("SUPERSET_TEMPORAL_NAMESPACE") or "default",
+        temporal_task_queue=queue,
+        temporal_heartbeat=duration("SUPERSET_TEMPORAL_HEARTBEAT"),
+        worker_name=worker_name,
         process_env=MappingProxyType(process_env),
     )
     if problems:

@@ -176,6 +176,13 @@ _MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE tasks ADD COLUMN race_label TEXT;
     CREATE INDEX tasks_race ON tasks(race_id);
     """,
+    # 7: tasks run on worker hosts through Temporal: which runner, the host holding the worktree,
+    # and the workflow of the turn under way
+    """
+    ALTER TABLE tasks ADD COLUMN runner TEXT;
+    ALTER TABLE tasks ADD COLUMN host TEXT;
+    ALTER TABLE tasks ADD COLUMN turn TEXT;
+    """,
 )
 
 log = logging.getLogger(__name__)

@@ -15,7 +15,8 @@ TESTS_DIR = Path(__file__).parent
 AGENTS_DIR = TESTS_DIR / "agents"
 
 # the fixtures every test may ask for by name: harness, bot, killable, setup
-pytest_plugins = ["support.engineharness", "support.slackharness", "support.faultbot", "support.doctorsetup"]
+pytest_plugins = ["support.engineharness", "support.slackharness", "support.faultbot", "support.doctorsetup",
+                  "support.temporal"]
 
 
 @pytest.fixture(autouse=True, scope="session")

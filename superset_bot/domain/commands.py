@@ -38,6 +38,8 @@ COMMANDS: tuple[CommandSpec, ...] = (
     CommandSpec("discard", "ID", "throw a task's work away (worktree and branch)", needs_task=True),
     CommandSpec("cancel", "ID", "stop a task's agent", needs_task=True),
     CommandSpec("followup", "ID TEXT", "send more instructions to a finished task's agent", needs_task=True),
+    CommandSpec("move", "ID", "run a task's turn again on another worker host (its own stopped answering)",
+                needs_task=True),
     CommandSpec("presets", "", "the presets you can spawn with"),
     CommandSpec("repos", "", "the repositories agents work in"),
     CommandSpec("prune", "[--dry-run]", "remove stale worktrees now", admin_only=True),

@@ -12,6 +12,8 @@ from superset_bot.domain.race import Race
 from superset_bot.domain.review import Review
 from superset_bot.domain.task import Task
 
+HOST_LOST = "host_lost"  # Milestone.kind: a worker host running the task's agent stopped answering
+
 
 @dataclass(frozen=True)
 class EngineEvent:

@@ -52,6 +52,9 @@ class Task:
     prune_warned_at: float | None = None  # when the thread was told this worktree will be pruned
     race_id: str | None = None  # the race this task is an attempt of (domain/race.py), if any
     race_label: str | None = None  # its name in the race: A, B, C...
+    runner: str | None = None  # where its agent runs: None (this process) or "temporal" (worker hosts)
+    host: str | None = None  # the worker host holding its worktree (Temporal runner)
+    turn: str | None = None  # the workflow id of its turn under way or last run (Temporal runner)
 
     def progress_snapshot(self) -> ProgressSnapshot:
         """The last saved progress, or NO_PROGRESS when there is none or it is unreadable."""

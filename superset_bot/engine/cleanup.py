@@ -49,6 +49,9 @@ class WorktreeCleanup:
                 return  # housekeeping removed the same leftovers at the same moment: nothing failed
             await engine.store.add_event(task.id, BOT_ACTOR, "cleanup_failed", {"error": str(exc)})
             log.warning("task %s: cleanup failed: %s", task.id, exc)
+        finally:
+            if task.runner and engine.remote is not None:  # and its worktree on the worker host that holds it
+                await engine.remote.release(task)
 
     async def _cleaned_by_someone_else(self, task: Task, keep_branch: bool) -> bool:
         repo = self.engine.repo_path(task.repo)

@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from superset_bot.agents import cgroups
 from superset_bot.agents.formats import Progress
@@ -57,6 +57,9 @@ from superset_bot.git.refs import branch_exists
 from superset_bot.plugins.hooks import Hooks
 from superset_bot.presets import Preset
 from superset_bot.store import Store, Task, new_task_id
+
+if TYPE_CHECKING:
+    from superset_bot.temporal.runner import TemporalRunner
 
 __all__ = ["BOT_ACTOR", "AlreadyClosed", "Engine", "UserError", "ValidSpawn"]
 
@@ -117,6 +120,17 @@ class Engine:
         self.recovery = Recovery(self)
         self.watchdog = Watchdog(self)
         self.cgroups = cgroups.Delegation(None, "not looked at yet")  # kernel-enforced limits, when delegated
+        # where new tasks' agents run: here (None), or worker hosts through Temporal
+        self.remote: TemporalRunner | None = None
+        if settings.runner == "temporal":
+            from superset_bot.temporal.runner import TemporalRunner  # temporalio only where it is used
+
+            self.remote = TemporalRunner(self)
+
+    @property
+    def runner_of_new_tasks(self) -> str | None:
+        """`Task.runner` for the tasks this engine creates: None (this process) or "temporal"."""
+        return "temporal" if self.remote is not None else None
 
     def _remote_moved(self, repo_name: str, branch: str) -> None:
         self.pool.poke(repo_name)
@@ -155,6 +169,8 @@ class Engine:
         await self.bases.stop()
         await self.workers.stop()
         await self.pulls.close()
+        if self.remote is not None:
+            await self.remote.close()
 
     async def recover(self, task: Task) -> None:
         """Pick up a task nobody drives (reconcile): re-attach, re-queue or settle it."""
@@ -237,7 +253,8 @@ class Engine:
         if chosen is None:
             known = ", ".join(sorted(self.presets)) or "none (check SUPERSET_PRESETS_DIR)"
             raise UserError(f'Unknown preset "{preset_name}". Available presets: {known}.')
-        check_agent_command(self.settings, chosen)
+        if self.remote is None:  # worker hosts run the agent: it need not be installed where the bot runs
+            check_agent_command(self.settings, chosen)
         if base is not None:
             base = base.strip()
             try:
@@ -278,6 +295,7 @@ class Engine:
             requester=requester,
             base_branch=valid.base,
             channel=channel,
+            runner=self.runner_of_new_tasks,
         )
         task = await self.store.create_task(task, requester, {"repo": valid.repo, "preset": valid.preset,
                                                               "base": valid.base})
@@ -319,6 +337,13 @@ class Engine:
 
     async def cancel(self, task_id: str, actor: str) -> Task:
         return await self.control.cancel(task_id, actor)
+
+    async def retry_elsewhere(self, task_id: str, actor: str) -> Task:
+        """Run a task's turn again on another worker host (its own stopped answering)."""
+        task = await self.get(task_id)
+        if task.runner is None or self.remote is None:
+            raise UserError(f"Task {task.id} runs on this machine, not on worker hosts; there is no other host.")
+        return await self.remote.retry_elsewhere(task, actor)
 
     async def followup(self, task_id: str, text: str, actor: str) -> Task:
         """Send more instructions to a task's agent, in the same worktree (and session if supported)."""

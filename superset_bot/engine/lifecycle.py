@@ -66,6 +66,16 @@ class Lifecycle:
         """Queue -> prepare -> run -> review, for a new task or a follow-up run."""
         engine = self.engine
         try:
+            task = await engine.store.get_task(task_id)
+            if task is not None and task.runner:  # its worktree is on a worker host: its turns are run there
+                if engine.remote is None:
+                    await engine.transitions.transition(
+                        task_id, FAILED, BOT_ACTOR, expect=ACTIVE_STATES,
+                        reason=f"its worktree is on worker host {task.host or '(not placed yet)'} and this bot runs "
+                               "agents locally (SUPERSET_RUNNER=local); start it with SUPERSET_RUNNER=temporal")
+                    return
+                await engine.remote.drive(task_id, followup)
+                return
             await engine.slots.acquire(task_id)
             try:
                 task = await engine.store.get_task(task_id)

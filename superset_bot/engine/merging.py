@@ -260,6 +260,9 @@ class Merging:
         task = await engine.get(task_id)
         if task.state not in REVIEWABLE_STATES:
             raise UserError(f"Task {task.id} is {task.state}; it can be updated from its base once the agent is done.")
+        if task.runner:
+            raise UserError(f"Task {task.id}'s worktree is on worker host {task.host}; update it from its base with a "
+                            f"follow-up instead (e.g. \"merge {task.base_branch} into this branch and fix conflicts\").")
         assert task.worktree and task.base_branch
         self.refuse_while_updating(task)
         self._updating.add(task.id)

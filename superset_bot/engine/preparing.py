@@ -48,8 +48,8 @@ class Preparation:
         try:
             # before the uninterrupted step: a fetch may take seconds, and a cancel need not wait for it
             base_branch = task.base_branch or await default_branch(repo)
-            if task.race_id and task.base_commit:
-                start = StartPoint(task.base_commit, LOCAL)  # a race's attempts all start where it did
+            if task.base_commit:  # a race's attempts all start where it did; a worker host's turn where the bot said
+                start = StartPoint(task.base_commit, LOCAL)
             else:
                 start = await engine.bases.start_point(task.repo, base_branch)
             task, worktree, taken = await _uninterrupted(self._make_worktree(task, repo, preset, base_branch, start))

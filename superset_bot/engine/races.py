@@ -84,7 +84,8 @@ class Races:
                     presets=tuple(v.preset for v in valid.attempts), base_branch=base_branch,
                     base_commit=start.commit, channel=channel)
         pending = [Task(id=task_id, repo=v.repo, prompt=v.prompt, preset=v.preset, requester=requester,
-                        base_branch=base_branch, base_commit=start.commit, channel=channel, race_label=label)
+                        base_branch=base_branch, base_commit=start.commit, channel=channel, race_label=label,
+                        runner=engine.runner_of_new_tasks)
                    for task_id, v, label in zip(task_ids, valid.attempts, LABELS, strict=False)]
         race, attempts = await engine.store.create_race(race, pending, requester)
         log.info("race %s: %d attempts by %s from %s at %s", race.id, len(attempts), requester, base_branch,

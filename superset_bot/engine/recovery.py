@@ -54,7 +54,9 @@ class Recovery:
 
     async def _recover(self, task: Task) -> None:
         engine = self.engine
-        if task.state == RUNNING and task.run_dir:
+        if task.runner and task.state in (QUEUED, PREPARING, RUNNING):
+            engine.workers.drive(task.id, engine.lifecycle.drive(task.id))  # its turn's workflow knows the rest
+        elif task.state == RUNNING and task.run_dir:
             run = AgentRun.attach(Path(task.run_dir), redactor=engine.env.redactor)
             engine.slots.take(task.id)
             engine.lifecycle.runs[task.id] = run  # cancel works at once, before the driver has started

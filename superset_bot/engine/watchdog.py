@@ -45,6 +45,8 @@ class Watchdog:
 
     def stuck_bound(self, task: Task) -> float | None:
         """Seconds the task may stay in its passing state without its row changing; None: no bound."""
+        if task.runner and task.state in (QUEUED, PREPARING):
+            return None  # waiting for a worker host's free slot: its turn's workflow owns that wait
         if task.state == QUEUED:
             return STUCK_QUEUED
         if task.state == PREPARING:

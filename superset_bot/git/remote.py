@@ -94,11 +94,14 @@ async def _quiet_env(repo: Path) -> dict[str, str]:
     return {"GIT_TERMINAL_PROMPT": "0", "GIT_SSH_COMMAND": await _ssh_command(repo), "SSH_ASKPASS_REQUIRE": "never"}
 
 
-async def push_branch(repo: Path, remote: str, branch: str, timeout: float = PUSH_TIMEOUT) -> str:
-    """Push the local `branch` to the same branch of `remote`, never forced; the commit pushed.
+async def push_branch(repo: Path, remote: str, branch: str, timeout: float = PUSH_TIMEOUT, *,
+                      to: str | None = None, force: bool = False) -> str:
+    """Push the local `branch` to the same branch of `remote` (or to its branch `to`), not forced unless
+    `force` (a worker host's copy of a task branch it owns); the commit pushed.
     Raises PushError (`rejected` when the remote moved on; timed out, unreachable, refused)."""
     check_ref_arg(remote, "remote")
     check_ref_arg(branch, "branch")
+    target = check_ref_arg(to, "branch") if to else branch
     sha = await run_git(repo, "rev-parse", "--verify", "--quiet", f"refs/heads/{branch}^{{commit}}", check=False)
     if sha.returncode != 0 or not sha.stdout.strip():
         raise PushError(remote, branch, f"there is no local branch {branch}")
@@ -109,7 +112,7 @@ async def push_branch(repo: Path, remote: str, branch: str, timeout: float = PUS
             # cancelled by the timeout, run_git ends git's process group (transports included)
             result = await run_git(
                 repo, "-c", "credential.interactive=never", "push", "--quiet", "--no-verify", "--no-follow-tags",
-                "--porcelain", remote, f"{commit}:refs/heads/{branch}",
+                "--porcelain", remote, f"{'+' if force else ''}{commit}:refs/heads/{target}",
                 env=env, check=False, bot_write=True,
             )
     except TimeoutError:
@@ -122,7 +125,7 @@ async def push_branch(repo: Path, remote: str, branch: str, timeout: float = PUS
         raise PushError(remote, branch, _reason(result.stderr, result.returncode).replace("git fetch", "git push"),
                         strip_credentials(said))
     # the remote-tracking ref follows, as a fetch would have moved it
-    await run_git(repo, "update-ref", tracking_ref(remote, branch), commit, check=False, bot_write=True)
+    await run_git(repo, "update-ref", tracking_ref(remote, target), commit, check=False, bot_write=True)
     return commit
 
 
@@ -172,3 +175,20 @@ async def remote_branch(repo: Path, remote: str, branch: str, timeout: float = F
         if ref.strip() == f"refs/heads/{branch}":
             return sha.strip()
     return None
+
+
+async def delete_branch(repo: Path, remote: str, branch: str, timeout: float = PUSH_TIMEOUT) -> None:
+    """Delete `branch` on `remote` (nothing happens when it has none). Raises PushError."""
+    check_ref_arg(remote, "remote")
+    check_ref_arg(branch, "branch")
+    env = await _quiet_env(repo)
+    try:
+        async with asyncio.timeout(timeout):
+            result = await run_git(repo, "-c", "credential.interactive=never", "push", "--quiet", "--no-verify",
+                                   remote, f":refs/heads/{branch}", env=env, check=False, bot_write=True)
+    except TimeoutError:
+        raise PushError(remote, branch, f"no answer within {timeout:g} s") from None
+    if result.returncode != 0 and "remote ref does not exist" not in result.stderr:
+        raise PushError(remote, branch, _reason(result.stderr, result.returncode).replace("git fetch", "git push"),
+                        strip_credentials(result.stderr))
+    await run_git(repo, "update-ref", "-d", tracking_ref(remote, branch), check=False, bot_write=True)

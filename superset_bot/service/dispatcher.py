@@ -45,7 +45,8 @@ from superset_bot.store import ACTIVE_STATES, REVIEWABLE_STATES, Task, new_task_
 
 # the words access control uses for a task action, in its refusals ("Only ... can merge it")
 _ACTION_WORDS = {"merge": "merge", "discard": "discard", "cancel": "cancel", "followup": "follow up on",
-                 "update": "update", "retry": "retry", "keep": "keep", "fixci": "fix CI on"}
+                 "update": "update", "retry": "retry", "keep": "keep", "fixci": "fix CI on",
+                 "move": "move"}
 
 
 @dataclass(frozen=True)
@@ -194,6 +195,8 @@ class Service:
             return Done(verb, await engine.update_from_base(task.id, caller.user))
         if verb == "fixci":
             return Done(verb, await engine.fix_ci(task.id, caller.user))
+        if verb == "move":
+            return Done(verb, await engine.retry_elsewhere(task.id, caller.user))
         return Done(verb, await engine.keep(task.id, caller.user))
 
     async def _refuse_action(self, caller: Caller, task: Task, verb: str) -> Refused | None:

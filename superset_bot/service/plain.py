@@ -137,6 +137,10 @@ def done_sentence(result: Done) -> str:
         return f"Follow-up queued for `{t.id}`."
     if result.verb == "update":
         return f"Task `{t.id}` is updated from `{t.base_branch}`."
+    if result.verb == "fixci":
+        return f"The failing checks of `{t.id}` went to its agent as a follow-up."
+    if result.verb == "move":
+        return f"Task `{t.id}` leaves worker host `{t.host}`: its turn starts again on another host."
     return f"Task `{t.id}` is kept; its idle clock starts again."
 
 

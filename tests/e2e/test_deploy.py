@@ -1,4 +1,5 @@
-"""Deployment files against the code: Slack app manifests, the systemd unit and the Dockerfile.
+"""Deployment files against the code: Slack app manifests, the systemd units, the Dockerfile and
+deploy/compose.yml (the bot and worker hosts through Temporal).
 
 The manifests must declare exactly what the bot registers and calls: every event handled is
 subscribed, every scope a called method needs is granted, and no scope is declared unused.
@@ -27,13 +28,16 @@ from typing import Any
 
 import pytest
 
-from superset_bot.config import SETTINGS
+from superset_bot.config import SETTINGS, load_settings
 from superset_bot.doctor import REQUIRED_BOT_SCOPES
 
 ROOT = Path(__file__).parents[2]
 DEPLOY = ROOT / "deploy"
 SOCKET_MANIFEST = DEPLOY / "slack-app-manifest.yml"
 HTTP_MANIFEST = DEPLOY / "slack-app-manifest.http.yml"
+BOT_UNIT = DEPLOY / "superset-bot.service"
+WORKER_UNIT = DEPLOY / "superset-worker.service"
+COMPOSE = DEPLOY / "compose.yml"
 EVENTS_URL = "https://YOUR-HOST/slack/events"
 
 # Web API method -> bot scopes it needs (Slack's method reference). A method the code calls that is
@@ -467,9 +471,9 @@ def test_manifests_differ_only_in_transport() -> None:
 # --------------------------------------------------------------------------- systemd unit
 
 
-def unit_entries() -> list[tuple[str, str, str]]:
+def unit_entries(path: Path = BOT_UNIT) -> list[tuple[str, str, str]]:
     entries, section = [], ""
-    for number, raw in enumerate((DEPLOY / "superset-bot.service").read_text().splitlines(), 1):
+    for number, raw in enumerate(path.read_text().splitlines(), 1):
         line = raw.strip()
         if not line or line.startswith(("#", ";")):
             continue
@@ -502,7 +506,7 @@ def test_systemd_unit_keeps_agents_alive_across_restarts() -> None:
     assert service["KillMode"] == "process"
     # the agents' hard limits: a delegated cgroup v2 subtree, which a read-only cgroupfs would refuse
     assert service["Delegate"] == "yes" and service["ProtectControlGroups"] == "false"
-    text = (DEPLOY / "superset-bot.service").read_text()
+    text = BOT_UNIT.read_text()
     comment = text[:text.index("\nKillMode=process")]
     assert "detached" in comment[-800:] and "re-attaches" in comment[-800:], "explain why KillMode=process"
     # a private /tmp is deleted when the service stops, under agents that outlive it
@@ -528,6 +532,50 @@ def test_systemd_unit_runs_the_bot_as_a_dedicated_user_with_safe_hardening() -> 
     assert "SUPERSET_DATA_DIR=/var/lib/superset-bot" in environment
     assert service["StateDirectory"] == "superset-bot"
     assert ("Install", "WantedBy", "multi-user.target") in entries
+
+
+# what may differ between the bot's unit and a worker host's: everything else (user, hardening,
+# KillMode, cgroup delegation, restart policy) is the same on purpose
+WORKER_UNIT_OWN = {"Description", "StateDirectory", "Environment", "EnvironmentFile", "ExecStart"}
+
+
+def test_worker_unit_runs_superset_bot_worker_and_keeps_agents_alive() -> None:
+    entries = unit_entries(WORKER_UNIT)
+    for section, key, _ in entries:
+        assert key in KNOWN_DIRECTIVES.get(section, set()), f"[{section}] {key}: unknown (typo?)"
+    service = {key: value for section, key, value in entries if section == "Service"}
+    workdir = service["WorkingDirectory"]
+    assert service["ExecStart"] == f"{workdir}/.venv/bin/superset-bot worker"
+    assert service["KillMode"] == "process"
+    text = WORKER_UNIT.read_text()
+    comment = text[:text.index("\nKillMode=process")]
+    assert "detached" in comment[-800:] and "re-attaches" in comment[-800:], "explain why KillMode=process"
+    assert service["Restart"] == "on-failure"
+    # its own settings and data: a worker may share a machine with the bot, never its store
+    assert service["EnvironmentFile"] == "/etc/superset-worker/env"
+    assert service["StateDirectory"] == "superset-worker"
+    environment = [value for section, key, value in entries if key == "Environment"]
+    assert f"SUPERSET_DATA_DIR=/var/lib/{service['StateDirectory']}" in environment
+    bot = {key: value for section, key, value in unit_entries() if section == "Service"}
+    assert service["EnvironmentFile"] != bot["EnvironmentFile"] and service["StateDirectory"] != bot["StateDirectory"]
+
+
+def test_worker_unit_is_the_bot_unit_but_for_what_makes_it_a_worker() -> None:
+    def shared(path: Path) -> dict[tuple[str, str], str]:
+        return {(section, key): value for section, key, value in unit_entries(path) if key not in WORKER_UNIT_OWN}
+
+    assert shared(WORKER_UNIT) == shared(BOT_UNIT)
+    assert "Documentation" in {key for _, key, _ in unit_entries(WORKER_UNIT)}
+
+
+@pytest.mark.parametrize("argv", [["worker", "--help"], ["run", "--help"]])
+def test_the_units_commands_exist(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    from superset_bot.cli import main
+
+    with pytest.raises(SystemExit) as exited:
+        main(argv)
+    assert exited.value.code == 0
+    assert f"superset-bot {argv[0]}" in capsys.readouterr().out
 
 
 # --------------------------------------------------------------------------- Dockerfile
@@ -596,3 +644,149 @@ async def test_dockerfile_healthcheck_passes_against_the_real_bot_and_fails_with
         closed = sock.getsockname()[1]
     code, _ = await _run_healthcheck(closed)
     assert code != 0
+
+
+def test_dockerfile_installs_the_temporal_extra() -> None:
+    """The image runs the bot with SUPERSET_RUNNER=temporal and `superset-bot worker`: both need the SDK."""
+    runs = " ".join(rest for word, rest in docker_instructions() if word == "RUN")
+    assert re.search(r"pip install [^&]*\.\[temporal\]", runs)
+    extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    assert any(requirement.startswith("temporalio") for requirement in extras["temporal"])
+
+
+# --------------------------------------------------------------------------- docker compose (worker hosts)
+
+
+def compose() -> dict[str, Any]:
+    """deploy/compose.yml, read by the strict YAML-subset reader above (so it stays in that subset)."""
+    data = load_yaml_subset(COMPOSE.read_text())
+    assert isinstance(data, dict)
+    return data
+
+
+def compose_env(service: dict[str, Any]) -> dict[str, str]:
+    environment = service.get("environment", {})
+    assert isinstance(environment, dict), "environment as a mapping"
+    return {key: str(value) for key, value in environment.items()}
+
+
+def compose_roles(data: dict[str, Any]) -> tuple[str, list[str]]:
+    """The bot's service (the image's CMD, `run --http`) and the workers' (`superset-bot worker`)."""
+    ours = {name: service for name, service in data["services"].items()
+            if service.get("build", {}).get("dockerfile") == "deploy/Dockerfile"}
+    workers = [name for name, service in ours.items() if service.get("command") == ["superset-bot", "worker"]]
+    bots = [name for name in ours if name not in workers]
+    assert len(bots) == 1, f"one bot service, got {bots}"
+    return bots[0], workers
+
+
+def test_compose_runs_postgres_temporal_the_bot_and_two_workers() -> None:
+    data = compose()
+    services = data["services"]
+    images = {name: service.get("image", "") for name, service in services.items()}
+    assert images["postgres"].startswith("postgres:")
+    assert images["temporal"].startswith("temporalio/server:")
+    bot, workers = compose_roles(data)
+    assert len(workers) >= 2
+    assert compose_env(services[bot])["SUPERSET_RUNNER"] == "temporal"
+    assert "command" not in services[bot]  # the image's CMD: superset-bot run --http
+    names = [compose_env(services[worker]).get("SUPERSET_WORKER_NAME") for worker in workers]
+    assert all(names) and len(set(names)) == len(names), f"distinct SUPERSET_WORKER_NAME: {names}"
+    # Temporal's own setup: schema before the server, the namespace before the bot and workers
+    assert compose_env(services["temporal"])["POSTGRES_SEEDS"] == "postgres"
+    waits = {name: service.get("depends_on", {}) for name, service in services.items()}
+    assert waits["temporal"]["temporal_schema"]["condition"] == "service_completed_successfully"
+    assert waits["temporal_schema"]["postgres"]["condition"] == "service_healthy"
+    for name in (bot, *workers):
+        assert waits[name]["temporal_namespace"]["condition"] == "service_completed_successfully"
+    for name, needs in waits.items():
+        assert set(needs) <= set(services), f"{name} depends on a service that is not there"
+
+
+def test_compose_bot_and_workers_find_temporal_and_keep_their_own_data() -> None:
+    data = compose()
+    services = data["services"]
+    bot, workers = compose_roles(data)
+    temporal_ports = [str(port) for port in services["temporal"]["ports"]]
+    assert any(port.endswith(":7233") for port in temporal_ports)
+    namespace = next(s.default for s in SETTINGS if s.name == "SUPERSET_TEMPORAL_NAMESPACE")
+    assert f"namespace create -n {namespace}" in services["temporal_namespace"]["command"][-1]
+    data_volumes = []
+    for name in (bot, *workers):
+        service = services[name]
+        env = compose_env(service)
+        assert env["SUPERSET_TEMPORAL_ADDRESS"] == "temporal:7233", name
+        assert env.get("SUPERSET_TEMPORAL_NAMESPACE", namespace) == namespace, name
+        assert isinstance(service["env_file"], str) and service["env_file"].endswith(".env"), name
+        mounts = [str(volume).split(":") for volume in service["volumes"]]
+        [data_volume] = [source for source, target, *_ in mounts if target == "/data"]
+        assert data_volume in data["volumes"], f"{name}: /data on a named volume"
+        data_volumes.append(data_volume)
+        # the same presets everywhere: a turn names its preset and the worker runs it
+        assert "../presets:/app/presets:ro" in service["volumes"], name
+        assert (DEPLOY / "../presets").resolve() == ROOT / "presets"
+        assert service["build"]["context"] == ".." and (DEPLOY / ".." / service["build"]["dockerfile"]).is_file()
+    assert len(set(data_volumes)) == len(data_volumes), "each worker and the bot have a data volume of their own"
+    for name in workers:
+        service = services[name]
+        assert service["healthcheck"] == {"disable": True}, f"{name}: no /healthz on a worker"
+        env = compose_env(service)
+        assert "SUPERSET_REPOS" not in env and "SUPERSET_RUNNER" not in env, name
+        assert service["env_file"] != services[bot]["env_file"], "workers need no Slack tokens nor SUPERSET_REPOS"
+    build_args = set(services[bot]["build"]["args"])
+    dockerfile_args = {rest.split("=")[0] for word, rest in docker_instructions() if word == "ARG"}
+    assert build_args <= dockerfile_args
+
+
+def test_compose_images_are_pinned() -> None:
+    services = compose()["services"]
+    versions = {}
+    for name, service in services.items():
+        image = service["image"]
+        repository, _, tag = image.rpartition(":")
+        assert repository and tag and tag != "latest", f"{name}: pin {image}"
+        if "build" not in service:
+            assert re.match(r"^[0-9]", tag), f"{name}: pin {image} to a version"
+        if repository in ("temporalio/server", "temporalio/admin-tools"):
+            versions[name] = tag
+    assert len(set(versions.values())) == 1, f"Temporal's server and admin tools of one version: {versions}"
+
+
+def test_compose_settings_are_valid_for_the_bot_and_the_workers(tmp_path: Path) -> None:
+    """What compose.yml sets in each container loads as settings (worker names, address, numbers)."""
+    data = compose()
+    bot, workers = compose_roles(data)
+    for name in (bot, *workers):
+        env = {**compose_env(data["services"][name]), "SUPERSET_DATA_DIR": str(tmp_path / name)}
+        settings = load_settings(env, env_file=None)
+        assert settings.temporal_address == "temporal:7233"
+        if name in workers:
+            assert settings.worker_name == env["SUPERSET_WORKER_NAME"]
+        else:
+            assert settings.runner == "temporal"
+
+
+def deployment_texts() -> dict[str, str]:
+    readme = (ROOT / "README.md").read_text()
+    start = readme.index("\n## When one machine is not enough\n")
+    section = readme[start:readme.index("\n## ", start + 1)]
+    return {"compose.yml": COMPOSE.read_text(), WORKER_UNIT.name: WORKER_UNIT.read_text(),
+            BOT_UNIT.name: BOT_UNIT.read_text(), "Dockerfile": (DEPLOY / "Dockerfile").read_text(),
+            "README.md (When one machine is not enough)": section,
+            "deploy/README.md": (DEPLOY / "README.md").read_text()}
+
+
+def test_every_superset_variable_in_the_deployment_files_is_a_setting() -> None:
+    known = {s.name for s in SETTINGS}
+    for where, text in deployment_texts().items():
+        named = set(re.findall(r"\bSUPERSET_[A-Z0-9_]+\b", text))
+        assert named - known == set(), f"{where} names settings that do not exist"
+    assert "SUPERSET_WORKER_NAME" in deployment_texts()["compose.yml"]
+
+
+def test_readme_and_deploy_readme_point_at_the_worker_files() -> None:
+    readme = (ROOT / "README.md").read_text()
+    headings = [line for line in readme.splitlines() if line.startswith("## ")]
+    assert headings.index("## When one machine is not enough") < headings.index("## Deployment")
+    for text in (deployment_texts()["README.md (When one machine is not enough)"], (DEPLOY / "README.md").read_text()):
+        assert "superset-worker.service" in text and "compose.yml" in text

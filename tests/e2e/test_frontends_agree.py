@@ -97,7 +97,7 @@ async def test_every_command_gives_the_same_answer_in_slack_and_the_console(bot:
     assert f"Task `{c.id}` has no Slack thread to post the diff in." in slack_answer(b, key)
 
     # commands that change a task: the Slack task through Slack, its twin through the console
-    for verb in ("followup", "cancel", "merge", "merge", "discard"):
+    for verb in ("move", "followup", "cancel", "merge", "merge", "discard"):
         extra = " and test it" if verb == "followup" else ""
         _, key = await b.command(f"{verb} {a.id}{extra}")
         await b.settle()

@@ -182,3 +182,25 @@ def test_delivery_settings_problems_are_named(base_env: dict[str, str]) -> None:
         load_settings({**base_env, "SUPERSET_GITHUB_API_URL": "http://github.example.com/api/v3"}, env_file=None)
     assert load_settings({**base_env, "SUPERSET_GITHUB_API_URL": "http://127.0.0.1:8080"},
                          env_file=None).github_api_url == "http://127.0.0.1:8080"
+
+
+def test_runner_settings(base_env: dict[str, str]) -> None:
+    settings = load_settings(base_env, env_file=None)
+    assert settings.runner == "local"  # no server needed by default
+    assert (settings.temporal_address, settings.temporal_namespace, settings.temporal_task_queue) == \
+        ("127.0.0.1:7233", "default", "superset")
+    assert settings.temporal_heartbeat == 10.0
+    settings = load_settings({**base_env, "SUPERSET_RUNNER": "Temporal", "SUPERSET_TEMPORAL_ADDRESS": "temporal:7233",
+                              "SUPERSET_TEMPORAL_TASK_QUEUE": "agents", "SUPERSET_WORKER_NAME": "build-7",
+                              "SUPERSET_TEMPORAL_HEARTBEAT": "30s"}, env_file=None)
+    assert (settings.runner, settings.temporal_address, settings.temporal_task_queue, settings.worker_name,
+            settings.temporal_heartbeat) == ("temporal", "temporal:7233", "agents", "build-7", 30.0)
+    with pytest.raises(ConfigError) as err:
+        load_settings({**base_env, "SUPERSET_RUNNER": "k8s", "SUPERSET_TEMPORAL_ADDRESS": "http://x",
+                       "SUPERSET_TEMPORAL_TASK_QUEUE": "a queue", "SUPERSET_WORKER_NAME": "-x"}, env_file=None)
+    assert err.value.problems == [
+        'SUPERSET_RUNNER: expected local or temporal, got "k8s"',
+        'SUPERSET_TEMPORAL_ADDRESS: expected host:port, got "http://x"',
+        'SUPERSET_TEMPORAL_TASK_QUEUE: expected letters, digits, ".", "_" or "-", got "a queue"',
+        'SUPERSET_WORKER_NAME: expected letters, digits, ".", "_" or "-", got "-x"',
+    ]

@@ -33,7 +33,7 @@ log = logging.getLogger(__name__)
 
 BUTTON_VERBS = {ui.ACTION_MERGE: "merge", ui.ACTION_DISCARD: "discard", ui.ACTION_CANCEL: "cancel",
                 ui.ACTION_DIFF: "diff", ui.ACTION_UPDATE: "update", ui.ACTION_RETRY: "retry", ui.ACTION_KEEP: "keep",
-                ui.ACTION_FIX_CI: "fixci", ACTION_RACE_PICK: "merge",  # a Pick is a race attempt's merge
+                ui.ACTION_FIX_CI: "fixci", ui.ACTION_MOVE: "move", ACTION_RACE_PICK: "merge",  # a Pick is a race attempt's merge
                 ACTION_RACE_VIEW_DIFF: "diff"}
 RACE_VERBS = {ACTION_RACE_COMPARE: "compare", ACTION_RACE_DISCARD: "discard_all", ACTION_RACE_DIFF: "diff"}
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from superset_bot.domain.events import (
+    HOST_LOST,
     EngineEvent,
     Milestone,
     OutputLines,
@@ -195,7 +196,8 @@ class Threads:
             await outbox.post(channel, warning.text, warning.blocks, thread_ts=thread_ts, task_id=task.id,
                               kind="prune_warning")
         elif isinstance(event, Milestone):
-            rendered = ui.milestone(task, event.text, ok=event.ok)
+            rendered = ui.host_lost(task, event.text) if event.kind == HOST_LOST else \
+                ui.milestone(task, event.text, ok=event.ok)
             await outbox.post(channel, rendered.text, rendered.blocks, thread_ts=thread_ts, task_id=task.id,
                               kind=f"milestone:{event.kind}")
         elif isinstance(event, ReviewRefreshed):

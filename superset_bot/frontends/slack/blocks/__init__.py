@@ -10,6 +10,7 @@ from superset_bot.frontends.slack.blocks.actions import (
     ACTION_FIX_CI,
     ACTION_KEEP,
     ACTION_MERGE,
+    ACTION_MOVE,
     ACTION_RETRY,
     ACTION_UPDATE,
     ACTIONS,
@@ -22,7 +23,12 @@ from superset_bot.frontends.slack.blocks.limits import validate_blocks
 from superset_bot.frontends.slack.blocks.lists import task_list
 from superset_bot.frontends.slack.blocks.messages import error_message, help_message, status_message
 from superset_bot.frontends.slack.blocks.modal import SPAWN_CALLBACK, parse_spawn_submission, spawn_modal
-from superset_bot.frontends.slack.blocks.notices import failure_with_retry, milestone, prune_warning
+from superset_bot.frontends.slack.blocks.notices import (
+    failure_with_retry,
+    host_lost,
+    milestone,
+    prune_warning,
+)
 from superset_bot.frontends.slack.blocks.review import closed_review, review_message
 from superset_bot.frontends.slack.blocks.task import STATE_EMOJI, STATE_LABEL
 from superset_bot.frontends.slack.blocks.text import escape
@@ -33,6 +39,7 @@ __all__ = [
     "ACTION_DIFF",
     "ACTION_DISCARD",
     "ACTION_FIX_CI",
+    "ACTION_MOVE",
     "ACTION_KEEP",
     "ACTION_MERGE",
     "ACTION_RETRY",
@@ -47,6 +54,7 @@ __all__ = [
     "error_message",
     "escape",
     "failure_with_retry",
+    "host_lost",
     "help_message",
     "milestone",
     "parse_spawn_submission",

@@ -19,8 +19,9 @@ ACTION_KEEP = "task_keep"
 ACTION_RETRY = "task_retry"
 ACTION_CANCEL = "task_cancel"
 ACTION_FIX_CI = "task_fix_ci"
+ACTION_MOVE = "task_move"
 ACTIONS = (ACTION_MERGE, ACTION_DISCARD, ACTION_DIFF, ACTION_UPDATE, ACTION_KEEP, ACTION_RETRY, ACTION_CANCEL,
-           ACTION_FIX_CI)
+           ACTION_FIX_CI, ACTION_MOVE)
 
 
 def merge_button(task: Task, branch: object = None, base: object = None, pull: object = None,
@@ -85,6 +86,14 @@ def cancel_button(task: Task) -> Block:
 def keep_button(task: Task) -> Block:
     """Keep a stale worktree the scheduler would prune."""
     return button("Keep it", ACTION_KEEP, task_id(task), "primary")
+
+
+def move_button(task: Task) -> Block:
+    """Run the task's turn again on another worker host (its own is gone), after a confirmation."""
+    dialog = confirm_dialog("Retry on another host?", "Start this turn again on another worker host, from the "
+                            "branch as last pushed? What the agent did since on the silent host is not kept.",
+                            "Retry elsewhere", "Wait for the host", style="primary")
+    return button("Retry on another host", ACTION_MOVE, task_id(task), "primary", dialog)
 
 
 def retry_button(task: Task) -> Block:

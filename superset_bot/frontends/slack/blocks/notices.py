@@ -4,7 +4,7 @@ a failure (with Retry).
 
 from __future__ import annotations
 
-from superset_bot.frontends.slack.blocks.actions import keep_button, retry_button
+from superset_bot.frontends.slack.blocks.actions import keep_button, move_button, retry_button
 from superset_bot.frontends.slack.blocks.coerce import num
 from superset_bot.frontends.slack.blocks.kit import Rendered, actions_block, fallback, section
 from superset_bot.frontends.slack.blocks.task import task_id
@@ -27,6 +27,12 @@ def milestone(task: Task, text: str, ok: bool = True, *, actor: str | None = Non
                     [section(f"{mark} {who_of}{body}")])
 
 
+
+
+def host_lost(task: Task, text: str) -> Rendered:
+    """A worker host stopped answering: the milestone, with Retry on another host."""
+    shown = milestone(task, text, ok=False)
+    return Rendered(shown.text, [*shown.blocks, actions_block([move_button(task)])])
 
 
 def _hours(value: object) -> str:

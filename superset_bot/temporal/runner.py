@@ -1,0 +1,437 @@
+"""The Temporal runner, the bot's side: a task's turns go to worker hosts as workflows, their
+heartbeats come back as the same events a local agent makes, and the branch a host pushed is fetched
+into the bot's repo, where the review, merge and discard work on it as on a local task's.
+
+The task row says which turn is under way (`turn`, the workflow id) and where its worktree lives
+(`host`); the workflow holds the rest, so a bot restart follows the same turn again. What is done to
+a turn from outside (cancel, retry on another host) is a signal to its workflow.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import TYPE_CHECKING, Any
+
+from temporalio.api.enums.v1 import PendingActivityState
+from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
+from temporalio.common import WorkflowIDReusePolicy
+from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.service import RPCError, RPCStatusCode
+
+from superset_bot.agents.formats import Progress
+from superset_bot.domain.events import HOST_LOST, Milestone, OutputLines, ProgressChanged
+from superset_bot.domain.progress import ProgressSnapshot
+from superset_bot.domain.task import encode_progress
+from superset_bot.engine.errors import UserError
+from superset_bot.engine.transitions import BOT_ACTOR
+from superset_bot.git import naming as gitnaming
+from superset_bot.git.commands import GitError, run_git
+from superset_bot.git.refs import default_branch, rev_parse
+from superset_bot.git.remote import FetchError, PushError, delete_branch, fetch_branch
+from superset_bot.store import (
+    ACTIVE_STATES,
+    CANCELLED,
+    CLOSED_STATES,
+    FAILED,
+    PREPARING,
+    QUEUED,
+    REVIEWABLE_STATES,
+    RUNNING,
+    Task,
+)
+from superset_bot.temporal import wire
+
+if TYPE_CHECKING:
+    from superset_bot.engine.core import Engine
+
+log = logging.getLogger(__name__)
+
+TEMPORAL = "temporal"  # Task.runner of a task whose turns run on worker hosts
+WATCH_EVERY = 0.5  # seconds between looks at a running turn's last heartbeat
+RETRY_EVERY = 2.0  # seconds between tries while the Temporal server does not answer
+DEFAULT_REMOTE = "origin"
+
+
+class Unreachable(Exception):
+    """The Temporal server did not answer."""
+
+
+class TemporalRunner:
+    """Sends tasks' turns to worker hosts and follows them; one per bot, made by the engine."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.settings = engine.settings
+        self._client: Client | None = None
+        self._connecting = asyncio.Lock()
+        self._said_down: set[str] = set()  # tasks told the Temporal server does not answer
+        self._said_lost: set[str] = set()  # turns whose host was said to be gone
+
+    async def client(self) -> Client:
+        async with self._connecting:
+            if self._client is None:
+                try:
+                    self._client = await Client.connect(self.settings.temporal_address,
+                                                        namespace=self.settings.temporal_namespace)
+                except RuntimeError as exc:  # the SDK's connect error
+                    raise Unreachable(str(exc)) from exc
+            return self._client
+
+    def remote_of(self, repo: str) -> str:
+        return self.settings.remote_for(repo) or DEFAULT_REMOTE
+
+    # driving
+
+    async def drive(self, task_id: str, followup: str | None = None) -> None:
+        """Send the queued task's next turn to a host (or find the one under way) and follow it to its review."""
+        engine = self.engine
+        task = await engine.store.get_task(task_id)
+        if task is None or task.state not in ACTIVE_STATES:
+            return
+        if task.state == QUEUED:
+            dispatched = await self._dispatch(task, followup or task.pending_prompt)
+            if dispatched is None:
+                return
+            task = dispatched
+        try:
+            await self._start(task)
+        except _Settled:
+            return
+        await self._follow(task)
+
+    async def _dispatch(self, task: Task, followup: str | None) -> Task | None:
+        """Decide the turn (its start commit, the task's branch) and store it before any host hears of it."""
+        engine = self.engine
+        repo = engine.repo_path(task.repo)
+        run = task.runs + 1
+        changes: dict[str, Any] = {"runs": run, "turn": wire.turn_id(task.id, run), "runner": TEMPORAL,
+                                   "pending_prompt": followup}
+        try:
+            if task.branch is None:  # its first turn: the base as on one machine, and the task's branch name
+                base_branch = task.base_branch or await default_branch(repo)
+                start = task.base_commit or (await engine.bases.start_point(task.repo, base_branch)).commit
+                changes.update(branch=gitnaming.branch_name(task.id, task.prompt), base_branch=base_branch,
+                               base_commit=start)
+        except GitError as exc:
+            await engine.transitions.transition(task.id, FAILED, BOT_ACTOR, expect={QUEUED},
+                                                reason=f"could not tell where the task starts: {exc}")
+            return None
+        moved = await engine.transitions.transition(task.id, PREPARING, BOT_ACTOR, expect={QUEUED}, **changes)
+        if moved is None:
+            return None
+        if run == 1:
+            await engine.hooks_dispatch("task_created", moved)
+        where = f"worker host `{moved.host}`" if followup and moved.host else "the worker hosts"
+        engine.publish(Milestone(moved, "dispatched", f"Sent to {where} (Temporal queue "
+                                                      f"`{self.settings.temporal_task_queue}`)."))
+        return moved
+
+    async def _turn_input(self, task: Task) -> wire.TurnInput:
+        """The turn the stored task describes: the same input however often it is rebuilt."""
+        assert task.branch and task.base_branch and task.base_commit
+        repo = self.engine.repo_path(task.repo)
+        remote = self.remote_of(task.repo)
+        url = await run_git(repo, "remote", "get-url", "--", remote, check=False)
+        if url.returncode != 0 or not url.stdout.strip():
+            raise UserError(f"{task.repo} has no remote `{remote}`: worker hosts clone from the repo's remote and "
+                            "push the task's branch there (set SUPERSET_REMOTE or SUPERSET_REPO_REMOTES)")
+        followup = task.pending_prompt if task.runs > 1 else None
+        start = task.base_commit
+        if task.runs > 1:  # a follow-up starts where the last turn left the branch
+            start = await rev_parse(repo, f"refs/heads/{task.branch}")
+        return wire.TurnInput(
+            task_id=task.id, run=task.runs, repo=task.repo, remote_url=url.stdout.strip(), prompt=task.prompt,
+            preset=task.preset, requester=task.requester, branch=task.branch, base_branch=task.base_branch,
+            base_commit=task.base_commit, start=start, followup=followup,
+            session_id=task.session_id if followup else None, host=task.host if followup else None,
+            heartbeat_s=self.settings.temporal_heartbeat,
+        )
+
+    async def _start(self, task: Task) -> None:
+        """Start the task's turn workflow unless it is already there (a restart between store and start)."""
+        assert task.turn
+        try:
+            turn = await self._turn_input(task)
+        except (UserError, GitError) as exc:
+            await self._fail(task, str(exc))
+            raise _Settled from None
+        while True:
+            try:
+                client = await self.client()
+                await client.start_workflow(wire.TURN_WORKFLOW, turn, id=task.turn,
+                                            task_queue=self.settings.temporal_task_queue,
+                                            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE)
+                break
+            except WorkflowAlreadyStartedError:
+                break
+            except (Unreachable, RPCError) as exc:
+                if isinstance(exc, RPCError) and exc.status not in _DOWN:
+                    raise
+                await self._server_down(task, exc)
+        self._server_back(task)
+
+    async def _follow(self, task: Task) -> None:
+        """Relay the turn's heartbeats until its workflow ends, then settle the task from its result."""
+        assert task.turn
+        client = await self.client()
+        handle: WorkflowHandle[Any, wire.TurnResult] = client.get_workflow_handle(task.turn,
+                                                                                    result_type=wire.TurnResult)
+        seen = _Seen()
+        while True:
+            waiter = asyncio.create_task(handle.result())
+            try:
+                while not waiter.done():
+                    await asyncio.wait({waiter}, timeout=WATCH_EVERY)
+                    if not waiter.done():
+                        task = await self._look(task, handle, seen)
+                result = waiter.result()
+                break
+            except WorkflowFailureError as exc:
+                await self._fail(task, f"the worker host could not run it: {_root_cause(exc)}")
+                return
+            except RPCError as exc:
+                if exc.status not in _DOWN:
+                    raise
+                # the long poll for the result broke: the looks at the heartbeats say whether the server
+                # is away (a poll cut by the server's restart would otherwise say it twice)
+                await asyncio.sleep(RETRY_EVERY)
+            finally:
+                waiter.cancel()
+        self._server_back(task)
+        if task.turn in self._said_lost:
+            self._said_lost.discard(task.turn)
+            self.engine.publish(Milestone(task, "host_back", f"Worker host `{result.host}` answered again."))
+        await self._settle(task, result, seen)
+
+    async def _look(self, task: Task, handle: WorkflowHandle[Any, wire.TurnResult], seen: _Seen) -> Task:
+        """Read the turn's last heartbeat from the server and pass on what is new in it."""
+        try:
+            described = await handle.describe()
+        except RPCError as exc:
+            if exc.status not in _DOWN:
+                raise
+            await self._server_down(task, exc, wait=False)
+            return task
+        self._server_back(task)
+        for pending in described.raw_description.pending_activities:
+            if pending.activity_type.name != wire.RUN_TURN:
+                continue
+            if pending.heartbeat_details.payloads:
+                converter = (await self.client()).data_converter
+                beats = await converter.decode(pending.heartbeat_details.payloads, [wire.Beat])
+                task = await self._relay(task, beats[0], seen)
+            waiting = pending.state == PendingActivityState.PENDING_ACTIVITY_STATE_SCHEDULED
+            if not waiting:
+                seen.waiting_since = None
+            elif seen.waiting_since is None:
+                seen.waiting_since = time.monotonic()
+            # an attempt after a heartbeat timeout, or a turn its host has not picked up for a while (a
+            # follow-up sent to a host that is already gone never starts at all)
+            gone = waiting and (pending.attempt > 1 or time.monotonic() - (seen.waiting_since or 0.0) >
+                                max(10.0, 2 * self.settings.temporal_heartbeat))
+            if gone and task.turn not in self._said_lost:
+                self._said_lost.add(task.turn or "")
+                host = task.host or "its host"
+                self.engine.publish(Milestone(task, HOST_LOST, (
+                    f"Worker host `{host}` stopped answering (no heartbeat for "
+                    f"{self.settings.temporal_heartbeat:g} s). The task resumes when the host is back; or retry it "
+                    "on another host, from its branch as last pushed."), ok=False))
+                await self.engine.store.add_event(task.id, BOT_ACTOR, "host_lost", {"host": host, "turn": task.turn})
+            elif not gone and task.turn in self._said_lost and pending.state == \
+                    PendingActivityState.PENDING_ACTIVITY_STATE_STARTED:
+                self._said_lost.discard(task.turn or "")
+                self.engine.publish(Milestone(task, "host_back", f"Worker host `{task.host}` is back; the turn goes on."))
+        return task
+
+    async def _relay(self, task: Task, beat: wire.Beat, seen: _Seen) -> Task:
+        """A heartbeat as the events a local agent makes: milestones, output lines, progress, the move to running."""
+        engine = self.engine
+        if task.host != beat.host:
+            task = await engine.store.update_task(task.id, host=beat.host)
+        await self._milestones(task, beat.milestones, seen)
+        fresh = beat.lines_seen - seen.lines
+        if fresh > 0 and beat.lines:
+            shown = beat.lines[-fresh:]
+            engine.publish(OutputLines(task, tuple(shown), "agent", max(0, fresh - len(shown))))
+            seen.lines = beat.lines_seen
+        if beat.status == "running" and task.state == PREPARING:
+            moved = await engine.transitions.transition(
+                task.id, RUNNING, BOT_ACTOR, expect={PREPARING}, started_at=engine.clock(), pending_prompt=None,
+                finished_at=None, exit_code=None, log_pos=beat.log_pos, host=beat.host)
+            if moved is not None:
+                task = moved
+                await engine.hooks_dispatch("agent_started", task)
+        if beat.progress and beat.progress != seen.progress:
+            seen.progress = beat.progress
+            snapshot = ProgressSnapshot.from_dict(beat.progress)
+            engine.publish(ProgressChanged(task, snapshot))
+            task = await engine.store.update_task(task.id, progress=encode_progress(snapshot), log_pos=beat.log_pos)
+        return task
+
+    async def _milestones(self, task: Task, milestones: list[list[Any]], seen: _Seen) -> None:
+        """Publish the host's milestones the thread has not had; how far it got is stored (a restarted
+        bot does not say them twice)."""
+        if seen.milestones < 0:
+            seen.milestones = int(await self.engine.store.get_meta(f"said:{task.turn}") or 0)
+        before = seen.milestones
+        for number, kind, text, ok in milestones:
+            if number > seen.milestones:
+                seen.milestones = number
+                self.engine.publish(Milestone(task, str(kind), str(text), ok=bool(ok)))
+        if seen.milestones != before:
+            await self.engine.store.set_meta(f"said:{task.turn}", str(seen.milestones))
+
+    async def _settle(self, task: Task, result: wire.TurnResult, seen: _Seen) -> None:
+        """The turn ended on its host: fetch its branch, store its end, post the review."""
+        engine = self.engine
+        current = await engine.store.get_task(task.id)
+        if current is None or current.state not in (PREPARING, RUNNING):
+            return
+        task = current
+        await self._milestones(task, result.milestones, seen)
+        repo = engine.repo_path(task.repo)
+        fetched = None
+        if result.head and task.branch:
+            try:
+                fetched = await fetch_branch(repo, self.remote_of(task.repo), task.branch)
+                if fetched:
+                    await run_git(repo, "update-ref", f"refs/heads/{task.branch}", fetched, bot_write=True)
+            except (FetchError, GitError) as exc:
+                log.warning("task %s: could not fetch its branch: %s", task.id, exc)
+                await engine.store.add_event(task.id, BOT_ACTOR, "fetch_failed", {"error": str(exc)})
+        state = result.state if result.state in REVIEWABLE_STATES else FAILED
+        reason = result.reason
+        if result.head is None and result.pushed and state != CANCELLED:
+            reason = f"{reason or state}; its work could not be pushed: {result.pushed}"
+        elif result.head and not fetched:
+            reason = f"{reason or state}; its branch could not be fetched from the remote"
+        actor = engine.lifecycle.cancel_requests.pop(task.id, BOT_ACTOR)
+        if state == CANCELLED and actor != BOT_ACTOR:
+            reason = f"cancelled by {actor}" + (f" ({reason})" if reason and "host" in reason else "")
+        # the result carries no log text: the last lines are those of the last heartbeat
+        snapshot = ProgressSnapshot.from_dict({**result.progress, "tail": seen.progress.get("tail", [])})
+        if task.state == PREPARING and state not in (FAILED, CANCELLED):  # the agent ran between two looks
+            moved = await engine.transitions.transition(task.id, RUNNING, BOT_ACTOR, expect={PREPARING},
+                                                        started_at=result.started_at or engine.clock(),
+                                                        pending_prompt=None, host=result.host)
+            task = moved or task
+        moved = await engine.transitions.transition(
+            task.id, state, actor, expect={PREPARING, RUNNING}, reason=reason, exit_code=result.exit_code,
+            finished_at=engine.clock(), pid=None, progress=encode_progress(snapshot), pending_prompt=None,
+            session_id=result.session_id or task.session_id, host=result.host or task.host)
+        if moved is None:
+            return
+        progress = Progress.from_snapshot(snapshot)
+        engine.publish(ProgressChanged(moved, snapshot))
+        await engine.spending.record(moved, moved.runs, progress)
+        await engine.hooks_dispatch("agent_finished", moved, {"state": state, "host": result.host})
+        if fetched:
+            await engine.reviews.post(moved, progress, result.checks)
+
+    async def _fail(self, task: Task, reason: str) -> None:
+        await self.engine.transitions.transition(task.id, FAILED, BOT_ACTOR, expect={QUEUED, PREPARING, RUNNING},
+                                                 reason=reason, finished_at=self.engine.clock(), pid=None)
+
+    async def _server_down(self, task: Task, exc: Exception, wait: bool = True) -> None:
+        """Say once in the task's thread that dispatch waits for the Temporal server; wait a little."""
+        if task.id not in self._said_down:
+            self._said_down.add(task.id)
+            log.warning("task %s: the Temporal server does not answer: %s", task.id, exc)
+            self.engine.publish(Milestone(task, "temporal_down", (
+                f"The Temporal server at {self.settings.temporal_address} does not answer; this task waits for it "
+                "and goes on by itself when it is back (its agent, if running, is not affected)."), ok=False))
+        if wait:
+            await asyncio.sleep(RETRY_EVERY)
+
+    def _server_back(self, task: Task) -> None:
+        if task.id in self._said_down:
+            self._said_down.discard(task.id)
+            self.engine.publish(Milestone(task, "temporal_back", "The Temporal server answers again; the task goes on."))
+
+    # from outside a turn
+
+    async def cancel(self, task: Task, actor: str) -> Task:
+        """Ask the turn's workflow to stop the agent; wait until the task has settled."""
+        engine = self.engine
+        engine.lifecycle.cancel_requests[task.id] = actor
+        if task.state == QUEUED or not task.turn:
+            driver = engine.workers.driver_of(task.id)
+            if driver is not None and not driver.cancelling():
+                driver.cancel()
+                await asyncio.gather(driver, return_exceptions=True)
+            else:
+                await engine.lifecycle.cancelled_before_agent(task.id)
+            return await engine.get(task.id)
+        try:
+            client = await self.client()
+            await client.get_workflow_handle(task.turn).signal(wire.CANCEL_SIGNAL, actor)
+        except (Unreachable, RPCError) as exc:
+            engine.lifecycle.cancel_requests.pop(task.id, None)
+            raise UserError(f"Task {task.id} could not be cancelled: the Temporal server at "
+                            f"{self.settings.temporal_address} does not answer ({exc}). Try again when it is back.") from exc
+        if not engine.is_driven(task.id):
+            engine.workers.drive(task.id, engine.lifecycle.drive(task.id))
+        return await engine.wait_for(task.id, REVIEWABLE_STATES | CLOSED_STATES, timeout=120)
+
+    async def retry_elsewhere(self, task: Task, actor: str) -> Task:
+        """The task's host is gone: run its turn again on another host, from its branch as last pushed."""
+        if task.state not in (PREPARING, RUNNING) or not task.turn:
+            raise UserError(f"Task {task.id} is {task.state}; only a turn under way can move to another host.")
+        try:
+            client = await self.client()
+            await client.get_workflow_handle(task.turn).signal(wire.ELSEWHERE_SIGNAL)
+        except (Unreachable, RPCError) as exc:
+            raise UserError(f"Task {task.id} could not be moved: the Temporal server does not answer ({exc}).") from exc
+        await self.engine.store.add_event(task.id, actor, "retry_elsewhere", {"from": task.host})
+        self.engine.publish(Milestone(task, "retry_elsewhere",
+                                      f"{actor} moved the task off `{task.host}`: it starts again on another host."))
+        return task
+
+    async def release(self, task: Task) -> None:
+        """The task closed: its worktree on its host goes (when the host is reachable; later otherwise), and
+        the branch the hosts pushed it on, unless the remote is where its work is delivered (push, pr)."""
+        engine = self.engine
+        if task.branch and engine.deliver_for(task) == "local":
+            try:
+                await delete_branch(engine.repo_path(task.repo), self.remote_of(task.repo), task.branch)
+            except (PushError, GitError) as exc:
+                await engine.store.add_event(task.id, BOT_ACTOR, "cleanup_failed", {"error": str(exc)})
+        if not task.host:
+            return
+        try:
+            client = await self.client()
+            await client.start_workflow(wire.DROP_WORKFLOW, wire.DropInput(task.id, task.host), id=wire.drop_id(task.id),
+                                        task_queue=self.settings.temporal_task_queue)
+        except WorkflowAlreadyStartedError:
+            pass
+        except (Unreachable, RPCError) as exc:
+            log.warning("task %s: its worktree on %s stays until removed by hand: %s", task.id, task.host, exc)
+
+    async def close(self) -> None:
+        self._client = None
+
+
+def _root_cause(exc: BaseException) -> BaseException:
+    """The innermost failure of a workflow's (an activity's ApplicationError says what went wrong)."""
+    while isinstance(getattr(exc, "cause", None), BaseException):
+        exc = exc.cause  # type: ignore[attr-defined]
+    return exc
+
+
+class _Settled(Exception):
+    """The turn ended before it started (its state says why)."""
+
+
+class _Seen:
+    """How much of a turn's heartbeats the thread has been shown."""
+
+    def __init__(self) -> None:
+        self.milestones = -1  # not read from the store yet
+        self.lines = 0
+        self.waiting_since: float | None = None  # since when the turn waits for its host to pick it up
+        self.progress: dict[str, Any] = {}
+
+
+_DOWN = {RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED, RPCStatusCode.CANCELLED}

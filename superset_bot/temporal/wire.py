@@ -1,0 +1,112 @@
+"""What the bot and its worker hosts say to each other through Temporal, in one place: the names of
+workflows, activities, signals and queues, the ids of workflows, and the plain dataclasses they carry
+(Temporal's JSON converter encodes them). Imported by workflow code: nothing here does I/O.
+
+No log text ever goes into a workflow's input or result (the workflow's history keeps those for
+good): a turn's result carries the exit, the progress figures and the milestones; the agent's last
+lines travel only in heartbeats.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+TURN_WORKFLOW = "superset.turn"  # one run of a task's agent on a worker host: prepare (first turn), run, push
+DROP_WORKFLOW = "superset.drop"  # a closed task's worktree removed from its host
+
+PLACE = "superset.place"  # on a repo's queue, then the shared one: which host takes a new turn
+RUN_TURN = "superset.run_turn"  # on a host's queue: the turn itself, heartbeating its progress
+DROP = "superset.drop_worktree"  # on a host's queue: remove a task's worktree and branch there
+
+CANCEL_SIGNAL = "cancel"  # (actor) stop the turn's agent; the turn ends as cancelled
+ELSEWHERE_SIGNAL = "retry_elsewhere"  # the turn's host is gone: run the turn again on another one
+
+LINES_IN_BEAT = 12  # the agent's last lines a heartbeat carries
+LINE_CHARS = 400  # a longer line is cut in a heartbeat
+MILESTONES_KEPT = 40  # milestones of one turn a heartbeat or result carries
+
+
+def host_queue(queue: str, host: str) -> str:
+    """The task queue only `host` serves: work on the worktrees it holds."""
+    return f"{queue}.host.{host}"
+
+
+def repo_queue(queue: str, repo: str) -> str:
+    """The task queue the hosts holding a clone of `repo` serve: placement asks them first."""
+    return f"{queue}.repo.{repo}"
+
+
+def turn_id(task_id: str, run: int) -> str:
+    """The workflow id of the task's run number `run`: one workflow per turn, found again after a restart."""
+    return f"turn-{task_id}-{run}"
+
+
+def drop_id(task_id: str) -> str:
+    return f"drop-{task_id}"
+
+
+@dataclass
+class TurnInput:
+    """One turn of a task's agent, as the bot sends it."""
+
+    task_id: str
+    run: int
+    repo: str
+    remote_url: str  # where the host clones from and pushes the task's branch to
+    prompt: str  # the task's own prompt
+    preset: str
+    requester: str
+    branch: str  # the task's branch, on the remote
+    base_branch: str
+    base_commit: str  # what the task's review compares against
+    start: str  # the commit the turn starts from: the base for a first turn, else the branch as last pushed
+    followup: str | None = None  # the instruction of a follow-up turn
+    session_id: str | None = None  # the agent's session, resumed on the host that holds it
+    host: str | None = None  # the host holding the worktree (a follow-up goes there); None: place it
+    avoid: list[str] = field(default_factory=list)  # hosts a placement skips
+    heartbeat_s: float = 10.0
+
+
+@dataclass
+class PlaceInput:
+    repo: str
+    avoid: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Beat:
+    """A heartbeat of a running turn: what the thread shows while the agent works."""
+
+    host: str
+    status: str  # preparing | running | finishing
+    pid: int | None = None
+    log_pos: int = 0
+    lines: list[str] = field(default_factory=list)  # the agent's last lines (redacted, cut)
+    lines_seen: int = 0  # how many lines the turn has had in all (the last of `lines` is number lines_seen)
+    milestones: list[list[Any]] = field(default_factory=list)  # [number, kind, text, ok], the last ones
+    progress: dict[str, Any] = field(default_factory=dict)  # ProgressSnapshot.to_dict()
+
+
+@dataclass
+class TurnResult:
+    """How a turn ended on its host; its work is on the remote's `branch` at `head`."""
+
+    host: str
+    state: str  # the task state the turn ended in: finished, failed, cancelled, timed_out
+    reason: str | None = None
+    exit_code: int | None = None
+    head: str | None = None  # the branch's commit as pushed; None: nothing pushed (it never got a worktree)
+    pushed: str | None = None  # why nothing was pushed, when it was not
+    progress: dict[str, Any] = field(default_factory=dict)
+    checks: dict[str, Any] | None = None  # the review's checks view
+    session_id: str | None = None
+    started_at: float | None = None
+    finished_at: float | None = None
+    milestones: list[list[Any]] = field(default_factory=list)
+
+
+@dataclass
+class DropInput:
+    task_id: str
+    host: str

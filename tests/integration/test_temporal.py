@@ -1,0 +1,295 @@
+"""The Temporal runner end to end: a bot engine with SUPERSET_RUNNER=temporal, a real Temporal server
+on 127.0.0.1 and two real `superset-bot worker` processes with their own clones, sharing a bare
+remote with the bot's repo. The same scenarios the local runner passes, plus the faults only many
+machines have: a worker killed with kill -9 mid-run, a bot restart, a server outage."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import RepoFactory, git
+from support.engineharness import Harness, MakeHarness, agent_preset, write_presets
+from support.remotes import with_remote
+from support.temporal import TemporalServer, WorkerProcess, new_queue, running_server, workers
+from support.waiting import eventually
+
+from superset_bot.domain.events import Milestone, OutputLines, ProgressChanged, ReviewReady
+from superset_bot.store import CANCELLED, DISCARDED, FINISHED, MERGED, RUNNING
+
+pytestmark = pytest.mark.timeout(240)
+
+HEARTBEAT = "2s"
+
+
+def presets(tmp_path: Path, gate: Path) -> dict[str, dict[str, Any]]:
+    return {
+        "edit": agent_preset("edit"),
+        "gated": agent_preset("gated", env={"GATE_FILE": str(gate)}),
+        "followup": agent_preset("followup"),
+    }
+
+
+async def remote_bot(harness: MakeHarness, tmp_path: Path, make_repo: RepoFactory, server: TemporalServer,
+                     queue: str, gate: Path) -> Harness:
+    repo = make_repo("demo", {"README.md": "# demo\n", "shared.txt": "base version\n"})
+    with_remote(tmp_path, repo)
+    return await harness(presets(tmp_path, gate), repo=repo, env={
+        "SUPERSET_RUNNER": "temporal",
+        "SUPERSET_TEMPORAL_ADDRESS": server.address,
+        "SUPERSET_TEMPORAL_TASK_QUEUE": queue,
+        "SUPERSET_TEMPORAL_HEARTBEAT": HEARTBEAT,
+        "SUPERSET_REMOTE": "origin",
+    })
+
+
+def said(h: Harness, task_id: str, kind: str) -> list[str]:
+    return [m.text for m in h.of(task_id, Milestone) if m.kind == kind]
+
+
+def worker_task_ids(w: WorkerProcess) -> set[str]:
+    runs = w.data / "runs"
+    return {p.name for p in runs.iterdir()} if runs.is_dir() else set()
+
+
+async def test_spawn_to_merge_through_two_workers(harness: MakeHarness, tmp_path: Path, make_repo: RepoFactory,
+                                                  temporal_server: TemporalServer) -> None:
+    queue = new_queue()
+    gate = tmp_path / "gate"
+    presets_dir = write_presets(tmp_path / "host-presets", presets(tmp_path, gate))
+    async with workers(tmp_path, presets_dir, temporal_server, queue, ("w1", "w2")) as hosts:
+        h = await remote_bot(harness, tmp_path, make_repo, temporal_server, queue, gate)
+        task = await h.engine.spawn("add the feature", requester="U1", preset="edit")
+        done = await h.settled(task.id, timeout=120)
+        assert done.state == FINISHED, done.reason
+        assert done.host in hosts and done.worktree is None and done.runner == "temporal"
+        # the thread heard what a local run says: the host's milestones, the agent's lines, its progress
+        assert said(h, task.id, "dispatched")
+        assert any("Worktree ready" in text for text in said(h, task.id, "worktree_ready"))
+        assert said(h, task.id, "agent_started")
+        assert h.of(task.id, ProgressChanged)
+        assert [s.value for s in h.states(task.id)] == ["queued", "preparing", "running", "finished"]
+        # the review is of the branch the host pushed: the agent's commit and what it left uncommitted
+        review = h.of(task.id, ReviewReady)[-1].review
+        assert sorted(f["path"] for f in review.files) == ["NOTES.md", "src/feature.py"]
+        assert task.id in worker_task_ids(hosts[done.host])
+        other = next(name for name in hosts if name != done.host)
+        assert task.id not in worker_task_ids(hosts[other])
+
+        merged = await h.engine.merge(task.id, "U1")
+        assert merged.state == MERGED
+        assert (h.repo / "src" / "feature.py").exists() or git(h.repo, "show", "main:src/feature.py")
+        # the host removes the worktree it held
+        clone_worktrees = hosts[done.host].data / "worktrees" / "demo"
+        await eventually(lambda: not any(clone_worktrees.glob(f"{task.id}*")), timeout=30)
+
+
+async def test_cancel_reaches_the_agent_on_its_host(harness: MakeHarness, tmp_path: Path, make_repo: RepoFactory,
+                                                    temporal_server: TemporalServer) -> None:
+    queue = new_queue()
+    gate = tmp_path / "gate"
+    presets_dir = write_presets(tmp_path / "host-presets", presets(tmp_path, gate))
+    async with workers(tmp_path, presets_dir, temporal_server, queue, ("w1", "w2")) as hosts:
+        h = await remote_bot(harness, tmp_path, make_repo, temporal_server, queue, gate)
+        task = await h.engine.spawn("wait at the gate", requester="U1", preset="gated")
+        running = await h.engine.wait_for(task.id, {RUNNING}, timeout=120)
+        pid = await agent_pid(hosts[running.host or ""], task.id)
+        # the agent's lines reach the thread while it runs, in the turn's heartbeats
+        await eventually(lambda: any("agent: mode=gated" in line for e in h.of(task.id, OutputLines)
+                                     for line in e.lines), timeout=30)
+        cancelled = await h.engine.cancel(task.id, "U2")
+        assert cancelled.state == CANCELLED and "U2" in (cancelled.reason or "")
+        assert not alive(pid)  # the agent's whole process group, on its host
+
+
+async def agent_pid(host: WorkerProcess, task_id: str) -> int:
+    """The process group of the task's agent on its host."""
+    spec = host.data / "runs" / task_id / "1" / "agent.json"
+    await eventually(spec.exists, timeout=30)
+    return int(json.loads(spec.read_text())["pgid"])
+
+
+def alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+async def test_follow_up_runs_on_the_host_holding_the_worktree(
+        harness: MakeHarness, tmp_path: Path, make_repo: RepoFactory, temporal_server: TemporalServer) -> None:
+    queue = new_queue()
+    gate = tmp_path / "gate"
+    gate.touch()
+    presets_dir = write_presets(tmp_path / "host-presets", presets(tmp_path, gate))
+    async with workers(tmp_path, presets_dir, temporal_server, queue, ("w1", "w2")):
+        h = await remote_bot(harness, tmp_path, make_repo, temporal_server, queue, gate)
+        task = await h.engine.spawn("first run", requester="U1", preset="gated")
+        first = await h.settled(task.id, timeout=120)
+        assert first.state == FINISHED, first.reason
+        await h.engine.followup(task.id, "second run", "U1")
+        second = await h.settled(task.id, timeout=120)
+        assert second.state == FINISHED, second.reason
+        assert second.host == first.host and second.runs == 2
+        assert git(h.repo, "show", f"{second.branch}:RUNS.md").splitlines()[-1].endswith("second run")
+
+
+async def test_worker_killed_mid_run_is_noticed_and_the_task_resumes_when_it_returns(
+        harness: MakeHarness, tmp_path: Path, make_repo: RepoFactory, temporal_server: TemporalServer) -> None:
+    queue = new_queue()
+    gate = tmp_path / "gate"
+    presets_dir = write_presets(tmp_path / "host-presets", presets(tmp_path, gate))
+    async with workers(tmp_path, presets_dir, temporal_server, queue, ("w1", "w2")) as hosts:
+        h = await remote_bot(harness, tmp_path, make_repo, temporal_server, queue, gate)
+        task = await h.engine.spawn("wait at the gate", requester="U1", preset="gated")
+        running = await h.engine.wait_for(task.id, {RUNNING}, timeout=120)
+        host = hosts[running.host or ""]
+        pid = await agent_pid(host, task.id)
+        host.kill()
+        await eventually(lambda: said(h, task.id, "host_lost"), timeout=60)
+        assert alive(pid)  # the agent was detached: it works on while its host is away
+        await host.start()
+        gate.touch()
+        done = await h.settled(task.id, timeout=120)
+        assert done.state == FINISHED, done.reason
+        assert done.host == host.name
+        assert said(h, task.id, "host_back")
+        assert git(h.repo, "show", f"{done.branch}:RUNS.md").strip().endswith("wait at the gate")
+
+
+async def test_retry_on_another_host_after_a_worker_is_gone(
+        harness: MakeHarness, tmp_path: Path, make_repo: RepoFactory, temporal_server: TemporalServer) -> None:
+    queue = new_queue()
+    gate = tmp_path / "gate"
+    presets_dir = write_presets(tmp_path / "host-presets", presets(tmp_path, gate))
+    async with workers(tmp_path, presets_dir, temporal_server, queue, ("w1", "w2")) as hosts:
+        h = await remote_bot(harness, tmp_path, make_repo, temporal_server, queue, gate)
+        task = await h.engine.spawn("wait at the gate", requester="U1", preset="gated")
+        running = await h.engine.wait_for(task.id, {RUNNING}, timeout=120)
+        gone = hosts[running.host or ""]
+        gone.kill()
+        await eventually(lambda: said(h, task.id, "host_lost"), timeout=60)
+        gate.touch()
+        await h.engine.retry_elsewhere(task.id, "U1")
+        done = await h.settled(task.id, timeout=120)
+        assert done.state == FINISHED, done.reason
+        assert done.host != gone.name
+        await stop_agents_of(gone)
+
+
+async def stop_agents_of(host: WorkerProcess) -> None:
+    from superset_bot.agents.runner import AgentRun
+
+    for pid_file in sorted((host.data / "runs").glob("*/*/pid")):
+        await AgentRun.attach(pid_file.parent).cancel(0.5)
+
+
+async def test_a_bot_restart_follows_the_same_turn(harness: MakeHarness, tmp_path: Path, make_repo: RepoFactory,
+                                                  temporal_server: TemporalServer) -> None:
+    queue = new_queue()
+    gate = tmp_path / "gate"
+    presets_dir = write_presets(tmp_path / "host-presets", presets(tmp_path, gate))
+    async with workers(tmp_path, presets_dir, temporal_server, queue, ("w1", "w2")):
+        h = await remote_bot(harness, tmp_path, make_repo, temporal_server, queue, gate)
+        task = await h.engine.spawn("wait at the gate", requester="U1", preset="gated")
+        await h.engine.wait_for(task.id, {RUNNING}, timeout=120)
+        await h.engine.stop()  # as a bot process stopping: the turn goes on on its host
+        gate.touch()
+        again = await harness(presets(tmp_path, gate), repo=h.repo, env={
+            "SUPERSET_RUNNER": "temporal", "SUPERSET_TEMPORAL_ADDRESS": temporal_server.address,
+            "SUPERSET_TEMPORAL_TASK_QUEUE": queue, "SUPERSET_TEMPORAL_HEARTBEAT": HEARTBEAT,
+            "SUPERSET_REMOTE": "origin"})
+        done = await again.settled(task.id, timeout=120)
+        assert done.state == FINISHED, done.reason
+        assert again.of(task.id, ReviewReady)
+
+
+
+async def test_a_server_outage_pauses_the_task_and_it_goes_on_after(
+        harness: MakeHarness, tmp_path: Path, make_repo: RepoFactory) -> None:
+    queue = new_queue()
+    gate = tmp_path / "gate"
+    presets_dir = write_presets(tmp_path / "host-presets", presets(tmp_path, gate))
+    async with running_server(tmp_path / "own-server") as server:  # this test stops it: a server of its own
+        async with workers(tmp_path, presets_dir, server, queue, ("w1", "w2")):
+            h = await remote_bot(harness, tmp_path, make_repo, server, queue, gate)
+            task = await h.engine.spawn("wait at the gate", requester="U1", preset="gated")
+            await h.engine.wait_for(task.id, {RUNNING}, timeout=120)
+            server.stop()
+            await eventually(lambda: said(h, task.id, "temporal_down"), timeout=60)
+            # while it is away a new spawn waits too, and says why
+            waiting = await h.engine.spawn("after the outage", requester="U1", preset="edit")
+            await eventually(lambda: said(h, waiting.id, "temporal_down"), timeout=60)
+            gate.touch()
+            await server.restart()
+            done = await h.settled(task.id, timeout=180)
+            assert done.state == FINISHED, done.reason
+            assert said(h, task.id, "temporal_back")
+            later = await h.settled(waiting.id, timeout=180)
+            assert later.state == FINISHED, later.reason
+            assert said(h, task.id, "temporal_down") == said(h, task.id, "temporal_down")[:1]  # said once
+
+
+async def test_discard_removes_the_work_everywhere(harness: MakeHarness, tmp_path: Path, make_repo: RepoFactory,
+                                                   temporal_server: TemporalServer) -> None:
+    queue = new_queue()
+    gate = tmp_path / "gate"
+    presets_dir = write_presets(tmp_path / "host-presets", presets(tmp_path, gate))
+    async with workers(tmp_path, presets_dir, temporal_server, queue, ("w1", "w2")) as hosts:
+        h = await remote_bot(harness, tmp_path, make_repo, temporal_server, queue, gate)
+        task = await h.engine.spawn("add the feature", requester="U1", preset="edit")
+        done = await h.settled(task.id, timeout=120)
+        assert done.state == FINISHED, done.reason
+        remote = tmp_path / "remote.git"
+        assert git(remote, "branch", "--list", done.branch or "")  # the host pushed it there
+        discarded = await h.engine.discard(task.id, "U1")
+        assert discarded.state == DISCARDED
+        assert not git(h.repo, "branch", "--list", done.branch or "")
+        assert not git(remote, "branch", "--list", done.branch or "")  # its transport branch is gone too
+        worktrees = hosts[done.host or ""].data / "worktrees" / "demo"
+        await eventually(lambda: not any(worktrees.glob(f"{task.id}*")), timeout=30)
+
+
+async def test_placement_prefers_a_host_that_has_the_repo(harness: MakeHarness, tmp_path: Path,
+                                                          make_repo: RepoFactory,
+                                                          temporal_server: TemporalServer) -> None:
+    queue = new_queue()
+    gate = tmp_path / "gate"
+    presets_dir = write_presets(tmp_path / "host-presets", presets(tmp_path, gate))
+    async with workers(tmp_path, presets_dir, temporal_server, queue, ("w1", "w2")) as hosts:
+        h = await remote_bot(harness, tmp_path, make_repo, temporal_server, queue, gate)
+        first = await h.settled((await h.engine.spawn("one", requester="U1", preset="edit")).id, timeout=120)
+        cloned = first.host
+        for prompt in ("two", "three", "four"):
+            later = await h.settled((await h.engine.spawn(prompt, requester="U1", preset="edit")).id, timeout=120)
+            assert later.host == cloned, f"{prompt} went to {later.host}, not to {cloned} which has the clone"
+        other = next(name for name in hosts if name != cloned)
+        assert not (hosts[other].data / "clones" / "demo").exists()
+
+
+async def test_a_follow_up_to_a_host_that_is_gone_is_said_and_moves(
+        harness: MakeHarness, tmp_path: Path, make_repo: RepoFactory, temporal_server: TemporalServer) -> None:
+    queue = new_queue()
+    gate = tmp_path / "gate"
+    gate.touch()
+    presets_dir = write_presets(tmp_path / "host-presets", presets(tmp_path, gate))
+    async with workers(tmp_path, presets_dir, temporal_server, queue, ("w1", "w2")) as hosts:
+        h = await remote_bot(harness, tmp_path, make_repo, temporal_server, queue, gate)
+        task = await h.engine.spawn("first run", requester="U1", preset="gated")
+        first = await h.settled(task.id, timeout=120)
+        assert first.state == FINISHED, first.reason
+        hosts[first.host or ""].kill()
+        await h.engine.followup(task.id, "second run", "U1")
+        # the turn waits on the queue of a host nobody serves: after a while the thread says so
+        await eventually(lambda: said(h, task.id, "host_lost"), timeout=60)
+        await h.engine.retry_elsewhere(task.id, "U1")
+        second = await h.settled(task.id, timeout=120)
+        assert second.state == FINISHED, second.reason
+        assert second.host != first.host
+        # the other host started from the branch as pushed after the first turn: both runs are on it
+        runs = git(h.repo, "show", f"{second.branch}:RUNS.md").splitlines()
+        assert runs[0].endswith("first run") and runs[-1].endswith("second run")
