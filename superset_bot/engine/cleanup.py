@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from superset_bot.engine.errors import UserError
 from superset_bot.engine.transitions import BOT_ACTOR
 from superset_bot.git import inventory as gitinventory
 from superset_bot.git import worktrees as gitworktrees
@@ -50,8 +52,8 @@ class WorktreeCleanup:
             await engine.store.add_event(task.id, BOT_ACTOR, "cleanup_failed", {"error": str(exc)})
             log.warning("task %s: cleanup failed: %s", task.id, exc)
         finally:
-            if task.runner and engine.remote is not None:  # and its worktree on the worker host that holds it
-                await engine.remote.release(task)
+            with contextlib.suppress(UserError):  # and what its runner holds elsewhere (a host's worktree)
+                await engine.runner_for(task).release(task)
 
     async def _cleaned_by_someone_else(self, task: Task, keep_branch: bool) -> bool:
         repo = self.engine.repo_path(task.repo)

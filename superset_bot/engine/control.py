@@ -11,7 +11,6 @@ from superset_bot.agents.runner import AgentRun
 from superset_bot.domain.events import Milestone
 from superset_bot.engine.errors import UserError
 from superset_bot.engine.preflight import MAX_PROMPT_CHARS, check_free_disk
-from superset_bot.git.refs import branch_exists
 from superset_bot.store import (
     ACTIVE_STATES,
     CANCELLED,
@@ -33,12 +32,15 @@ class RunControl:
         self.engine = engine
 
     async def cancel(self, task_id: str, actor: str) -> Task:
-        engine, lifecycle = self.engine, self.engine.lifecycle
+        engine = self.engine
         task = await engine.get(task_id)
         if task.state not in ACTIVE_STATES:
             raise UserError(f"Task {task.id} is {task.state}, not running or queued; there is nothing to cancel.")
-        if task.runner and engine.remote is not None:
-            return await engine.remote.cancel(task, actor)
+        return await engine.runner_for(task).cancel(task, actor)
+
+    async def cancel_here(self, task: Task, actor: str) -> Task:
+        """The local runner's cancel: the agent's process group, or the driver before it started."""
+        engine, lifecycle = self.engine, self.engine.lifecycle
         lifecycle.cancel_requests[task.id] = actor
         run = lifecycle.runs.get(task.id)
         if run is None and task.state == RUNNING and task.run_dir and not engine.is_driven(task.id):
@@ -86,11 +88,9 @@ class RunControl:
             raise UserError(f"Task {task.id} is still {task.state}; send the follow-up when the agent has finished.")
         if task.state not in REVIEWABLE_STATES:
             raise UserError(f"Task {task.id} is {task.state}; follow-ups go to tasks awaiting review.")
-        if task.runner:  # its worktree is on a worker host; its branch is here
-            if not (task.branch and await branch_exists(engine.repo_path(task.repo), task.branch)):
-                raise UserError(f"Task {task.id} has no branch any more; spawn a new task instead.")
-        elif not (task.worktree and Path(task.worktree).is_dir()):
-            raise UserError(f"Task {task.id} has no worktree any more; spawn a new task instead.")
+        gone = await engine.runner_for(task).worktree_gone(task)
+        if gone:
+            raise UserError(gone)
         engine.merging.refuse_while_updating(task)
         check_free_disk(engine.settings)
         moved = await engine.transitions.transition(task.id, QUEUED, actor, expect=REVIEWABLE_STATES,

@@ -47,6 +47,7 @@ from superset_bot.engine.pullrequests import PullRequests
 from superset_bot.engine.races import Races, Sent, ValidRace
 from superset_bot.engine.recovery import Recovery
 from superset_bot.engine.reviews import Reviews
+from superset_bot.engine.runners import TEMPORAL, LocalRunner, Runner, elsewhere
 from superset_bot.engine.slots import Slots
 from superset_bot.engine.spending import Spending
 from superset_bot.engine.transitions import BOT_ACTOR, Transitions
@@ -120,9 +121,10 @@ class Engine:
         self.recovery = Recovery(self)
         self.watchdog = Watchdog(self)
         self.cgroups = cgroups.Delegation(None, "not looked at yet")  # kernel-enforced limits, when delegated
-        # where new tasks' agents run: here (None), or worker hosts through Temporal
+        # where agents run (engine/runners.py): here, and on worker hosts through Temporal when so configured
+        self.local = LocalRunner(self)
         self.remote: TemporalRunner | None = None
-        if settings.runner == "temporal":
+        if settings.runner == TEMPORAL:
             from superset_bot.temporal.runner import TemporalRunner  # temporalio only where it is used
 
             self.remote = TemporalRunner(self)
@@ -130,7 +132,16 @@ class Engine:
     @property
     def runner_of_new_tasks(self) -> str | None:
         """`Task.runner` for the tasks this engine creates: None (this process) or "temporal"."""
-        return "temporal" if self.remote is not None else None
+        return TEMPORAL if self.remote is not None else None
+
+    def runner_for(self, task: Task) -> Runner:
+        """The runner of the task's turns (its own, whatever new tasks use). Raises UserError for a task on
+        worker hosts when this bot has no Temporal runner."""
+        if not task.runner:
+            return self.local
+        if self.remote is None:
+            raise elsewhere(task)
+        return self.remote
 
     def _remote_moved(self, repo_name: str, branch: str) -> None:
         self.pool.poke(repo_name)

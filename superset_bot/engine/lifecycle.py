@@ -23,6 +23,7 @@ from superset_bot.domain.events import Milestone, ProgressChanged, QueuePosition
 from superset_bot.domain.prices import Price, price_for
 from superset_bot.domain.task import encode_progress
 from superset_bot.engine.checks import run_checks
+from superset_bot.engine.errors import UserError
 from superset_bot.engine.outcome import Disk, decide_exit
 from superset_bot.engine.output import OutputBatcher
 from superset_bot.engine.reviews import checks_view
@@ -63,33 +64,19 @@ class Lifecycle:
             self.engine.publish(QueuePosition(task, position))
 
     async def drive(self, task_id: str, followup: str | None = None) -> None:
-        """Queue -> prepare -> run -> review, for a new task or a follow-up run."""
+        """Queue -> prepare -> run -> review, for a new task or a follow-up run, by the task's runner
+        (engine/runners.py): here, or on a worker host."""
         engine = self.engine
         try:
             task = await engine.store.get_task(task_id)
-            if task is not None and task.runner:  # its worktree is on a worker host: its turns are run there
-                if engine.remote is None:
-                    await engine.transitions.transition(
-                        task_id, FAILED, BOT_ACTOR, expect=ACTIVE_STATES,
-                        reason=f"its worktree is on worker host {task.host or '(not placed yet)'} and this bot runs "
-                               "agents locally (SUPERSET_RUNNER=local); start it with SUPERSET_RUNNER=temporal")
-                    return
-                await engine.remote.drive(task_id, followup)
+            if task is None:
                 return
-            await engine.slots.acquire(task_id)
             try:
-                task = await engine.store.get_task(task_id)
-                if task is None or task.state != QUEUED:
-                    return
-                followup = followup or task.pending_prompt
-                if task.worktree is None:
-                    prepared = await engine.preparation.prepare(task)
-                    if prepared is None:
-                        return
-                    task = prepared
-                await self._run_agent(task, followup)
-            finally:
-                engine.slots.release(task_id)
+                runner = engine.runner_for(task)
+            except UserError as exc:
+                await engine.transitions.transition(task_id, FAILED, BOT_ACTOR, expect=ACTIVE_STATES, reason=str(exc))
+                return
+            await runner.drive(task_id, followup)
         except asyncio.CancelledError:
             if engine.workers.stopping:
                 raise
@@ -98,6 +85,24 @@ class Lifecycle:
             log.exception("task %s: internal error", task_id)
             await engine.transitions.transition(task_id, FAILED, BOT_ACTOR, expect=ACTIVE_STATES,
                                                 reason=f"internal error: {exc}")
+
+    async def drive_here(self, task_id: str, followup: str | None = None) -> None:
+        """The local runner's drive: a slot of this machine, the worktree prepared here, the agent run here."""
+        engine = self.engine
+        await engine.slots.acquire(task_id)
+        try:
+            task = await engine.store.get_task(task_id)
+            if task is None or task.state != QUEUED:
+                return
+            followup = followup or task.pending_prompt
+            if task.worktree is None:
+                prepared = await engine.preparation.prepare(task)
+                if prepared is None:
+                    return
+                task = prepared
+            await self._run_agent(task, followup)
+        finally:
+            engine.slots.release(task_id)
 
     async def cancelled_before_agent(self, task_id: str) -> None:
         """The driver was stopped while queued or preparing: requeue, fail or cancel, as it was asked."""

@@ -260,23 +260,23 @@ class Merging:
         task = await engine.get(task_id)
         if task.state not in REVIEWABLE_STATES:
             raise UserError(f"Task {task.id} is {task.state}; it can be updated from its base once the agent is done.")
-        if task.runner:
-            raise UserError(f"Task {task.id}'s worktree is on worker host {task.host}; update it from its base with a "
-                            f"follow-up instead (e.g. \"merge {task.base_branch} into this branch and fix conflicts\").")
-        assert task.worktree and task.base_branch
+        runner = engine.runner_for(task)
+        assert task.base_branch
         self.refuse_while_updating(task)
         self._updating.add(task.id)
         try:
             # what the work will merge into: the remote's tip for a pull request (or a push) when ahead
             target = await engine.reviews.merge_target(task, engine.repo_path(task.repo))
-            conflicts = await gitmerge.update_from_base(Path(task.worktree), target)
+            conflicts = await runner.update_from_base(task, target)
             await engine.store.add_event(task.id, actor, "updated_from_base", {"conflicts": conflicts})
         finally:
             self._updating.discard(task.id)
         if conflicts:
+            done = "committed the merge with conflict markers" if task.runner else "left conflicts"
             instruction = (
-                f"Merging `{task.base_branch}` into this branch left conflicts in: {', '.join(conflicts)}. "
-                "Resolve every conflict, keep both sides' intent, and commit the merge."
+                f"Merging `{task.base_branch}` into this branch {done} in: {', '.join(conflicts)}. "
+                "Resolve every conflict, keep both sides' intent, and commit "
+                f"{'the resolution' if task.runner else 'the merge'}."
             )
             return await engine.followup(task.id, instruction, actor)
         await engine.reviews.post(task)

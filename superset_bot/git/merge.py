@@ -271,3 +271,29 @@ async def update_from_base(worktree: Path, base: str) -> list[str]:
         raise GitError(
             f"could not merge '{base}' into the task at {worktree}: {result.stderr.strip() or result.stdout.strip()}"
         )
+
+
+async def merge_into_branch(repo: Path, branch: str, base: str) -> tuple[str, list[str]]:
+    """Merge `base` into `branch` where no worktree has it checked out (a task whose worktree is on a
+    worker host): the branch's new commit, and the files it holds with conflict markers ([] when the
+    merge was clean) for the agent to resolve. `base` already in the branch changes nothing."""
+    check_ref_arg(branch, "branch")
+    check_ref_arg(base, "base branch")
+    async with repo_lock(repo):
+        head = await branch_commit(repo, branch, "task branch")
+        base_sha = await resolve_commit(repo, base, "base branch")
+        if await is_ancestor(repo, base_sha, head):
+            return head, []
+        result = await run_git(repo, "merge-tree", "--write-tree", "--name-only", "-z", "--no-messages", head,
+                               base_sha, check=False)
+        if result.returncode not in (0, 1):
+            raise GitError(f"cannot merge '{base}' into {branch} in repo {repo}: {result.stderr.strip()}")
+        tokens = result.stdout.split("\0")
+        conflicts = list(dict.fromkeys(token for token in tokens[1:] if token))
+        name = base.removeprefix("refs/heads/").removeprefix("refs/remotes/")
+        message = f"Merge branch '{name}' into {branch}" + (
+            "\n\nConflicts left with their markers for the agent:\n" + "\n".join(f"\t{c}" for c in conflicts)
+            if conflicts else "")
+        commit = await _commit_tree(repo, tokens[0].strip(), [head, base_sha], message, identity_env(BOT_AUTHOR))
+        await run_git(repo, "update-ref", f"refs/heads/{branch}", commit, head, bot_write=True)
+        return commit, conflicts

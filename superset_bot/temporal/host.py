@@ -33,7 +33,7 @@ from superset_bot.domain.events import (
 from superset_bot.engine.core import Engine
 from superset_bot.engine.errors import UserError
 from superset_bot.git.commands import GitError, run_git
-from superset_bot.git.refs import rev_parse
+from superset_bot.git.refs import is_ancestor, rev_parse
 from superset_bot.git.remote import PushError, push_branch
 from superset_bot.store import ACTIVE_STATES, CLOSED_STATES, REVIEWABLE_STATES, Task
 from superset_bot.temporal import wire
@@ -194,7 +194,7 @@ class WorkerHost:
         if task is not None and await store.get_meta(marker) == local_id:
             return task  # begun by an earlier attempt of this turn: follow it
         if (task is not None and turn.followup and task.state in REVIEWABLE_STATES
-                and task.branch and await _head(engine.repo_path(turn.repo), task.branch) == turn.start):
+                and await self._caught_up(task, turn.start)):
             await store.set_meta(marker, local_id)
             return await engine.followup(local_id, turn.followup, turn.requester)
         if task is not None:  # an older copy here (its turn moved elsewhere meanwhile): put it away
@@ -211,6 +211,20 @@ class WorkerHost:
         await store.set_meta(marker, local_id)
         engine.workers.drive(local_id, engine.lifecycle.drive(local_id, followup=turn.followup))
         return task
+
+    async def _caught_up(self, task: Task, start: str) -> bool:
+        """Whether the task's worktree here is at `start`, fast-forwarding it there when the bot moved the
+        branch on (it merged the base in); False when it went another way (another host's turn)."""
+        if not task.branch or not task.worktree or not await asyncio.to_thread(Path(task.worktree).is_dir):
+            return False
+        head = await _head(self.engine.repo_path(task.repo), task.branch)
+        if head == start:
+            return True
+        if head is None or not await is_ancestor(Path(task.worktree), head, start):
+            return False
+        moved = await run_git(Path(task.worktree), "merge", "--ff-only", "--quiet", start, check=False,
+                              bot_write=True)
+        return moved.returncode == 0
 
     async def _settled(self, task_id: str) -> None:
         """Wait until the task's turn has ended here: out of the active states, its driver done."""

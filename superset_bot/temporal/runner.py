@@ -25,11 +25,13 @@ from superset_bot.domain.events import HOST_LOST, Milestone, OutputLines, Progre
 from superset_bot.domain.progress import ProgressSnapshot
 from superset_bot.domain.task import encode_progress
 from superset_bot.engine.errors import UserError
+from superset_bot.engine.runners import TEMPORAL
 from superset_bot.engine.transitions import BOT_ACTOR
+from superset_bot.git import merge as gitmerge
 from superset_bot.git import naming as gitnaming
 from superset_bot.git.commands import GitError, run_git
-from superset_bot.git.refs import default_branch, rev_parse
-from superset_bot.git.remote import FetchError, PushError, delete_branch, fetch_branch
+from superset_bot.git.refs import branch_exists, default_branch, rev_parse
+from superset_bot.git.remote import FetchError, PushError, delete_branch, fetch_branch, push_branch
 from superset_bot.store import (
     ACTIVE_STATES,
     CANCELLED,
@@ -48,7 +50,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-TEMPORAL = "temporal"  # Task.runner of a task whose turns run on worker hosts
 WATCH_EVERY = 0.5  # seconds between looks at a running turn's last heartbeat
 RETRY_EVERY = 2.0  # seconds between tries while the Temporal server does not answer
 DEFAULT_REMOTE = "origin"
@@ -109,14 +110,27 @@ class TemporalRunner:
         changes: dict[str, Any] = {"runs": run, "turn": wire.turn_id(task.id, run), "runner": TEMPORAL,
                                    "pending_prompt": followup}
         try:
+            await self._remote_url(task)
             if task.branch is None:  # its first turn: the base as on one machine, and the task's branch name
                 base_branch = task.base_branch or await default_branch(repo)
                 start = task.base_commit or (await engine.bases.start_point(task.repo, base_branch)).commit
-                changes.update(branch=gitnaming.branch_name(task.id, task.prompt), base_branch=base_branch,
-                               base_commit=start)
-        except GitError as exc:
+                branch = gitnaming.branch_name(task.id, task.prompt)
+                # the task's branch is made here, at its start, and pushed: the hosts fetch the start from
+                # it (the local base may hold commits the remote has not: merges delivered locally)
+                await run_git(repo, "update-ref", f"refs/heads/{branch}", start, bot_write=True)
+                try:
+                    await push_branch(repo, self.remote_of(task.repo), branch, force=True)
+                except PushError:
+                    await run_git(repo, "update-ref", "-d", f"refs/heads/{branch}", check=False, bot_write=True)
+                    raise
+                changes.update(branch=branch, base_branch=base_branch, base_commit=start)
+        except UserError as exc:
+            await engine.transitions.transition(task.id, FAILED, BOT_ACTOR, expect={QUEUED}, reason=str(exc))
+            return None
+        except (GitError, PushError) as exc:
             await engine.transitions.transition(task.id, FAILED, BOT_ACTOR, expect={QUEUED},
-                                                reason=f"could not tell where the task starts: {exc}")
+                                                reason=f"could not give the task its branch on the remote the "
+                                                       f"worker hosts use: {exc}")
             return None
         moved = await engine.transitions.transition(task.id, PREPARING, BOT_ACTOR, expect={QUEUED}, **changes)
         if moved is None:
@@ -132,22 +146,27 @@ class TemporalRunner:
         """The turn the stored task describes: the same input however often it is rebuilt."""
         assert task.branch and task.base_branch and task.base_commit
         repo = self.engine.repo_path(task.repo)
-        remote = self.remote_of(task.repo)
-        url = await run_git(repo, "remote", "get-url", "--", remote, check=False)
-        if url.returncode != 0 or not url.stdout.strip():
-            raise UserError(f"{task.repo} has no remote `{remote}`: worker hosts clone from the repo's remote and "
-                            "push the task's branch there (set SUPERSET_REMOTE or SUPERSET_REPO_REMOTES)")
+        url = await self._remote_url(task)
         followup = task.pending_prompt if task.runs > 1 else None
         start = task.base_commit
         if task.runs > 1:  # a follow-up starts where the last turn left the branch
             start = await rev_parse(repo, f"refs/heads/{task.branch}")
         return wire.TurnInput(
-            task_id=task.id, run=task.runs, repo=task.repo, remote_url=url.stdout.strip(), prompt=task.prompt,
+            task_id=task.id, run=task.runs, repo=task.repo, remote_url=url, prompt=task.prompt,
             preset=task.preset, requester=task.requester, branch=task.branch, base_branch=task.base_branch,
             base_commit=task.base_commit, start=start, followup=followup,
             session_id=task.session_id if followup else None, host=task.host if followup else None,
             heartbeat_s=self.settings.temporal_heartbeat,
         )
+
+    async def _remote_url(self, task: Task) -> str:
+        """The URL of the repo's remote, which its worker hosts clone from and push to. Raises UserError."""
+        remote = self.remote_of(task.repo)
+        url = await run_git(self.engine.repo_path(task.repo), "remote", "get-url", "--", remote, check=False)
+        if url.returncode != 0 or not url.stdout.strip():
+            raise UserError(f"{task.repo} has no remote `{remote}`: worker hosts clone from the repo's remote and "
+                            "push the task's branch there (set SUPERSET_REMOTE or SUPERSET_REPO_REMOTES)")
+        return url.stdout.strip()
 
     async def _start(self, task: Task) -> None:
         """Start the task's turn workflow unless it is already there (a restart between store and start)."""
@@ -374,6 +393,25 @@ class TemporalRunner:
         if not engine.is_driven(task.id):
             engine.workers.drive(task.id, engine.lifecycle.drive(task.id))
         return await engine.wait_for(task.id, REVIEWABLE_STATES | CLOSED_STATES, timeout=120)
+
+    async def update_from_base(self, task: Task, target: str) -> list[str]:
+        """Merge `target` into the task's branch here and push it; its host fast-forwards its worktree at the
+        next turn. The files committed with conflict markers, for the agent (a follow-up) to resolve."""
+        assert task.branch
+        repo = self.engine.repo_path(task.repo)
+        _, conflicts = await gitmerge.merge_into_branch(repo, task.branch, target)
+        try:
+            await push_branch(repo, self.remote_of(task.repo), task.branch)
+        except PushError as exc:
+            raise UserError(f"Task {task.id} was updated here, but its branch could not be pushed to the hosts' "
+                            f"remote: {exc}") from exc
+        return conflicts
+
+    async def worktree_gone(self, task: Task) -> str | None:
+        """A follow-up runs on the host's worktree, or from the branch elsewhere: the branch must be here."""
+        if task.branch and await branch_exists(self.engine.repo_path(task.repo), task.branch):
+            return None
+        return f"Task {task.id} has no branch any more; spawn a new task instead."
 
     async def retry_elsewhere(self, task: Task, actor: str) -> Task:
         """The task's host is gone: run its turn again on another host, from its branch as last pushed."""

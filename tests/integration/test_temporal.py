@@ -13,12 +13,13 @@ from typing import Any
 import pytest
 from conftest import RepoFactory, git
 from support.engineharness import Harness, MakeHarness, agent_preset, write_presets
+from support.gitfiles import commit_file
 from support.remotes import with_remote
 from support.temporal import TemporalServer, WorkerProcess, new_queue, running_server, workers
 from support.waiting import eventually
 
 from superset_bot.domain.events import Milestone, OutputLines, ProgressChanged, ReviewReady
-from superset_bot.store import CANCELLED, DISCARDED, FINISHED, MERGED, RUNNING
+from superset_bot.store import CANCELLED, DISCARDED, FINISHED, MERGED, QUEUED, RUNNING
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -293,3 +294,64 @@ async def test_a_follow_up_to_a_host_that_is_gone_is_said_and_moves(
         # the other host started from the branch as pushed after the first turn: both runs are on it
         runs = git(h.repo, "show", f"{second.branch}:RUNS.md").splitlines()
         assert runs[0].endswith("first run") and runs[-1].endswith("second run")
+
+
+async def test_a_task_after_a_local_merge_starts_from_the_merge(
+        harness: MakeHarness, tmp_path: Path, make_repo: RepoFactory, temporal_server: TemporalServer) -> None:
+    """Local delivery moves only the bot's main: the next task starts there all the same, although the
+    remote the hosts clone from has never seen that commit."""
+    queue = new_queue()
+    gate = tmp_path / "gate"
+    presets_dir = write_presets(tmp_path / "host-presets", presets(tmp_path, gate))
+    async with workers(tmp_path, presets_dir, temporal_server, queue, ("w1", "w2")):
+        h = await remote_bot(harness, tmp_path, make_repo, temporal_server, queue, gate)
+        first = await h.settled((await h.engine.spawn("one", requester="U1", preset="edit")).id, timeout=120)
+        merged = await h.engine.merge(first.id, "U1")
+        assert merged.state == MERGED
+        second = await h.settled((await h.engine.spawn("two", requester="U1", preset="followup")).id,
+                                 timeout=120)
+        assert second.state == FINISHED, second.reason
+        assert second.base_commit == merged.merge_commit
+        # the host worked on top of the merge: the first task's file is on the second task's branch
+        assert git(h.repo, "show", f"{second.branch}:src/feature.py").startswith("# one")
+
+
+async def test_update_from_base_reaches_the_worktree_on_its_host(
+        harness: MakeHarness, tmp_path: Path, make_repo: RepoFactory, temporal_server: TemporalServer) -> None:
+    """The bot merges the base into the branch (no worktree here) and pushes it; the host holding the
+    worktree fast-forwards it at the next turn and the agent's session goes on there; a conflict is
+    committed with its markers and sent to the agent."""
+    queue = new_queue()
+    gate = tmp_path / "gate"
+    gate.touch()
+    presets_dir = write_presets(tmp_path / "host-presets", presets(tmp_path, gate))
+    async with workers(tmp_path, presets_dir, temporal_server, queue, ("w1", "w2")) as hosts:
+        h = await remote_bot(harness, tmp_path, make_repo, temporal_server, queue, gate)
+        task = await h.settled((await h.engine.spawn("first run", requester="U1", preset="gated")).id, timeout=120)
+        # main moves on: a file of its own, and RUNS.md, which the task's branch also wrote
+        commit_file(h.repo, "other.txt", "from main\n", "main gets other.txt")
+        commit_file(h.repo, "RUNS.md", "main's own line\n", "main writes RUNS.md too")
+        updated = await h.engine.update_from_base(task.id, "U1")
+        assert updated.state == QUEUED  # the conflict in RUNS.md went to the agent as a follow-up
+        done = await h.settled(task.id, timeout=120)
+        assert done.state == FINISHED, done.reason
+        assert done.host == task.host and done.runs == 2
+        # the host's own task ran a second time, in the worktree it had (fast-forwarded), not a copy
+        assert (hosts[done.host or ""].data / "runs" / task.id / "2").is_dir()
+        assert git(h.repo, "show", f"{done.branch}:other.txt") == "from main"
+        runs = git(h.repo, "show", f"{done.branch}:RUNS.md")
+        assert "<<<<<<<" in runs and "main's own line" in runs  # the markers the agent was told about
+        assert "committed the merge with conflict markers" in runs  # the follow-up, as the agent recorded it
+
+
+async def test_a_repo_without_a_remote_gets_a_clear_answer(harness: MakeHarness, tmp_path: Path,
+                                                           temporal_server: TemporalServer) -> None:
+    gate = tmp_path / "gate"
+    h = await harness(presets(tmp_path, gate), env={
+        "SUPERSET_RUNNER": "temporal", "SUPERSET_TEMPORAL_ADDRESS": temporal_server.address,
+        "SUPERSET_TEMPORAL_TASK_QUEUE": new_queue()})
+    task = await h.engine.spawn("no remote here", requester="U1", preset="edit")
+    failed = await h.settled(task.id, timeout=60)
+    assert failed.state == "failed"
+    assert "demo has no remote `origin`" in (failed.reason or "") and "SUPERSET_REMOTE" in (failed.reason or "")
+    assert not git(h.repo, "branch", "--list", "superset/*")  # nothing left behind
