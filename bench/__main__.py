@@ -1,4 +1,4 @@
-"""`python -m bench [spawn|fanout|soak|merge|scale|endlag|gitlock|race ...] [--quick|--full] [--files N] [--tasks 20,50]`.
+"""`python -m bench [spawn|fanout|soak|merge|scale|endlag|gitlock|race|temporal ...] [--quick|--full] [--files N] [--tasks 20,50]`.
 
 Runs the chosen benchmarks (all by default) in temp dirs, prints each table and a final table of
 the targets, and puts them into bench/RESULTS.md (in place of those benchmarks' earlier tables).
@@ -15,10 +15,10 @@ import time
 import traceback
 from pathlib import Path
 
-from bench import endlag, fanout, gitlock, merge, race, scale, soak, spawn
+from bench import endlag, fanout, gitlock, merge, race, scale, soak, spawn, temporal
 from bench.common import RESULTS, Table, default_tmp, filesystem, isolate_git, summary_table, write_results
 
-NAMES = ("spawn", "fanout", "soak", "merge", "scale", "endlag", "gitlock", "race")
+NAMES = ("spawn", "fanout", "soak", "merge", "scale", "endlag", "gitlock", "race", "temporal")
 
 
 def levels(text: str) -> tuple[int, ...]:
@@ -38,7 +38,8 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true", help="a fast smoke run with small sizes")
     parser.add_argument("--full", action="store_true", help="the issue's full sizes (60 s soak)")
     parser.add_argument("--files", type=int, help="files in the spawn benchmark's repo (default 100,000)")
-    parser.add_argument("--spawns", type=int, help="spawns timed (default 20)")
+    parser.add_argument("--spawns", type=int, help="spawns timed (default 20); temporal: warm spawns "
+                        "after the cold one (default 10, --quick 3)")
     parser.add_argument("--soak-seconds", type=float, help="soak duration (default 20, --full 60)")
     parser.add_argument("--agents", type=int, help="agents in the soak and in gitlock (default 20, --quick 5)")
     parser.add_argument("--lines-per-second", type=int, default=2000, help="each soak agent's output rate")
@@ -82,6 +83,8 @@ async def run_one(name: str, tmp: Path, args: argparse.Namespace) -> Table:
                                  seconds=args.commit_seconds or (4.0 if quick else 15.0))
     if name == "race":
         return await race.run(tmp, ns=(3,) if quick else (3, 5))
+    if name == "temporal":
+        return await temporal.run(tmp, warm=args.spawns or (3 if quick else 10))
     raise ValueError(name)
 
 

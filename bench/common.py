@@ -324,9 +324,17 @@ async def make_rig(tmp: Path, repo: Path, presets: dict[str, dict[str, Any]], *,
                    hooks: Hooks | None = None, extra_env: dict[str, str] | None = None) -> Rig:
     settings = load_settings(bot_env(tmp, repo, presets, max_concurrent, extra_env), env_file=None)
     store = await Store.open(settings.db_path)
-    engine = Engine(settings, store, load_presets(Path(settings.process_env["SUPERSET_PRESETS_DIR"])),
-                    hooks or builtin_hooks())
-    await engine.start()
+    try:
+        engine = Engine(settings, store, load_presets(Path(settings.process_env["SUPERSET_PRESETS_DIR"])),
+                        hooks or builtin_hooks())
+    except BaseException:
+        await store.close()  # its thread would keep the process alive after a failed benchmark
+        raise
+    try:
+        await engine.start()
+    except BaseException:
+        await Rig(engine, store, settings).close()
+        raise
     return Rig(engine, store, settings)
 
 

@@ -34,6 +34,7 @@ COMMANDS: tuple[CommandSpec, ...] = (
     CommandSpec("list", "", "tasks that are running, queued or awaiting review"),
     CommandSpec("status", "ID", "state, progress and branch of one task", needs_task=True),
     CommandSpec("diff", "ID", "the full diff of a task's branch", needs_task=True),
+    CommandSpec("log", "ID", "the agent's log of its last run (its end), wherever it ran", needs_task=True),
     CommandSpec("merge", "ID", "merge a task's branch into its base", needs_task=True),
     CommandSpec("discard", "ID", "throw a task's work away (worktree and branch)", needs_task=True),
     CommandSpec("cancel", "ID", "stop a task's agent", needs_task=True),

@@ -21,6 +21,7 @@ from superset_bot.agents.formats import Progress
 from superset_bot.agents.runner import AgentRun
 from superset_bot.config import Settings
 from superset_bot.domain.events import EngineEvent, StateChanged
+from superset_bot.domain.logs import LOG_CHUNK, LOG_SHOWN, LogChunk
 from superset_bot.domain.race import Race
 from superset_bot.domain.review import Review
 from superset_bot.engine.bases import Bases
@@ -403,6 +404,27 @@ class Engine:
 
     async def diff(self, task_id: str) -> str:
         return await self.reviews.diff(task_id)
+
+    async def log_of(self, task_id: str) -> tuple[Task, LogChunk]:
+        """The end of the log of the task's last run (LOG_SHOWN bytes at most), redacted, read in pieces
+        of LOG_CHUNK from wherever it ran (this machine or its worker host). Raises UserError."""
+        task = await self.get(task_id)
+        runner = self.runner_for(task)
+        first = await runner.read_log(task, 0, LOG_CHUNK)
+        parts, start = [first.text], 0
+        if first.size > LOG_SHOWN:  # only its end: where an agent says how it ended
+            parts, start = [], first.size - LOG_SHOWN
+        pos = start if parts == [] else first.end
+        while pos < first.size:
+            chunk = await runner.read_log(task, pos, LOG_CHUNK)
+            if chunk.end <= pos:
+                break
+            text = chunk.text
+            if pos == start and start > 0:  # it starts mid-line: from the next whole one
+                text = text.partition("\n")[2]
+            parts.append(text)
+            pos = chunk.end
+        return task, LogChunk("".join(parts), start, pos, first.size, first.where)
 
     async def build_review(self, task: Task, progress: Progress | None = None, checks: Any = None) -> Review | None:
         """Summarise the task's branch against its base and preview the merge."""

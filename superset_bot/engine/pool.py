@@ -97,8 +97,15 @@ class WorktreePool:
     async def start(self) -> None:
         """Start tending every repo in the background: adoption and filling never delay startup."""
         for name in self.settings.repos:
-            self._pokes[name] = asyncio.Event()
-            self._tenders.append(asyncio.create_task(self._tend_forever(name), name=f"pool-{name}"))
+            self.add(name)
+
+    def add(self, repo_name: str) -> None:
+        """Tend `repo_name` from now on (at start; and a repo a worker host clones later)."""
+        if repo_name in self._pokes:
+            return
+        self._entries.setdefault(repo_name, [])
+        self._pokes[repo_name] = asyncio.Event()
+        self._tenders.append(asyncio.create_task(self._tend_forever(repo_name), name=f"pool-{repo_name}"))
 
     async def stop(self) -> None:
         """Stop tending; ready entries stay on disk and are adopted by the next start."""

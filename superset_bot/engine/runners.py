@@ -10,9 +10,12 @@ bot's repo and never asks which runner ran it.
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
+from superset_bot.agents.logs import read_chunk
+from superset_bot.domain.logs import LogChunk
 from superset_bot.engine.errors import UserError
 from superset_bot.git import merge as gitmerge
 from superset_bot.store import Task
@@ -41,6 +44,9 @@ class Runner(Protocol):
     async def release(self, task: Task) -> None:
         """The task closed: what the runner holds for it elsewhere goes (its worktree on a host)."""
 
+    async def read_log(self, task: Task, offset: int, limit: int) -> LogChunk:
+        """A piece of the log of the task's last run, redacted, wherever it ran. Raises UserError."""
+
 
 class LocalRunner:
     """Agents on this machine: the engine's own lifecycle, cancel and worktree."""
@@ -65,6 +71,15 @@ class LocalRunner:
 
     async def release(self, task: Task) -> None:
         return None  # its worktree and branch were removed by the cleanup itself
+
+    async def read_log(self, task: Task, offset: int, limit: int) -> LogChunk:
+        if not task.run_dir:
+            raise UserError(f"Task {task.id}'s agent has not started yet: there is no log.")
+        redactor = self.engine.env.redactor_for(self.engine.presets.get(task.preset))
+        try:
+            return await asyncio.to_thread(read_chunk, Path(task.run_dir) / "log", offset, limit, redactor)
+        except OSError as exc:
+            raise UserError(f"Task {task.id}'s log cannot be read: {exc.strerror or exc}.") from exc
 
 
 def elsewhere(task: Task) -> UserError:

@@ -27,6 +27,7 @@ from superset_bot.service.results import (
     Done,
     Failed,
     Help,
+    Log,
     NeedsPrompt,
     Presets,
     Pruned,
@@ -155,7 +156,7 @@ class Service:
         try:
             task = await self.engine.get(task_id)
             where = caller.channel or caller.place
-            if verb in ("status", "diff") and where and not self.access.sees(caller.user, where, task):
+            if verb in ("status", "diff", "log") and where and not self.access.sees(caller.user, where, task):
                 # as list scopes it: a prompt asked in another (maybe private) channel stays there
                 return Refused(f"Task `{task.id}` was started in another channel; look at it there.", verb)
             if verb == "retry":
@@ -178,6 +179,9 @@ class Service:
             return Status(task, task.progress_snapshot(), engine.queue_position(task.id))
         if verb == "diff":
             return Diff(task, await engine.diff(task.id))
+        if verb == "log":
+            task, log = await engine.log_of(task.id)
+            return Log(task, log)
         if verb not in _ACTION_WORDS:
             raise UserError(f"Unknown action {verb!r}.")
         refusal = await self._refuse_action(caller, task, verb)

@@ -17,6 +17,7 @@ from superset_bot.service.results import (
     Done,
     Failed,
     Help,
+    Log,
     NeedsPrompt,
     Presets,
     Pruned,
@@ -70,6 +71,8 @@ def answer(result: Result, prefix: str = "/superset", local: bool = False) -> st
         return "\n".join(status_lines(result, local))
     if isinstance(result, Diff):
         return result.patch if result.patch.strip() else f"Task `{result.task.id}` has no changes yet."
+    if isinstance(result, Log):
+        return log_text(result)
     if isinstance(result, Done):
         return done_sentence(result)
     if isinstance(result, Presets):
@@ -120,6 +123,15 @@ def figures_line(f: AttemptFigures) -> str:
         estimate = f" ({estimate_label(f.cost_estimated_from)})" if f.cost_estimated_from else ""
         parts.append(f"${f.cost_usd:,.2f}{estimate}")
     return ", ".join(parts)
+
+
+def log_text(result: Log) -> str:
+    """The log as it is shown: its text, after a line saying what was left out of it."""
+    log = result.log
+    if not log.text.strip():
+        return f"Task `{result.task.id}`'s log is empty so far."
+    head = f"(the last {format_size(log.end - log.offset)} of {format_size(log.size)})\n" if log.offset else ""
+    return head + log.text
 
 
 def done_sentence(result: Done) -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from superset_bot.domain.logs import LogChunk
 from superset_bot.domain.progress import ProgressSnapshot
 from superset_bot.domain.race import AttemptFigures, Race
 from superset_bot.housekeeping.jobs import Digest, PruneReport
@@ -58,6 +59,14 @@ class Status(Result):
 class Diff(Result):
     task: Task
     patch: str
+
+
+@dataclass(frozen=True)
+class Log(Result):
+    """The end of a task's agent log (`log.offset` > 0: its beginning was left out)."""
+
+    task: Task
+    log: LogChunk
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,7 @@ from typing import Any
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from superset_bot.agents.logs import read_chunk
 from superset_bot.domain.events import (
     EngineEvent,
     Milestone,
@@ -30,6 +31,7 @@ from superset_bot.domain.events import (
     ReviewReady,
     StateChanged,
 )
+from superset_bot.domain.logs import LogChunk
 from superset_bot.engine.core import Engine
 from superset_bot.engine.errors import UserError
 from superset_bot.git.commands import GitError, run_git
@@ -132,7 +134,7 @@ class WorkerHost:
         self.clones = clones
 
     def activities(self) -> list[Any]:
-        return [self.place, self.run_turn, self.drop]
+        return [self.place, self.run_turn, self.drop, self.read_log]
 
     @activity.defn(name=wire.PLACE)
     async def place(self, want: wire.PlaceInput) -> str:
@@ -252,6 +254,20 @@ class WorkerHost:
             pushed=pushed, progress=progress, checks=relay.checks, session_id=task.session_id,
             started_at=task.started_at, finished_at=task.finished_at, milestones=list(relay.milestones),
         )
+
+    @activity.defn(name=wire.READ_LOG)
+    async def read_log(self, want: wire.LogRequest) -> LogChunk:
+        """A piece of the log of the task's last run on this host, redacted here: secrets never leave it."""
+        task = await self.engine.store.get_task(await self._local_id(want.task_id))
+        if task is None or not task.run_dir:
+            raise ApplicationError(f"host {self.name} has no log of task {want.task_id}", type="NoLog",
+                                   non_retryable=True)
+        redactor = self.engine.env.redactor_for(self.engine.presets.get(task.preset))
+        try:
+            return await asyncio.to_thread(read_chunk, Path(task.run_dir) / "log", want.offset, want.limit, redactor)
+        except OSError as exc:
+            raise ApplicationError(f"host {self.name} cannot read the log: {exc.strerror or exc}", type="NoLog",
+                                   non_retryable=True) from exc
 
     @activity.defn(name=wire.DROP)
     async def drop(self, drop: wire.DropInput) -> None:

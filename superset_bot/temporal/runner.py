@@ -12,16 +12,19 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import uuid
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from temporalio.api.enums.v1 import PendingActivityState
-from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
-from temporalio.common import WorkflowIDReusePolicy
+from temporalio.client import ActivityFailureError, Client, WorkflowFailureError, WorkflowHandle
+from temporalio.common import RetryPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from superset_bot.agents.formats import Progress
 from superset_bot.domain.events import HOST_LOST, Milestone, OutputLines, ProgressChanged
+from superset_bot.domain.logs import LogChunk
 from superset_bot.domain.progress import ProgressSnapshot
 from superset_bot.domain.task import encode_progress
 from superset_bot.engine.errors import UserError
@@ -50,6 +53,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+LOG_WAIT = 20.0  # seconds a host gets to answer for a piece of a log
 WATCH_EVERY = 0.5  # seconds between looks at a running turn's last heartbeat
 RETRY_EVERY = 2.0  # seconds between tries while the Temporal server does not answer
 DEFAULT_REMOTE = "origin"
@@ -446,6 +450,24 @@ class TemporalRunner:
             pass
         except (Unreachable, RPCError) as exc:
             log.warning("task %s: its worktree on %s stays until removed by hand: %s", task.id, task.host, exc)
+
+    async def read_log(self, task: Task, offset: int, limit: int) -> LogChunk:
+        """A piece of the task's log from the host that ran its last turn, as a standalone activity: the
+        text goes to the bot and into no workflow's history."""
+        if not task.host:
+            raise UserError(f"Task {task.id} has not reached a worker host yet: there is no log.")
+        try:
+            client = await self.client()
+            return await client.execute_activity(
+                wire.READ_LOG, wire.LogRequest(task.id, offset, limit), id=f"log-{task.id}-{uuid.uuid4().hex[:12]}",
+                task_queue=wire.host_queue(self.settings.temporal_task_queue, task.host), result_type=LogChunk,
+                schedule_to_close_timeout=timedelta(seconds=LOG_WAIT), retry_policy=RetryPolicy(maximum_attempts=1))
+        except (Unreachable, RPCError) as exc:
+            raise UserError(f"Task {task.id}'s log is on worker host `{task.host}`, and the Temporal server does "
+                            f"not answer ({exc}).") from exc
+        except ActivityFailureError as exc:
+            raise UserError(f"Task {task.id}'s log is on worker host `{task.host}`, which did not give it: "
+                            f"{_root_cause(exc)}.") from exc
 
     async def close(self) -> None:
         self._client = None

@@ -18,6 +18,9 @@ DROP_WORKFLOW = "superset.drop"  # a closed task's worktree removed from its hos
 PLACE = "superset.place"  # on a repo's queue, then the shared one: which host takes a new turn
 RUN_TURN = "superset.run_turn"  # on a host's queue: the turn itself, heartbeating its progress
 DROP = "superset.drop_worktree"  # on a host's queue: remove a task's worktree and branch there
+# on a host's queue, started by the bot as a standalone activity (no workflow: the log text it returns
+# is in no workflow's history): a piece of a task's log
+READ_LOG = "superset.read_log"
 
 CANCEL_SIGNAL = "cancel"  # (actor) stop the turn's agent; the turn ends as cancelled
 ELSEWHERE_SIGNAL = "retry_elsewhere"  # the turn's host is gone: run the turn again on another one
@@ -104,6 +107,13 @@ class TurnResult:
     started_at: float | None = None
     finished_at: float | None = None
     milestones: list[list[Any]] = field(default_factory=list)
+
+
+@dataclass
+class LogRequest:
+    task_id: str  # the bot's id of the task; the host reads its own last run of it
+    offset: int
+    limit: int
 
 
 @dataclass

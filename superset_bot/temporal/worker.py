@@ -55,11 +55,17 @@ async def serve(settings: Settings, stop: asyncio.Event, ready: asyncio.Event | 
         clones = Clones(clones_dir, repos)
         host = WorkerHost(name, engine, clones)
         placing = RepoQueues(client, queue, host)
-        clones.on_new = placing.serve
+
+        async def cloned(repo: str) -> None:  # a new clone: serve its placement queue, warm its worktrees
+            await placing.serve(repo)
+            engine.pool.add(repo)
+
+        clones.on_new = cloned
         # the workflows hold no cache: a worker that dies leaves no sticky queue nobody polls
         shared = Worker(client, task_queue=queue, workflows=[TurnWorkflow, DropWorkflow], activities=[host.place],
                         max_cached_workflows=0, graceful_shutdown_timeout=SHUTDOWN_GRACE)
-        own = Worker(client, task_queue=wire.host_queue(queue, name), activities=[host.run_turn, host.drop],
+        own = Worker(client, task_queue=wire.host_queue(queue, name),
+                     activities=[host.run_turn, host.drop, host.read_log],
                      max_concurrent_activities=max(100, settings.max_concurrent * 4),
                      max_heartbeat_throttle_interval=HEARTBEAT_THROTTLE,
                      default_heartbeat_throttle_interval=HEARTBEAT_THROTTLE,

@@ -77,11 +77,11 @@ async def test_every_command_gives_the_same_answer_in_slack_and_the_console(bot:
 
     # the same task seen from both: Slack's list is this channel's tasks and the caller's own, so
     # the console's task is not in it; compare the list while only the Slack task is listed
-    for line in (f"status {a.id}", f"diff {a.id}"):
+    for line in (f"status {a.id}", f"diff {a.id}", f"log {a.id}"):
         slack, terminal = await both(line)
-        if line.startswith("diff"):
-            (upload,) = [f for f in b.fake.files if f["thread_ts"] == b.thread_of(a).thread_ts]
-            assert upload["content"].decode() == terminal and f"`{a.id}`" in slack
+        if line.startswith(("diff", "log")):  # Slack posts it as a file in the task's thread
+            uploads = [f for f in b.fake.files if f["thread_ts"] == b.thread_of(a).thread_ts]
+            assert uploads[-1]["content"].decode() == terminal and f"`{a.id}`" in slack
         else:
             assert slack == terminal, line
     _, key = await b.command("list")

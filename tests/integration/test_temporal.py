@@ -12,13 +12,14 @@ from typing import Any
 
 import pytest
 from conftest import RepoFactory, git
-from support.engineharness import Harness, MakeHarness, agent_preset, write_presets
+from support.engineharness import SECRET, Harness, MakeHarness, agent_preset, chatty, write_presets
 from support.gitfiles import commit_file
 from support.remotes import with_remote
 from support.temporal import TemporalServer, WorkerProcess, new_queue, running_server, workers
 from support.waiting import eventually
 
 from superset_bot.domain.events import Milestone, OutputLines, ProgressChanged, ReviewReady
+from superset_bot.engine.pool import MARKER
 from superset_bot.store import CANCELLED, DISCARDED, FINISHED, MERGED, QUEUED, RUNNING
 
 pytestmark = pytest.mark.timeout(240)
@@ -35,10 +36,10 @@ def presets(tmp_path: Path, gate: Path) -> dict[str, dict[str, Any]]:
 
 
 async def remote_bot(harness: MakeHarness, tmp_path: Path, make_repo: RepoFactory, server: TemporalServer,
-                     queue: str, gate: Path) -> Harness:
+                     queue: str, gate: Path, extra: dict[str, dict[str, Any]] | None = None) -> Harness:
     repo = make_repo("demo", {"README.md": "# demo\n", "shared.txt": "base version\n"})
     with_remote(tmp_path, repo)
-    return await harness(presets(tmp_path, gate), repo=repo, env={
+    return await harness(extra or presets(tmp_path, gate), repo=repo, env={
         "SUPERSET_RUNNER": "temporal",
         "SUPERSET_TEMPORAL_ADDRESS": server.address,
         "SUPERSET_TEMPORAL_TASK_QUEUE": queue,
@@ -355,3 +356,38 @@ async def test_a_repo_without_a_remote_gets_a_clear_answer(harness: MakeHarness,
     assert failed.state == "failed"
     assert "demo has no remote `origin`" in (failed.reason or "") and "SUPERSET_REMOTE" in (failed.reason or "")
     assert not git(h.repo, "branch", "--list", "superset/*")  # nothing left behind
+
+
+async def test_a_host_keeps_warm_worktrees_of_the_repos_it_cloned(
+        harness: MakeHarness, tmp_path: Path, make_repo: RepoFactory, temporal_server: TemporalServer) -> None:
+    queue = new_queue()
+    gate = tmp_path / "gate"
+    presets_dir = write_presets(tmp_path / "host-presets", presets(tmp_path, gate))
+    async with workers(tmp_path, presets_dir, temporal_server, queue, ("w1",), SUPERSET_POOL_SIZE="1") as hosts:
+        h = await remote_bot(harness, tmp_path, make_repo, temporal_server, queue, gate)
+        first = await h.settled((await h.engine.spawn("one", requester="U1", preset="edit")).id, timeout=120)
+        assert not any("(warm" in text for text in said(h, first.id, "worktree_ready"))  # cloned just now
+        admin = hosts["w1"].data / "clones" / "demo" / ".git" / "worktrees"
+        await eventually(lambda: any((p / MARKER).exists() for p in admin.iterdir()), timeout=60,
+                         what="a warm worktree ready on the host")  # the pool's mark, once ready
+        second = await h.settled((await h.engine.spawn("two", requester="U1", preset="edit")).id, timeout=120)
+        assert second.state == FINISHED, second.reason
+        assert any("(warm" in text for text in said(h, second.id, "worktree_ready"))
+
+
+async def test_the_log_comes_from_its_host_redacted_there(harness: MakeHarness, tmp_path: Path,
+                                                          make_repo: RepoFactory,
+                                                          temporal_server: TemporalServer) -> None:
+    queue = new_queue()
+    gate = tmp_path / "gate"
+    both = {**presets(tmp_path, gate), "secret": agent_preset("secret"), "chatty": chatty(8000)}
+    presets_dir = write_presets(tmp_path / "host-presets", both)
+    async with workers(tmp_path, presets_dir, temporal_server, queue, ("w1",), MY_API_TOKEN=SECRET):
+        h = await remote_bot(harness, tmp_path, make_repo, temporal_server, queue, gate, extra=both)
+        secret = await h.settled((await h.engine.spawn("say it", requester="U1", preset="secret")).id, timeout=120)
+        _, log = await h.engine.log_of(secret.id)
+        assert "the token is [redacted]" in log.text and SECRET not in log.text
+        assert "hosts/w1" in log.where  # read on the host, where the log is
+        long = await h.settled((await h.engine.spawn("talk", requester="U1", preset="chatty")).id, timeout=120)
+        _, log = await h.engine.log_of(long.id)  # three pieces, each a standalone activity
+        assert log.text.splitlines() == [f"line {i:06d} " + "y" * 69 for i in range(8000)]

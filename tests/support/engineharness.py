@@ -62,6 +62,12 @@ def costed_preset(mode: str, **extra: Any) -> dict[str, Any]:
             "agent": {"command": ["sh", "-c", script, "sh", "{prompt}"], "format": "claude-stream-json"}}
 
 
+def chatty(lines: int) -> dict[str, Any]:
+    """A preset whose agent prints `lines` numbered lines of 81 bytes ("line 000042 yyy...")."""
+    script = f"for i in range({lines}): print(f'line {{i:06d}} ' + 'y' * 69)"
+    return {"description": "chatty", "agent": {"command": [sys.executable, "-c", script]}}
+
+
 def write_presets(presets_dir: Path, presets: Mapping[str, Mapping[str, Any]]) -> Path:
     """Each preset as `presets_dir/NAME.json` (the folder SUPERSET_PRESETS_DIR names); returns the folder."""
     presets_dir.mkdir(parents=True, exist_ok=True)

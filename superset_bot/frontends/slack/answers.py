@@ -10,12 +10,13 @@ from superset_bot.frontends.slack import blocks as ui
 from superset_bot.frontends.slack.blocks.kit import chunk_sections
 from superset_bot.frontends.slack.blocks.kit import section as kit_section
 from superset_bot.service import failure
-from superset_bot.service.plain import answer, race_lines
+from superset_bot.service.plain import answer, log_text, race_lines
 from superset_bot.service.results import (
     CLOSED,
     Diff,
     Failed,
     Help,
+    Log,
     Presets,
     Pruned,
     RaceFollowups,
@@ -94,6 +95,14 @@ class Answers:
                 return
             await reply(ui.Rendered(f"The diff of `{result.task.id}` is in its thread.", [section(
                 f"The diff of `{result.task.id}` is in its thread.")]))
+        elif isinstance(result, Log):
+            try:
+                await frontend.threads.post_log(result.task, log_text(result), user)
+            except Exception as exc:  # noqa: BLE001 - as for a diff
+                await self.answer(failure(exc, "log", task_id=result.task.id), reply, user)
+                return
+            await reply(ui.Rendered(f"The log of `{result.task.id}` is in its thread.", [section(
+                f"The log of `{result.task.id}` is in its thread.")]))
         elif isinstance(result, Presets):
             lines = [f"*{name}*: {ui.escape(description)}" for name, description in result.presets]
             await reply(ui.Rendered(text, [section("\n".join(lines) or "No presets are loaded.")]))

@@ -284,11 +284,21 @@ class Threads:
         await self._upload(ids.channel, ids.thread_ts, patch, f"{task.id}.diff", f"Diff of {task.branch}",
                            f"Diff requested by <@{user}>")
 
-    async def _upload(self, channel: str, thread_ts: str, patch: str, filename: str, title: str, comment: str) -> None:
+    async def post_log(self, task: Task, text: str, user: str) -> None:
+        """The end of the agent's log as a file in the task's thread (redacted where the log is)."""
+        ids = self.frontend.messages.get(task.id)
+        if ids is None:
+            raise UserError(f"Task `{task.id}` has no Slack thread to post the log in.")
+        await self._upload(ids.channel, ids.thread_ts, text, f"{task.id}-run{task.runs}.log",
+                           f"Log of task {task.id}, run {task.runs}", f"Log requested by <@{user}>",
+                           snippet_type="text")
+
+    async def _upload(self, channel: str, thread_ts: str, patch: str, filename: str, title: str, comment: str,
+                      snippet_type: str = "diff") -> None:
         data = patch.encode()
         note = ""
         if len(data) > MAX_DIFF_BYTES:
             data = data[:MAX_DIFF_BYTES]
             note = f" (first {MAX_DIFF_BYTES // (1024 * 1024)} MiB)"
         await upload_file(self.frontend.outbox, channel=channel, thread_ts=thread_ts, content=data, filename=filename,
-                          title=f"{title}{note}", snippet_type="diff", initial_comment=f"{comment}{note}.")
+                          title=f"{title}{note}", snippet_type=snippet_type, initial_comment=f"{comment}{note}.")

@@ -1,0 +1,64 @@
+"""Reading an agent's log in bounded pieces, redacted, on the machine that holds it.
+
+A run's log is the supervisor's segmented log (agents/supervisor.py `SegmentLog`): a folder of
+segments named by the offset of their first byte, where the output cap may have dropped the middle.
+Offsets are those of the agent's raw output, so a piece read from one goes on where the last ended.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from superset_bot.domain.logs import LOG_CHUNK, LogChunk
+from superset_bot.redact import Redactor
+
+SEGMENT_NAME_LEN = 24  # "00000000000000000123.log"
+
+
+def _segments(log_dir: Path) -> list[tuple[int, Path, int]]:
+    """(first offset, path, size) of each segment, in order; [] when there is no log (yet)."""
+    try:
+        names = os.listdir(log_dir)
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+    found = []
+    for name in names:
+        if len(name) == SEGMENT_NAME_LEN and name.endswith(".log") and name[:20].isdigit():
+            path = log_dir / name
+            found.append((int(name[:20]), path, path.stat().st_size))
+    return sorted(found)
+
+
+def read_chunk(log_dir: Path, offset: int, limit: int, redactor: Redactor) -> LogChunk:
+    """At most `limit` bytes (LOG_CHUNK at most) of the run's log from `offset`, cut after the last
+    whole line unless the end was reached, redacted; a part the output cap dropped is said in one line.
+    Blocking: run it off the event loop. Raises OSError."""
+    limit = max(1, min(limit, LOG_CHUNK))
+    segments = _segments(log_dir)
+    size = segments[-1][0] + segments[-1][2] if segments else 0
+    pos = max(0, min(offset, size))
+    begin = pos
+    data = bytearray()
+    note = ""
+    for start, path, length in segments:
+        if start + length <= pos:
+            continue
+        if start > pos:  # segments between were dropped by the output cap
+            if data:
+                break  # the next piece says so
+            note = f"[... {start - pos:,} bytes of output dropped by the preset's output limit ...]\n"
+            pos = start
+        with open(path, "rb") as segment:
+            segment.seek(pos - start)
+            got = segment.read(limit - len(data))
+        data += got
+        pos += len(got)
+        if len(data) >= limit:
+            break
+    if pos < size and b"\n" in data:
+        keep = data.rindex(b"\n") + 1
+        pos -= len(data) - keep
+        del data[keep:]
+    text = note + redactor.redact(data.decode("utf-8", errors="replace"))
+    return LogChunk(text, begin, pos, size, str(log_dir))
