@@ -12,7 +12,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -105,7 +105,9 @@ class Engine:
         # a fetch that moved a base's remote tip sends the warm pool after it, and has the open reviews
         # delivered to that remote looked at again
         self.bases = Bases(settings, on_moved=self._remote_moved)
-        self.pool = WorktreePool(settings, self.presets, self.env.for_prewarm, self.env.redactor,
+        # a bot whose agents run on worker hosts keeps no warm worktrees: its new tasks' are made there
+        pooled = replace(settings, pool_size=0) if settings.runner == TEMPORAL else settings
+        self.pool = WorktreePool(pooled, self.presets, self.env.for_prewarm, self.env.redactor,
                                  tip=self.bases.tip)
         self.transitions = Transitions(store, self.bus.publish, self.pool)
         self.plugins = HookDispatch(hooks, store, self.presets, self.env, self.bus.publish)

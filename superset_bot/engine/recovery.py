@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+RESTARTED_WHILE = "the bot restarted while"  # how the reason of a task failed by a restart begins
 UNRECORDED_AGENT_WAIT = 10.0  # seconds an agent's supervisor may take to write its pid file
 
 
@@ -66,7 +67,7 @@ class Recovery:
             what = "preparing the worktree" if task.state == PREPARING else "starting the agent"
             await self._clean_unrecorded(task)
             await engine.transitions.transition(task.id, FAILED, BOT_ACTOR, expect={task.state},
-                                                reason=f"the bot restarted while {what}; spawn the task again")
+                                                reason=f"{RESTARTED_WHILE} {what}; spawn the task again")
         elif task.state == QUEUED:
             engine.workers.drive(task.id, engine.lifecycle.drive(task.id))
         elif task.state == MERGING:

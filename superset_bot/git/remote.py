@@ -95,9 +95,10 @@ async def _quiet_env(repo: Path) -> dict[str, str]:
 
 
 async def push_branch(repo: Path, remote: str, branch: str, timeout: float = PUSH_TIMEOUT, *,
-                      to: str | None = None, force: bool = False) -> str:
+                      to: str | None = None, force: bool = False, lease: str | None = None) -> str:
     """Push the local `branch` to the same branch of `remote` (or to its branch `to`), not forced unless
-    `force` (a worker host's copy of a task branch it owns); the commit pushed.
+    `force`, or, with `lease`, only over the remote's branch still at that commit (a worker host's turn,
+    which started there); the commit pushed.
     Raises PushError (`rejected` when the remote moved on; timed out, unreachable, refused)."""
     check_ref_arg(remote, "remote")
     check_ref_arg(branch, "branch")
@@ -112,13 +113,17 @@ async def push_branch(repo: Path, remote: str, branch: str, timeout: float = PUS
             # cancelled by the timeout, run_git ends git's process group (transports included)
             result = await run_git(
                 repo, "-c", "credential.interactive=never", "push", "--quiet", "--no-verify", "--no-follow-tags",
-                "--porcelain", remote, f"{'+' if force else ''}{commit}:refs/heads/{target}",
+                "--porcelain", *([f"--force-with-lease=refs/heads/{target}:{lease}"] if lease else []),
+                remote, f"{'+' if force else ''}{commit}:refs/heads/{target}",
                 env=env, check=False, bot_write=True,
             )
     except TimeoutError:
         raise PushError(remote, branch, f"no answer within {timeout:g} s") from None
     if result.returncode != 0:
         said = f"{result.stdout}\n{result.stderr}"
+        if lease and "stale info" in said:
+            raise PushError(remote, branch, f"{remote}'s {target} moved since {lease[:10]}: somebody else pushed to it",
+                            strip_credentials(said), rejected=True)
         if _NON_FAST_FORWARD.search(said):
             raise PushError(remote, branch, f"{remote}'s {branch} has commits the local one lacks",
                             strip_credentials(said), rejected=True)

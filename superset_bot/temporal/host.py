@@ -34,10 +34,11 @@ from superset_bot.domain.events import (
 from superset_bot.domain.logs import LogChunk
 from superset_bot.engine.core import Engine
 from superset_bot.engine.errors import UserError
+from superset_bot.engine.recovery import RESTARTED_WHILE
 from superset_bot.git.commands import GitError, run_git
 from superset_bot.git.refs import is_ancestor, rev_parse
-from superset_bot.git.remote import PushError, push_branch
-from superset_bot.store import ACTIVE_STATES, CLOSED_STATES, REVIEWABLE_STATES, Task
+from superset_bot.git.remote import FetchError, PushError, push_branch, remote_branch, strip_credentials
+from superset_bot.store import ACTIVE_STATES, CLOSED_STATES, FAILED, REVIEWABLE_STATES, Task
 from superset_bot.temporal import wire
 
 log = logging.getLogger(__name__)
@@ -45,14 +46,16 @@ log = logging.getLogger(__name__)
 SETTLED_POLL = 0.25  # seconds between looks at whether a turn's task has settled
 BEAT_EVERY = 0.5  # seconds between heartbeats offered to the SDK (it sends at most one per throttle interval)
 REMOTE = "origin"  # a clone's remote: the URL the bot gave
+AVOIDED_FOR = 10  # placement attempts (about a second apart) a host a turn was moved off leaves to others
 
 
 class TurnRelay:
     """What a turn's heartbeats carry, gathered from the host engine's events of one task."""
 
-    def __init__(self, host: str, task_id: str) -> None:
+    def __init__(self, host: str, task_id: str, key: str = "") -> None:
         self.host = host
         self.task_id = task_id
+        self.key = key  # this attempt of the turn: its milestones and lines are numbered from 1 in it
         self.status = "preparing"
         self.pid: int | None = None
         self.lines: deque[str] = deque(maxlen=wire.LINES_IN_BEAT)
@@ -85,7 +88,8 @@ class TurnRelay:
 
     def beat(self, log_pos: int = 0) -> wire.Beat:
         return wire.Beat(host=self.host, status=self.status, pid=self.pid, log_pos=log_pos, lines=list(self.lines),
-                         lines_seen=self.lines_seen, milestones=list(self.milestones), progress=self.progress)
+                         lines_seen=self.lines_seen, milestones=list(self.milestones), progress=self.progress,
+                         attempt=self.key)
 
 
 class Clones:
@@ -111,8 +115,9 @@ class Clones:
             if not await _has_commit(path, commit):
                 await run_git(path, "fetch", "--quiet", "--no-tags", "--prune", REMOTE, bot_write=True)
             if not await _has_commit(path, commit):
-                raise ApplicationError(f"commit {commit[:12]} is not on {url}: the bot's task starts from a commit "
-                                       "its worker hosts cannot fetch", type="TurnRefused", non_retryable=True)
+                raise ApplicationError(f"commit {commit[:12]} is not on {strip_credentials(url)}: the bot's task "
+                                       "starts from a commit its worker hosts cannot fetch", type="TurnRefused",
+                                       non_retryable=True)
             if repo not in self.repos:
                 self.repos[repo] = path
                 if self.on_new is not None:
@@ -140,7 +145,8 @@ class WorkerHost:
     async def place(self, want: wire.PlaceInput) -> str:
         """Take a new turn if this host has a free slot (asked on the queue of a repo it has cloned first)."""
         slots = self.engine.slots
-        if self.name in want.avoid:
+        if self.name in want.avoid and activity.info().attempt <= AVOIDED_FOR:
+            # the turn was moved off this host: another takes it if one can; else, after a while, this one
             raise ApplicationError(f"host {self.name} is to be avoided for this turn")
         if len(slots.holders) >= slots.limit:
             raise ApplicationError(f"host {self.name} has no free slot")
@@ -149,13 +155,20 @@ class WorkerHost:
     @activity.defn(name=wire.RUN_TURN)
     async def run_turn(self, turn: wire.TurnInput) -> wire.TurnResult:
         engine = self.engine
-        relay = TurnRelay(self.name, turn.task_id)
+        info = activity.info()
+        relay = TurnRelay(self.name, turn.task_id, f"{info.activity_id}:{info.attempt}")
         unsubscribe = engine.subscribe(relay)
         beating = asyncio.create_task(self._beat(relay))
         try:
             try:
-                repo = await self.clones.ensure(turn.repo, turn.remote_url, turn.start)
-                task = await self._begin(turn, relay)
+                try:
+                    repo = await self.clones.ensure(turn.repo, turn.remote_url, turn.start)
+                    task = await self._begin(turn, relay)
+                except (GitError, UserError, OSError) as exc:
+                    # said plainly and not retried: a clone the remote refuses, a follow-up this host
+                    # refuses (its disk, its budget) would fail the same way every time
+                    raise ApplicationError(f"host {self.name}: {strip_credentials(str(exc))}", type="TurnRefused",
+                                           non_retryable=True) from None
                 await self._settled(task.id)
             except asyncio.CancelledError:
                 details = activity.cancellation_details()
@@ -193,12 +206,18 @@ class WorkerHost:
         local_id = await self._local_id(turn.task_id)
         relay.follow(local_id)
         task = await store.get_task(local_id)
-        if task is not None and await store.get_meta(marker) == local_id:
-            return task  # begun by an earlier attempt of this turn: follow it
-        if (task is not None and turn.followup and task.state in REVIEWABLE_STATES
+        begun = task is not None and (await store.get_meta(marker) == local_id or (
+            task.state in ACTIVE_STATES and activity.info().attempt > 1))  # (killed before the mark was written)
+        if task is not None and begun:
+            if not (task.state == FAILED and (task.reason or "").startswith(RESTARTED_WHILE)):
+                return task  # begun by an earlier attempt of this turn: follow it
+            # this host was killed while it prepared the worktree: that attempt left nothing to go on
+            # from, and the retried turn starts again (as a copy of its own, below)
+        elif (task is not None and turn.followup and task.state in REVIEWABLE_STATES
                 and await self._caught_up(task, turn.start)):
+            moved = await engine.followup(local_id, turn.followup, turn.requester)  # raises when refused here
             await store.set_meta(marker, local_id)
-            return await engine.followup(local_id, turn.followup, turn.requester)
+            return moved
         if task is not None:  # an older copy here (its turn moved elsewhere meanwhile): put it away
             if task.state not in CLOSED_STATES:
                 with contextlib.suppress(UserError):
@@ -241,10 +260,20 @@ class WorkerHost:
         head = pushed = None
         if task.branch:
             try:
-                head = await push_branch(repo, REMOTE, task.branch, to=turn.branch, force=True)
+                # over the branch as this turn found it, only: another host's turn of the task (moved
+                # here and back), or a person's push to its pull request, is never overwritten
+                head = await push_branch(repo, REMOTE, task.branch, to=turn.branch, lease=turn.start)
             except (PushError, GitError) as exc:
-                pushed = str(exc)
-                log.warning("task %s: could not push %s: %s", task.id, task.branch, exc)
+                mine = await _head(repo, task.branch)
+                try:
+                    there = await remote_branch(repo, REMOTE, turn.branch)
+                except FetchError:
+                    there = None
+                if mine is not None and there == mine:
+                    head = mine  # pushed by an earlier attempt of this turn
+                else:
+                    pushed = strip_credentials(str(exc))
+                    log.warning("task %s: could not push %s: %s", task.id, task.branch, pushed)
         else:
             pushed = "the turn never got a worktree"
         progress = task.progress_snapshot().to_dict()
@@ -253,6 +282,7 @@ class WorkerHost:
             host=self.name, state=str(task.state), reason=task.reason, exit_code=task.exit_code, head=head,
             pushed=pushed, progress=progress, checks=relay.checks, session_id=task.session_id,
             started_at=task.started_at, finished_at=task.finished_at, milestones=list(relay.milestones),
+            attempt=relay.key,
         )
 
     @activity.defn(name=wire.READ_LOG)

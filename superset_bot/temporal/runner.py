@@ -14,6 +14,7 @@ import logging
 import time
 import uuid
 from datetime import timedelta
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from temporalio.api.enums.v1 import PendingActivityState
@@ -33,8 +34,15 @@ from superset_bot.engine.transitions import BOT_ACTOR
 from superset_bot.git import merge as gitmerge
 from superset_bot.git import naming as gitnaming
 from superset_bot.git.commands import GitError, run_git
-from superset_bot.git.refs import branch_exists, default_branch, rev_parse
-from superset_bot.git.remote import FetchError, PushError, delete_branch, fetch_branch, push_branch
+from superset_bot.git.refs import branch_exists, default_branch, is_ancestor, rev_parse
+from superset_bot.git.remote import (
+    FetchError,
+    PushError,
+    delete_branch,
+    fetch_branch,
+    push_branch,
+    strip_credentials,
+)
 from superset_bot.store import (
     ACTIVE_STATES,
     CANCELLED,
@@ -53,6 +61,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+FETCH_RETRIES = (1.0, 3.0, 0.0)  # seconds after each failed fetch of a finished turn's branch
 LOG_WAIT = 20.0  # seconds a host gets to answer for a piece of a log
 WATCH_EVERY = 0.5  # seconds between looks at a running turn's last heartbeat
 RETRY_EVERY = 2.0  # seconds between tries while the Temporal server does not answer
@@ -72,7 +81,8 @@ class TemporalRunner:
         self._client: Client | None = None
         self._connecting = asyncio.Lock()
         self._said_down: set[str] = set()  # tasks told the Temporal server does not answer
-        self._said_lost: set[str] = set()  # turns whose host was said to be gone
+        self._said_lost: dict[str, str] = {}  # turn -> the host it was said to have lost
+        self._said_failing: set[tuple[str, str]] = set()  # (turn, error) said once
 
     async def client(self) -> Client:
         async with self._connecting:
@@ -115,6 +125,8 @@ class TemporalRunner:
                                    "pending_prompt": followup}
         try:
             await self._remote_url(task)
+            if task.branch is not None:  # a follow-up: from the branch as the last turn left it on the remote
+                await self.catch_up(task)
             if task.branch is None:  # its first turn: the base as on one machine, and the task's branch name
                 base_branch = task.base_branch or await default_branch(repo)
                 start = task.base_commit or (await engine.bases.start_point(task.repo, base_branch)).commit
@@ -131,6 +143,11 @@ class TemporalRunner:
         except UserError as exc:
             await engine.transitions.transition(task.id, FAILED, BOT_ACTOR, expect={QUEUED}, reason=str(exc))
             return None
+        except FetchError as exc:
+            await engine.transitions.transition(task.id, FAILED, BOT_ACTOR, expect={QUEUED},
+                                                reason=f"could not fetch the task's branch from the remote the worker "
+                                                       f"hosts push to (its last turn's work is there): {exc}")
+            return None
         except (GitError, PushError) as exc:
             await engine.transitions.transition(task.id, FAILED, BOT_ACTOR, expect={QUEUED},
                                                 reason=f"could not give the task its branch on the remote the "
@@ -146,6 +163,20 @@ class TemporalRunner:
                                                       f"`{self.settings.temporal_task_queue}`)."))
         return moved
 
+    async def catch_up(self, task: Task) -> str | None:
+        """Fetch the task's branch as its hosts last pushed it and move the local branch there (a turn whose
+        fetch failed is caught up by the next look); the branch's commit. Raises FetchError, GitError."""
+        assert task.branch
+        repo = self.engine.repo_path(task.repo)
+        there = await fetch_branch(repo, self.remote_of(task.repo), task.branch)
+        if there is None:
+            return None
+        here = await _head_of(repo, task.branch)
+        if here != there and (here is None or await is_ancestor(repo, here, there)):
+            await run_git(repo, "update-ref", f"refs/heads/{task.branch}", there, *([here] if here else []),
+                          bot_write=True)
+        return there
+
     async def _turn_input(self, task: Task) -> wire.TurnInput:
         """The turn the stored task describes: the same input however often it is rebuilt."""
         assert task.branch and task.base_branch and task.base_commit
@@ -156,7 +187,8 @@ class TemporalRunner:
         if task.runs > 1:  # a follow-up starts where the last turn left the branch
             start = await rev_parse(repo, f"refs/heads/{task.branch}")
         return wire.TurnInput(
-            task_id=task.id, run=task.runs, repo=task.repo, remote_url=url, prompt=task.prompt,
+            # the hosts use credentials of their own: none of the bot's goes into the workflow's history
+            task_id=task.id, run=task.runs, repo=task.repo, remote_url=strip_credentials(url), prompt=task.prompt,
             preset=task.preset, requester=task.requester, branch=task.branch, base_branch=task.base_branch,
             base_commit=task.base_commit, start=start, followup=followup,
             session_id=task.session_id if followup else None, host=task.host if followup else None,
@@ -223,9 +255,9 @@ class TemporalRunner:
             finally:
                 waiter.cancel()
         self._server_back(task)
-        if task.turn in self._said_lost:
-            self._said_lost.discard(task.turn)
-            self.engine.publish(Milestone(task, "host_back", f"Worker host `{result.host}` answered again."))
+        lost = self._said_lost.pop(task.turn or "", None)
+        if lost is not None and lost == result.host and result.head is not None:
+            self.engine.publish(Milestone(task, "host_back", f"Worker host `{lost}` answered again."))
         await self._settle(task, result, seen)
 
     async def _look(self, task: Task, handle: WorkflowHandle[Any, wire.TurnResult], seen: _Seen) -> Task:
@@ -241,6 +273,15 @@ class TemporalRunner:
         for pending in described.raw_description.pending_activities:
             if pending.activity_type.name != wire.RUN_TURN:
                 continue
+            if pending.state == PendingActivityState.PENDING_ACTIVITY_STATE_CANCEL_REQUESTED:
+                continue  # an attempt being given up (moved elsewhere): the new one is what the thread follows
+            failure = pending.last_failure
+            if failure.message and not failure.HasField("timeout_failure_info") and \
+                    (task.turn or "", failure.message) not in self._said_failing:
+                self._said_failing.add((task.turn or "", failure.message))  # not a silent host: an error on it
+                self.engine.publish(Milestone(task, "turn_failing", (
+                    f"The turn failed on worker host `{task.host or '?'}` and is tried again: "
+                    f"{strip_credentials(failure.message)[:500]}"), ok=False))
             if pending.heartbeat_details.payloads:
                 converter = (await self.client()).data_converter
                 beats = await converter.decode(pending.heartbeat_details.payloads, [wire.Beat])
@@ -255,16 +296,16 @@ class TemporalRunner:
             gone = waiting and (pending.attempt > 1 or time.monotonic() - (seen.waiting_since or 0.0) >
                                 max(10.0, 2 * self.settings.temporal_heartbeat))
             if gone and task.turn not in self._said_lost:
-                self._said_lost.add(task.turn or "")
                 host = task.host or "its host"
+                self._said_lost[task.turn or ""] = host
                 self.engine.publish(Milestone(task, HOST_LOST, (
                     f"Worker host `{host}` stopped answering (no heartbeat for "
                     f"{self.settings.temporal_heartbeat:g} s). The task resumes when the host is back; or retry it "
                     "on another host, from its branch as last pushed."), ok=False))
                 await self.engine.store.add_event(task.id, BOT_ACTOR, "host_lost", {"host": host, "turn": task.turn})
-            elif not gone and task.turn in self._said_lost and pending.state == \
-                    PendingActivityState.PENDING_ACTIVITY_STATE_STARTED:
-                self._said_lost.discard(task.turn or "")
+            elif not gone and pending.state == PendingActivityState.PENDING_ACTIVITY_STATE_STARTED and \
+                    self._said_lost.get(task.turn or "") == task.host:
+                del self._said_lost[task.turn or ""]
                 self.engine.publish(Milestone(task, "host_back", f"Worker host `{task.host}` is back; the turn goes on."))
         return task
 
@@ -273,6 +314,8 @@ class TemporalRunner:
         engine = self.engine
         if task.host != beat.host:
             task = await engine.store.update_task(task.id, host=beat.host)
+        if beat.attempt != seen.attempt:  # another attempt (a move, a host back): it counts from 1 again
+            seen.attempt, seen.milestones, seen.lines = beat.attempt, -1, 0
         await self._milestones(task, beat.milestones, seen)
         fresh = beat.lines_seen - seen.lines
         if fresh > 0 and beat.lines:
@@ -297,14 +340,14 @@ class TemporalRunner:
         """Publish the host's milestones the thread has not had; how far it got is stored (a restarted
         bot does not say them twice)."""
         if seen.milestones < 0:
-            seen.milestones = int(await self.engine.store.get_meta(f"said:{task.turn}") or 0)
+            seen.milestones = int(await self.engine.store.get_meta(f"said:{task.turn}:{seen.attempt}") or 0)
         before = seen.milestones
         for number, kind, text, ok in milestones:
             if number > seen.milestones:
                 seen.milestones = number
                 self.engine.publish(Milestone(task, str(kind), str(text), ok=bool(ok)))
         if seen.milestones != before:
-            await self.engine.store.set_meta(f"said:{task.turn}", str(seen.milestones))
+            await self.engine.store.set_meta(f"said:{task.turn}:{seen.attempt}", str(seen.milestones))
 
     async def _settle(self, task: Task, result: wire.TurnResult, seen: _Seen) -> None:
         """The turn ended on its host: fetch its branch, store its end, post the review."""
@@ -313,17 +356,19 @@ class TemporalRunner:
         if current is None or current.state not in (PREPARING, RUNNING):
             return
         task = current
+        if result.attempt != seen.attempt:
+            seen.attempt, seen.milestones = result.attempt, -1
         await self._milestones(task, result.milestones, seen)
-        repo = engine.repo_path(task.repo)
         fetched = None
         if result.head and task.branch:
-            try:
-                fetched = await fetch_branch(repo, self.remote_of(task.repo), task.branch)
-                if fetched:
-                    await run_git(repo, "update-ref", f"refs/heads/{task.branch}", fetched, bot_write=True)
-            except (FetchError, GitError) as exc:
-                log.warning("task %s: could not fetch its branch: %s", task.id, exc)
-                await engine.store.add_event(task.id, BOT_ACTOR, "fetch_failed", {"error": str(exc)})
+            for wait in FETCH_RETRIES:
+                try:
+                    fetched = await self.catch_up(task)
+                    break
+                except (FetchError, GitError) as exc:
+                    log.warning("task %s: could not fetch its branch: %s", task.id, exc)
+                    await engine.store.add_event(task.id, BOT_ACTOR, "fetch_failed", {"error": str(exc)})
+                    await asyncio.sleep(wait)
         state = result.state if result.state in REVIEWABLE_STATES else FAILED
         reason = result.reason
         if result.head is None and result.pushed and state != CANCELLED:
@@ -390,7 +435,10 @@ class TemporalRunner:
         try:
             client = await self.client()
             await client.get_workflow_handle(task.turn).signal(wire.CANCEL_SIGNAL, actor)
-        except (Unreachable, RPCError) as exc:
+        except RPCError as exc:
+            engine.lifecycle.cancel_requests.pop(task.id, None)
+            raise UserError(_signal_refused(task, exc, self.settings.temporal_address)) from exc
+        except Unreachable as exc:
             engine.lifecycle.cancel_requests.pop(task.id, None)
             raise UserError(f"Task {task.id} could not be cancelled: the Temporal server at "
                             f"{self.settings.temporal_address} does not answer ({exc}). Try again when it is back.") from exc
@@ -403,12 +451,15 @@ class TemporalRunner:
         next turn. The files committed with conflict markers, for the agent (a follow-up) to resolve."""
         assert task.branch
         repo = self.engine.repo_path(task.repo)
-        _, conflicts = await gitmerge.merge_into_branch(repo, task.branch, target)
+        await self.catch_up(task)
+        before = await rev_parse(repo, f"refs/heads/{task.branch}")
+        merged, conflicts = await gitmerge.merge_into_branch(repo, task.branch, target)
         try:
             await push_branch(repo, self.remote_of(task.repo), task.branch)
-        except PushError as exc:
-            raise UserError(f"Task {task.id} was updated here, but its branch could not be pushed to the hosts' "
-                            f"remote: {exc}") from exc
+        except PushError as exc:  # as it was: a branch here its hosts cannot fetch would fail its next turn
+            await run_git(repo, "update-ref", f"refs/heads/{task.branch}", before, merged, bot_write=True)
+            raise UserError(f"Task {task.id} could not be updated: its branch could not be pushed to the remote its "
+                            f"worker hosts use ({exc}).") from exc
         return conflicts
 
     async def worktree_gone(self, task: Task) -> str | None:
@@ -423,13 +474,33 @@ class TemporalRunner:
             raise UserError(f"Task {task.id} is {task.state}; only a turn under way can move to another host.")
         try:
             client = await self.client()
-            await client.get_workflow_handle(task.turn).signal(wire.ELSEWHERE_SIGNAL)
-        except (Unreachable, RPCError) as exc:
+            handle = client.get_workflow_handle(task.turn)
+            described = await handle.describe()
+            # only a turn whose host is silent moves: an old button, or a second click, leaves a healthy one
+            if not any(self._silent(pending) for pending in described.raw_description.pending_activities
+                       if pending.activity_type.name == wire.RUN_TURN):
+                raise UserError(f"Task {task.id}'s host `{task.host or '?'}` is answering; its turn stays there.")
+            await handle.signal(wire.ELSEWHERE_SIGNAL)
+        except RPCError as exc:
+            raise UserError(_signal_refused(task, exc, self.settings.temporal_address)) from exc
+        except Unreachable as exc:
             raise UserError(f"Task {task.id} could not be moved: the Temporal server does not answer ({exc}).") from exc
         await self.engine.store.add_event(task.id, actor, "retry_elsewhere", {"from": task.host})
+        self._said_lost.pop(task.turn, None)
         self.engine.publish(Milestone(task, "retry_elsewhere",
                                       f"{actor} moved the task off `{task.host}`: it starts again on another host."))
+        if task.host:  # its copy there goes when the host is back (its agent too, if it still runs)
+            await self._drop(task, task.host)
         return task
+
+    def _silent(self, pending: Any) -> bool:
+        """A turn's activity waiting for its host, or whose host has not heartbeat for longer than allowed."""
+        if pending.state == PendingActivityState.PENDING_ACTIVITY_STATE_SCHEDULED:
+            return True
+        if not pending.HasField("last_heartbeat_time"):
+            return False
+        quiet = time.time() - pending.last_heartbeat_time.ToSeconds()
+        return quiet > self.settings.temporal_heartbeat
 
     async def release(self, task: Task) -> None:
         """The task closed: its worktree on its host goes (when the host is reachable; later otherwise), and
@@ -440,16 +511,19 @@ class TemporalRunner:
                 await delete_branch(engine.repo_path(task.repo), self.remote_of(task.repo), task.branch)
             except (PushError, GitError) as exc:
                 await engine.store.add_event(task.id, BOT_ACTOR, "cleanup_failed", {"error": str(exc)})
-        if not task.host:
-            return
+        if task.host:
+            await self._drop(task, task.host)
+
+    async def _drop(self, task: Task, host: str) -> None:
+        """Have `host` remove its copy of the task (stopping its agent there if one still runs)."""
         try:
             client = await self.client()
-            await client.start_workflow(wire.DROP_WORKFLOW, wire.DropInput(task.id, task.host), id=wire.drop_id(task.id),
-                                        task_queue=self.settings.temporal_task_queue)
+            await client.start_workflow(wire.DROP_WORKFLOW, wire.DropInput(task.id, host),
+                                        id=wire.drop_id(task.id, host), task_queue=self.settings.temporal_task_queue)
         except WorkflowAlreadyStartedError:
             pass
         except (Unreachable, RPCError) as exc:
-            log.warning("task %s: its worktree on %s stays until removed by hand: %s", task.id, task.host, exc)
+            log.warning("task %s: its worktree on %s stays until removed by hand: %s", task.id, host, exc)
 
     async def read_log(self, task: Task, offset: int, limit: int) -> LogChunk:
         """A piece of the task's log from the host that ran its last turn, as a standalone activity: the
@@ -473,11 +547,28 @@ class TemporalRunner:
         self._client = None
 
 
+def _signal_refused(task: Task, exc: RPCError, address: str) -> str:
+    """Why a signal to the task's turn did not go through, as the person who asked should hear it."""
+    if exc.status == RPCStatusCode.NOT_FOUND:
+        return (f"Task {task.id}'s turn is not on the Temporal server (not started yet, or just ended): look at its "
+                "state and try again.")
+    if exc.status in _DOWN:
+        return f"The Temporal server at {address} does not answer ({exc.message}); try again when it is back."
+    return f"The Temporal server refused it: {exc.message}"
+
+
 def _root_cause(exc: BaseException) -> BaseException:
     """The innermost failure of a workflow's (an activity's ApplicationError says what went wrong)."""
     while isinstance(getattr(exc, "cause", None), BaseException):
         exc = exc.cause  # type: ignore[attr-defined]
     return exc
+
+
+async def _head_of(repo: Path, branch: str) -> str | None:
+    try:
+        return await rev_parse(repo, f"refs/heads/{branch}")
+    except GitError:
+        return None
 
 
 class _Settled(Exception):
@@ -488,6 +579,7 @@ class _Seen:
     """How much of a turn's heartbeats the thread has been shown."""
 
     def __init__(self) -> None:
+        self.attempt = ""  # the attempt of the turn the counts are of
         self.milestones = -1  # not read from the store yet
         self.lines = 0
         self.waiting_since: float | None = None  # since when the turn waits for its host to pick it up

@@ -45,8 +45,8 @@ def turn_id(task_id: str, run: int) -> str:
     return f"turn-{task_id}-{run}"
 
 
-def drop_id(task_id: str) -> str:
-    return f"drop-{task_id}"
+def drop_id(task_id: str, host: str) -> str:
+    return f"drop-{task_id}-{host}"
 
 
 @dataclass
@@ -89,6 +89,7 @@ class Beat:
     lines_seen: int = 0  # how many lines the turn has had in all (the last of `lines` is number lines_seen)
     milestones: list[list[Any]] = field(default_factory=list)  # [number, kind, text, ok], the last ones
     progress: dict[str, Any] = field(default_factory=dict)  # ProgressSnapshot.to_dict()
+    attempt: str = ""  # which attempt of the turn ("activity id:attempt"): milestones and lines count in it
 
 
 @dataclass
@@ -107,6 +108,7 @@ class TurnResult:
     started_at: float | None = None
     finished_at: float | None = None
     milestones: list[list[Any]] = field(default_factory=list)
+    attempt: str = ""
 
 
 @dataclass

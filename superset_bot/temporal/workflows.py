@@ -84,6 +84,7 @@ class TurnWorkflow:
                     return wire.TurnResult(host="", state="cancelled",
                                            reason=f"cancelled by {self.cancelled_by} before a host took it")
             self.host = host
+            self.elsewhere = False  # a move asked before this host took the turn is not about this host
             running = workflow.start_activity(
                 wire.RUN_TURN, dataclasses.replace(turn, host=host, avoid=avoid), result_type=wire.TurnResult,
                 task_queue=wire.host_queue(queue, host),

@@ -19,6 +19,7 @@ from support.temporal import TemporalServer, WorkerProcess, new_queue, running_s
 from support.waiting import eventually
 
 from superset_bot.domain.events import Milestone, OutputLines, ProgressChanged, ReviewReady
+from superset_bot.engine.errors import UserError
 from superset_bot.engine.pool import MARKER
 from superset_bot.store import CANCELLED, DISCARDED, FINISHED, MERGED, QUEUED, RUNNING
 
@@ -176,10 +177,14 @@ async def test_retry_on_another_host_after_a_worker_is_gone(
         gone.kill()
         await eventually(lambda: said(h, task.id, "host_lost"), timeout=60)
         gate.touch()
+        before = len(said(h, task.id, "worktree_ready"))
         await h.engine.retry_elsewhere(task.id, "U1")
         done = await h.settled(task.id, timeout=120)
         assert done.state == FINISHED, done.reason
         assert done.host != gone.name
+        # the thread follows the new host from its first step, and never says the old one came back
+        assert len(said(h, task.id, "worktree_ready")) == before + 1 and said(h, task.id, "agent_started")[1:]
+        assert not said(h, task.id, "host_back")
         await stop_agents_of(gone)
 
 
@@ -391,3 +396,42 @@ async def test_the_log_comes_from_its_host_redacted_there(harness: MakeHarness, 
         long = await h.settled((await h.engine.spawn("talk", requester="U1", preset="chatty")).id, timeout=120)
         _, log = await h.engine.log_of(long.id)  # three pieces, each a standalone activity
         assert log.text.splitlines() == [f"line {i:06d} " + "y" * 69 for i in range(8000)]
+
+
+async def test_a_move_leaves_a_turn_whose_host_answers_where_it_is(
+        harness: MakeHarness, tmp_path: Path, make_repo: RepoFactory, temporal_server: TemporalServer) -> None:
+    queue = new_queue()
+    gate = tmp_path / "gate"
+    presets_dir = write_presets(tmp_path / "host-presets", presets(tmp_path, gate))
+    async with workers(tmp_path, presets_dir, temporal_server, queue, ("w1", "w2")):
+        h = await remote_bot(harness, tmp_path, make_repo, temporal_server, queue, gate)
+        task = await h.engine.spawn("wait at the gate", requester="U1", preset="gated")
+        running = await h.engine.wait_for(task.id, {RUNNING}, timeout=120)
+        with pytest.raises(UserError, match="is answering; its turn stays there"):
+            await h.engine.retry_elsewhere(task.id, "U1")  # an old button, a second click
+        gate.touch()
+        done = await h.settled(task.id, timeout=120)
+        assert done.state == FINISHED and done.host == running.host and done.runs == 1
+
+
+async def test_a_follow_up_its_host_refuses_fails_and_says_why(
+        harness: MakeHarness, tmp_path: Path, make_repo: RepoFactory, temporal_server: TemporalServer) -> None:
+    queue = new_queue()
+    gate = tmp_path / "gate"
+    gate.touch()
+    presets_dir = write_presets(tmp_path / "host-presets", presets(tmp_path, gate))
+    async with workers(tmp_path, presets_dir, temporal_server, queue, ("w1",)) as hosts:
+        h = await remote_bot(harness, tmp_path, make_repo, temporal_server, queue, gate)
+        first = await h.settled((await h.engine.spawn("first run", requester="U1", preset="gated")).id,
+                                timeout=120)
+        assert first.state == FINISHED, first.reason
+        # the host restarts needing more free disk than it has: it refuses the follow-up
+        w1 = hosts["w1"]
+        await w1.stop()
+        w1.env["SUPERSET_MIN_FREE_DISK"] = "900T"
+        await w1.start()
+        await h.engine.followup(first.id, "second run", "U1")
+        second = await h.settled(first.id, timeout=120)
+        assert second.state == "failed", second.reason
+        assert "host w1" in (second.reason or "") and "free" in (second.reason or "")
+        assert git(h.repo, "show", f"{second.branch}:RUNS.md").strip().endswith("first run")  # nothing made up
