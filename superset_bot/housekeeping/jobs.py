@@ -116,7 +116,8 @@ class Housekeeper:
         now = self.now()
         stale, grace = self.settings.stale_after, self.settings.prune_warning
         for task in tasks:
-            if task.state not in REVIEWABLE_STATES or not task.worktree:
+            # a task on a worker host has its worktree there: pruning it has the host remove it
+            if task.state not in REVIEWABLE_STATES or not (task.worktree or (task.runner and task.host)):
                 continue
             idle = now - task.last_activity
             label = f"task {task.id} ({task.state}, idle {format_duration(idle)})"

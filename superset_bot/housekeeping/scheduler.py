@@ -28,21 +28,24 @@ def digest_trigger(cron: str, timezone: str) -> CronTrigger:
     return CronTrigger.from_crontab(cron, timezone=timezone)
 
 
-def build_scheduler(housekeeper: Housekeeper) -> AsyncIOScheduler:
-    """A scheduler with every job; call `.start()` inside the running loop, `.shutdown()` at exit."""
+def build_scheduler(housekeeper: Housekeeper, *, worker_host: bool = False) -> AsyncIOScheduler:
+    """A scheduler with every job; call `.start()` inside the running loop, `.shutdown()` at exit.
+    A worker host's (`worker_host`) has only reconcile (its agents' disk limits, stuck tasks) and git
+    maintenance: what it holds is pruned when the bot prunes or closes the task."""
     settings = housekeeper.settings
     scheduler = AsyncIOScheduler(
         timezone=settings.timezone,
         job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 600},
     )
-    scheduler.add_job(_logged(housekeeper.prune, "prune"), IntervalTrigger(minutes=PRUNE_EVERY_MINUTES),
-                      id="prune", name="prune stale worktrees")
+    if not worker_host:
+        scheduler.add_job(_logged(housekeeper.prune, "prune"), IntervalTrigger(minutes=PRUNE_EVERY_MINUTES),
+                          id="prune", name="prune stale worktrees")
     scheduler.add_job(_logged(housekeeper.reconcile, "reconcile"), IntervalTrigger(seconds=RECONCILE_EVERY_SECONDS),
                       id="reconcile", name="reconcile tasks with git and processes")
     scheduler.add_job(_logged(housekeeper.maintenance, "git maintenance"),
                       CronTrigger(timezone=settings.timezone, **MAINTENANCE_AT),
                       id="git-maintenance", name="git worktree prune and maintenance")
-    if settings.digest_channel:
+    if settings.digest_channel and not worker_host:
         scheduler.add_job(_logged(housekeeper.digest, "digest"), digest_trigger(settings.digest_cron, settings.timezone),
                           id="digest", name="status digest")
     return scheduler

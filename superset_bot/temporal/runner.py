@@ -210,6 +210,8 @@ class TemporalRunner:
         try:
             turn = await self._turn_input(task)
         except (UserError, GitError) as exc:
+            if await self._exists(task.turn):
+                return  # started before a restart: it goes on without the input being made again
             await self._fail(task, str(exc))
             raise _Settled from None
         while True:
@@ -226,6 +228,13 @@ class TemporalRunner:
                     raise
                 await self._server_down(task, exc)
         self._server_back(task)
+
+    async def _exists(self, turn: str) -> bool:
+        try:
+            await (await self.client()).get_workflow_handle(turn).describe()
+            return True
+        except (Unreachable, RPCError):
+            return False
 
     async def _follow(self, task: Task) -> None:
         """Relay the turn's heartbeats until its workflow ends, then settle the task from its result."""
@@ -270,9 +279,10 @@ class TemporalRunner:
             await self._server_down(task, exc, wait=False)
             return task
         self._server_back(task)
-        for pending in described.raw_description.pending_activities:
-            if pending.activity_type.name != wire.RUN_TURN:
-                continue
+        turns = [p for p in described.raw_description.pending_activities if p.activity_type.name == wire.RUN_TURN]
+        if not turns and task.state == PREPARING:  # no host has it yet (no worker may even run the workflow)
+            await self._placing(task, seen)
+        for pending in turns:
             if pending.state == PendingActivityState.PENDING_ACTIVITY_STATE_CANCEL_REQUESTED:
                 continue  # an attempt being given up (moved elsewhere): the new one is what the thread follows
             failure = pending.last_failure
@@ -308,6 +318,23 @@ class TemporalRunner:
                 del self._said_lost[task.turn or ""]
                 self.engine.publish(Milestone(task, "host_back", f"Worker host `{task.host}` is back; the turn goes on."))
         return task
+
+    @property
+    def _placing_notice(self) -> float:
+        """Seconds without a host taking a turn before its thread is told: three heartbeats, 10 s at least."""
+        return max(10.0, 3 * self.settings.temporal_heartbeat)
+
+    async def _placing(self, task: Task, seen: _Seen) -> None:
+        """No host has taken the turn yet: after a while, the thread hears that it waits and why it may."""
+        if seen.placing_since is None:
+            seen.placing_since = time.monotonic()
+        elif not seen.said_placing and time.monotonic() - seen.placing_since > self._placing_notice:
+            seen.said_placing = True
+            queue = self.settings.temporal_task_queue
+            self.engine.publish(Milestone(task, "no_host", (
+                f"No worker host has taken this task for {self._placing_notice:g} s: every host is busy, or none runs on "
+                f"queue `{queue}` (`superset-bot worker` with SUPERSET_TEMPORAL_TASK_QUEUE={queue}). It waits, "
+                "and starts when one has room."), ok=False))
 
     async def _relay(self, task: Task, beat: wire.Beat, seen: _Seen) -> Task:
         """A heartbeat as the events a local agent makes: milestones, output lines, progress, the move to running."""
@@ -582,7 +609,9 @@ class _Seen:
         self.attempt = ""  # the attempt of the turn the counts are of
         self.milestones = -1  # not read from the store yet
         self.lines = 0
-        self.waiting_since: float | None = None  # since when the turn waits for its host to pick it up
+        self.waiting_since: float | None = None
+        self.placing_since: float | None = None  # since when placement looks for a host
+        self.said_placing = False  # since when the turn waits for its host to pick it up
         self.progress: dict[str, Any] = {}
 
 

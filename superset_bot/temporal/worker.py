@@ -21,6 +21,8 @@ from temporalio.worker import Worker
 
 from superset_bot.composition import open_engine
 from superset_bot.config import Settings
+from superset_bot.housekeeping.jobs import Housekeeper
+from superset_bot.housekeeping.scheduler import build_scheduler
 from superset_bot.temporal import wire
 from superset_bot.temporal.host import Clones, WorkerHost
 from superset_bot.temporal.workflows import DropWorkflow, TurnWorkflow
@@ -70,6 +72,9 @@ async def serve(settings: Settings, stop: asyncio.Event, ready: asyncio.Event | 
                      max_heartbeat_throttle_interval=HEARTBEAT_THROTTLE,
                      default_heartbeat_throttle_interval=HEARTBEAT_THROTTLE,
                      graceful_shutdown_timeout=SHUTDOWN_GRACE)
+        # reconcile (each agent's disk limit, stuck tasks) and git maintenance, as on the bot's machine
+        scheduler = build_scheduler(Housekeeper(engine), worker_host=True)
+        scheduler.start()
         async with shared, own:
             for repo in sorted(repos):
                 await placing.serve(repo)
@@ -81,6 +86,7 @@ async def serve(settings: Settings, stop: asyncio.Event, ready: asyncio.Event | 
                 await stop.wait()
             finally:
                 log.info("worker host %s stopping; running agents stay alive for its next start", name)
+                scheduler.shutdown(wait=False)
                 await placing.stop()
 
 

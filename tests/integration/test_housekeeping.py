@@ -181,6 +181,9 @@ async def test_scheduler_jobs_built_from_settings(harness: MakeHarness) -> None:
     assert "mon-fri" in repr(digest_job.trigger) and "Europe/Berlin" in repr(digest_job.trigger)
     h2 = await harness(repo=h.repo)
     assert "digest" not in {job.id for job in build_scheduler(Housekeeper(h2.engine)).get_jobs()}
+    # a worker host's: no prune (the bot decides when its tasks go), no digest
+    worker = build_scheduler(Housekeeper(h.engine), worker_host=True)
+    assert {job.id for job in worker.get_jobs()} == {"reconcile", "git-maintenance"}
 
 
 async def test_a_task_being_prepared_is_not_an_orphan(harness: MakeHarness) -> None:

@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import json
 import os
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 from conftest import RepoFactory, git
-from support.engineharness import SECRET, Harness, MakeHarness, agent_preset, chatty, write_presets
+from support.engineharness import SECRET, FakeClock, Harness, MakeHarness, agent_preset, chatty, write_presets
 from support.gitfiles import commit_file
 from support.remotes import with_remote
 from support.temporal import TemporalServer, WorkerProcess, new_queue, running_server, workers
@@ -21,7 +23,8 @@ from support.waiting import eventually
 from superset_bot.domain.events import Milestone, OutputLines, ProgressChanged, ReviewReady
 from superset_bot.engine.errors import UserError
 from superset_bot.engine.pool import MARKER
-from superset_bot.store import CANCELLED, DISCARDED, FINISHED, MERGED, QUEUED, RUNNING
+from superset_bot.housekeeping.jobs import Housekeeper
+from superset_bot.store import CANCELLED, DISCARDED, FINISHED, MERGED, PRUNED, QUEUED, RUNNING
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -37,10 +40,11 @@ def presets(tmp_path: Path, gate: Path) -> dict[str, dict[str, Any]]:
 
 
 async def remote_bot(harness: MakeHarness, tmp_path: Path, make_repo: RepoFactory, server: TemporalServer,
-                     queue: str, gate: Path, extra: dict[str, dict[str, Any]] | None = None) -> Harness:
+                     queue: str, gate: Path, extra: dict[str, dict[str, Any]] | None = None,
+                     clock: Callable[[], float] = time.time) -> Harness:
     repo = make_repo("demo", {"README.md": "# demo\n", "shared.txt": "base version\n"})
     with_remote(tmp_path, repo)
-    return await harness(extra or presets(tmp_path, gate), repo=repo, env={
+    return await harness(extra or presets(tmp_path, gate), repo=repo, clock=clock, env={
         "SUPERSET_RUNNER": "temporal",
         "SUPERSET_TEMPORAL_ADDRESS": server.address,
         "SUPERSET_TEMPORAL_TASK_QUEUE": queue,
@@ -435,3 +439,37 @@ async def test_a_follow_up_its_host_refuses_fails_and_says_why(
         assert second.state == "failed", second.reason
         assert "host w1" in (second.reason or "") and "free" in (second.reason or "")
         assert git(h.repo, "show", f"{second.branch}:RUNS.md").strip().endswith("first run")  # nothing made up
+
+
+async def test_a_stale_task_on_a_host_is_pruned_there(harness: MakeHarness, tmp_path: Path, make_repo: RepoFactory,
+                                                      temporal_server: TemporalServer) -> None:
+    queue = new_queue()
+    gate = tmp_path / "gate"
+    clock = FakeClock()
+    presets_dir = write_presets(tmp_path / "host-presets", presets(tmp_path, gate))
+    async with workers(tmp_path, presets_dir, temporal_server, queue, ("w1",)) as hosts:
+        h = await remote_bot(harness, tmp_path, make_repo, temporal_server, queue, gate, clock=clock)
+        task = await h.settled((await h.engine.spawn("one", requester="U1", preset="edit")).id, timeout=120)
+        worktrees = hosts["w1"].data / "worktrees" / "demo"
+        assert any(worktrees.glob(f"{task.id}*"))
+        keeper = Housekeeper(h.engine)
+        clock.advance(60 * 3600)
+        assert len((await keeper.prune()).warned) == 1  # warned in its thread first, as a local one
+        clock.advance(30 * 3600)
+        assert len((await keeper.prune()).pruned) == 1
+        assert (await h.engine.get(task.id)).state == PRUNED
+        await eventually(lambda: not any(worktrees.glob(f"{task.id}*")), timeout=30, what="the host's worktree gone")
+
+
+async def test_with_no_worker_host_the_thread_hears_it_waits_and_it_starts_when_one_comes(
+        harness: MakeHarness, tmp_path: Path, make_repo: RepoFactory, temporal_server: TemporalServer) -> None:
+    queue = new_queue()
+    gate = tmp_path / "gate"
+    presets_dir = write_presets(tmp_path / "host-presets", presets(tmp_path, gate))
+    h = await remote_bot(harness, tmp_path, make_repo, temporal_server, queue, gate)
+    task = await h.engine.spawn("nobody home", requester="U1", preset="edit")
+    notice = await eventually(lambda: said(h, task.id, "no_host"), timeout=60, what="the no-host notice")
+    assert f"queue `{queue}`" in notice[0]
+    async with workers(tmp_path, presets_dir, temporal_server, queue, ("w1",)):
+        done = await h.settled(task.id, timeout=120)
+        assert done.state == FINISHED and done.host == "w1"
