@@ -30,14 +30,32 @@ def _segments(log_dir: Path) -> list[tuple[int, Path, int]]:
     return sorted(found)
 
 
-def read_chunk(log_dir: Path, offset: int, limit: int, redactor: Redactor) -> LogChunk:
+def _line_after(segments: list[tuple[int, Path, int]], pos: int) -> int:
+    """The offset of the first whole line at or after `pos` (in the segment holding it)."""
+    for start, path, length in segments:
+        if start <= pos < start + length:
+            with open(path, "rb") as segment:
+                segment.seek(pos - start)
+                if pos == start:
+                    return pos
+                segment.seek(pos - start - 1)
+                rest = segment.read(start + length - pos + 1)
+            newline = rest.find(b"\n")
+            return pos - 1 + newline + 1 if newline >= 0 else start + length
+    return pos
+
+
+def read_chunk(log_dir: Path, offset: int, limit: int, redactor: Redactor, follow: bool = False) -> LogChunk:
     """At most `limit` bytes (LOG_CHUNK at most) of the run's log from `offset`, cut after the last
     whole line unless the end was reached, redacted; a part the output cap dropped is said in one line.
+    `follow`: a reader further behind than `limit` gets the last whole lines within `limit` instead.
     Blocking: run it off the event loop. Raises OSError."""
     limit = max(1, min(limit, LOG_CHUNK))
     segments = _segments(log_dir)
     size = segments[-1][0] + segments[-1][2] if segments else 0
     pos = max(0, min(offset, size))
+    if follow and pos < size - limit:
+        pos = _line_after(segments, size - limit)
     begin = pos
     data = bytearray()
     note = ""

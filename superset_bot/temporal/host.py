@@ -28,7 +28,6 @@ from superset_bot.domain.events import (
     Milestone,
     OutputLines,
     ProgressChanged,
-    ReviewReady,
     StateChanged,
 )
 from superset_bot.domain.logs import LogChunk
@@ -58,12 +57,10 @@ class TurnRelay:
         self.key = key  # this attempt of the turn: its milestones and lines are numbered from 1 in it
         self.status = "preparing"
         self.pid: int | None = None
-        self.lines: deque[str] = deque(maxlen=wire.LINES_IN_BEAT)
         self.lines_seen = 0
         self.milestones: deque[list[Any]] = deque(maxlen=wire.MILESTONES_KEPT)
         self.said = 0
         self.progress: dict[str, Any] = {}
-        self.checks: dict[str, Any] | None = None
 
     def follow(self, task_id: str) -> None:
         self.task_id = task_id
@@ -76,19 +73,16 @@ class TurnRelay:
             self.milestones.append([self.said, event.kind, event.text, event.ok])
         elif isinstance(event, OutputLines) and event.source == "agent":
             self.lines_seen += len(event.lines) + event.dropped
-            self.lines.extend(line[:wire.LINE_CHARS] for line in event.lines)
         elif isinstance(event, ProgressChanged):
             self.progress = event.progress.to_dict()
         elif isinstance(event, StateChanged):
             self.status = "running" if event.task.state in ("running",) else \
                 "finishing" if event.task.state not in ACTIVE_STATES else self.status
             self.pid = event.task.pid or self.pid
-        elif isinstance(event, ReviewReady):
-            self.checks = event.review.checks
 
     def beat(self, log_pos: int = 0) -> wire.Beat:
-        return wire.Beat(host=self.host, status=self.status, pid=self.pid, log_pos=log_pos, lines=list(self.lines),
-                         lines_seen=self.lines_seen, milestones=list(self.milestones), progress=self.progress,
+        return wire.Beat(host=self.host, status=self.status, pid=self.pid, log_pos=log_pos,
+                         lines_seen=self.lines_seen, milestones=list(self.milestones), progress=wire.bare(self.progress),
                          attempt=self.key)
 
 
@@ -139,7 +133,7 @@ class WorkerHost:
         self.clones = clones
 
     def activities(self) -> list[Any]:
-        return [self.place, self.run_turn, self.drop, self.read_log]
+        return [self.place, self.run_turn, self.drop, self.read_log, self.read_turn]
 
     @activity.defn(name=wire.PLACE)
     async def place(self, want: wire.PlaceInput) -> str:
@@ -276,11 +270,9 @@ class WorkerHost:
                     log.warning("task %s: could not push %s: %s", task.id, task.branch, pushed)
         else:
             pushed = "the turn never got a worktree"
-        progress = task.progress_snapshot().to_dict()
-        progress.pop("tail", None)  # the agent's last lines: heartbeats carry them, the workflow's history never
         return wire.TurnResult(
             host=self.name, state=str(task.state), reason=task.reason, exit_code=task.exit_code, head=head,
-            pushed=pushed, progress=progress, checks=relay.checks, session_id=task.session_id,
+            pushed=pushed, progress=wire.bare(task.progress_snapshot().to_dict()), session_id=task.session_id,
             started_at=task.started_at, finished_at=task.finished_at, milestones=list(relay.milestones),
             attempt=relay.key,
         )
@@ -294,10 +286,21 @@ class WorkerHost:
                                    non_retryable=True)
         redactor = self.engine.env.redactor_for(self.engine.presets.get(task.preset))
         try:
-            return await asyncio.to_thread(read_chunk, Path(task.run_dir) / "log", want.offset, want.limit, redactor)
+            return await asyncio.to_thread(read_chunk, Path(task.run_dir) / "log", want.offset, want.limit, redactor,
+                                           want.follow)
         except OSError as exc:
             raise ApplicationError(f"host {self.name} cannot read the log: {exc.strerror or exc}", type="NoLog",
                                    non_retryable=True) from exc
+
+    @activity.defn(name=wire.READ_TURN)
+    async def read_turn(self, task_id: str) -> wire.TurnDetails:
+        """How the task's last turn here ended, with the text a turn's result leaves out (redacted as stored)."""
+        task = await self.engine.store.get_task(await self._local_id(task_id))
+        if task is None:
+            raise ApplicationError(f"host {self.name} has no task {task_id}", type="NoTask", non_retryable=True)
+        review = task.review_data() or {}
+        checks = review.get("checks")
+        return wire.TurnDetails(task.progress_snapshot().to_dict(), checks if isinstance(checks, dict) else None)
 
     @activity.defn(name=wire.DROP)
     async def drop(self, drop: wire.DropInput) -> None:

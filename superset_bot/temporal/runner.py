@@ -13,6 +13,7 @@ import asyncio
 import logging
 import time
 import uuid
+from collections import deque
 from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -26,7 +27,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from superset_bot.agents.formats import Progress
 from superset_bot.domain.events import HOST_LOST, Milestone, OutputLines, ProgressChanged
 from superset_bot.domain.logs import LogChunk
-from superset_bot.domain.progress import ProgressSnapshot
+from superset_bot.domain.progress import TAIL_LINES, ProgressSnapshot
 from superset_bot.domain.task import encode_progress
 from superset_bot.engine.errors import UserError
 from superset_bot.engine.runners import TEMPORAL
@@ -62,6 +63,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 FETCH_RETRIES = (1.0, 3.0, 0.0)  # seconds after each failed fetch of a finished turn's branch
+LINES_EVERY = 1.0  # seconds between reads of a running agent's new lines from its host
+LINES_READ = 64 * 1024  # bytes of new lines one read brings at most (a chattier agent shows its latest)
+OUTPUT_SHOWN = 200  # lines one output event carries
 LOG_WAIT = 20.0  # seconds a host gets to answer for a piece of a log
 WATCH_EVERY = 0.5  # seconds between looks at a running turn's last heartbeat
 RETRY_EVERY = 2.0  # seconds between tries while the Temporal server does not answer
@@ -344,11 +348,8 @@ class TemporalRunner:
         if beat.attempt != seen.attempt:  # another attempt (a move, a host back): it counts from 1 again
             seen.attempt, seen.milestones, seen.lines = beat.attempt, -1, 0
         await self._milestones(task, beat.milestones, seen)
-        fresh = beat.lines_seen - seen.lines
-        if fresh > 0 and beat.lines:
-            shown = beat.lines[-fresh:]
-            engine.publish(OutputLines(task, tuple(shown), "agent", max(0, fresh - len(shown))))
-            seen.lines = beat.lines_seen
+        if beat.lines_seen > seen.lines:
+            await self._new_lines(task, beat.lines_seen, seen)
         if beat.status == "running" and task.state == PREPARING:
             moved = await engine.transitions.transition(
                 task.id, RUNNING, BOT_ACTOR, expect={PREPARING}, started_at=engine.clock(), pending_prompt=None,
@@ -356,12 +357,71 @@ class TemporalRunner:
             if moved is not None:
                 task = moved
                 await engine.hooks_dispatch("agent_started", task)
-        if beat.progress and beat.progress != seen.progress:
-            seen.progress = beat.progress
-            snapshot = ProgressSnapshot.from_dict(beat.progress)
+        if beat.progress and (beat.progress != seen.progress or seen.tail_changed):
+            seen.progress, seen.tail_changed = beat.progress, False
+            snapshot = ProgressSnapshot.from_dict({**beat.progress, "tail": list(seen.tail)})
             engine.publish(ProgressChanged(task, snapshot))
             task = await engine.store.update_task(task.id, progress=encode_progress(snapshot), log_pos=beat.log_pos)
         return task
+
+    async def _new_lines(self, task: Task, written: int, seen: _Seen, *, last: bool = False) -> None:
+        """The agent's new lines, read from its host's log (heartbeats carry no log text), at most once a
+        second per task (`last`: once more as the turn ends); a reader that fell behind gets the last
+        LINES_READ bytes."""
+        if not last and time.monotonic() - seen.lines_read_at < LINES_EVERY:
+            return
+        seen.lines_read_at = time.monotonic()
+        try:
+            chunk = await self._read(task, seen.log_at, LINES_READ, follow=True)
+        except UserError as exc:
+            log.debug("task %s: no new lines: %s", task.id, exc)
+            return
+        if seen.log_where and chunk.where != seen.log_where:  # another run's log (a move): from its start
+            seen.log_where, seen.log_at = chunk.where, 0
+            return
+        seen.log_where = chunk.where
+        text, end = chunk.text, chunk.end
+        if end == chunk.size and text and not text.endswith("\n"):  # a line being written: the next read has it
+            partial = text.rpartition("\n")[2]
+            text, end = text[: len(text) - len(partial)], end - len(partial.encode())
+        lines = text.splitlines()
+        seen.log_at = max(seen.log_at, end)
+        seen.lines = written
+        if lines:
+            self.engine.publish(OutputLines(task, tuple(lines[-OUTPUT_SHOWN:]), "agent",
+                                            max(0, len(lines) - OUTPUT_SHOWN)))
+            seen.tail.extend(lines)
+            seen.tail_changed = True
+
+    async def _read(self, task: Task, offset: int, limit: int, follow: bool = False) -> LogChunk:
+        """A piece of the log of the task's last run on its host (a standalone activity). Raises UserError."""
+        if not task.host:
+            raise UserError(f"Task {task.id} has not reached a worker host yet: there is no log.")
+        try:
+            client = await self.client()
+            return await client.execute_activity(
+                wire.READ_LOG, wire.LogRequest(task.id, offset, limit, follow), result_type=LogChunk,
+                id=f"log-{task.id}-{uuid.uuid4().hex[:12]}",
+                task_queue=wire.host_queue(self.settings.temporal_task_queue, task.host),
+                schedule_to_close_timeout=timedelta(seconds=LOG_WAIT), retry_policy=RetryPolicy(maximum_attempts=1))
+        except (Unreachable, RPCError) as exc:
+            raise UserError(f"Task {task.id}'s log is on worker host `{task.host}`, and the Temporal server does "
+                            f"not answer ({exc}).") from exc
+        except ActivityFailureError as exc:
+            raise UserError(f"Task {task.id}'s log is on worker host `{task.host}`, which did not give it: "
+                            f"{_root_cause(exc)}.") from exc
+
+    async def _details(self, task: Task, host: str) -> wire.TurnDetails | None:
+        """How the turn ended on `host`, with its text (final message, checks); None when the host does not say."""
+        try:
+            client = await self.client()
+            return await client.execute_activity(
+                wire.READ_TURN, task.id, result_type=wire.TurnDetails, id=f"turn-details-{task.id}-{uuid.uuid4().hex[:12]}",
+                task_queue=wire.host_queue(self.settings.temporal_task_queue, host),
+                schedule_to_close_timeout=timedelta(seconds=LOG_WAIT), retry_policy=RetryPolicy(maximum_attempts=2))
+        except (Unreachable, RPCError, ActivityFailureError) as exc:
+            log.warning("task %s: host %s did not say how its turn ended: %s", task.id, host, exc)
+            return None
 
     async def _milestones(self, task: Task, milestones: list[list[Any]], seen: _Seen) -> None:
         """Publish the host's milestones the thread has not had; how far it got is stored (a restarted
@@ -405,8 +465,12 @@ class TemporalRunner:
         actor = engine.lifecycle.cancel_requests.pop(task.id, BOT_ACTOR)
         if state == CANCELLED and actor != BOT_ACTOR:
             reason = f"cancelled by {actor}" + (f" ({reason})" if reason and "host" in reason else "")
-        # the result carries no log text: the last lines are those of the last heartbeat
-        snapshot = ProgressSnapshot.from_dict({**result.progress, "tail": seen.progress.get("tail", [])})
+        # the result carries no log text: its final message, last lines and checks come from the host
+        if result.host and task.host:
+            await self._new_lines(task, seen.lines, seen, last=True)
+        details = await self._details(task, result.host) if result.host else None
+        snapshot = ProgressSnapshot.from_dict(details.progress if details else {**result.progress,
+                                                                                 "tail": list(seen.tail)})
         if task.state == PREPARING and state not in (FAILED, CANCELLED):  # the agent ran between two looks
             moved = await engine.transitions.transition(task.id, RUNNING, BOT_ACTOR, expect={PREPARING},
                                                         started_at=result.started_at or engine.clock(),
@@ -423,7 +487,7 @@ class TemporalRunner:
         await engine.spending.record(moved, moved.runs, progress)
         await engine.hooks_dispatch("agent_finished", moved, {"state": state, "host": result.host})
         if fetched:
-            await engine.reviews.post(moved, progress, result.checks)
+            await engine.reviews.post(moved, progress, details.checks if details else None)
 
     async def _fail(self, task: Task, reason: str) -> None:
         await self.engine.transitions.transition(task.id, FAILED, BOT_ACTOR, expect={QUEUED, PREPARING, RUNNING},
@@ -555,20 +619,7 @@ class TemporalRunner:
     async def read_log(self, task: Task, offset: int, limit: int) -> LogChunk:
         """A piece of the task's log from the host that ran its last turn, as a standalone activity: the
         text goes to the bot and into no workflow's history."""
-        if not task.host:
-            raise UserError(f"Task {task.id} has not reached a worker host yet: there is no log.")
-        try:
-            client = await self.client()
-            return await client.execute_activity(
-                wire.READ_LOG, wire.LogRequest(task.id, offset, limit), id=f"log-{task.id}-{uuid.uuid4().hex[:12]}",
-                task_queue=wire.host_queue(self.settings.temporal_task_queue, task.host), result_type=LogChunk,
-                schedule_to_close_timeout=timedelta(seconds=LOG_WAIT), retry_policy=RetryPolicy(maximum_attempts=1))
-        except (Unreachable, RPCError) as exc:
-            raise UserError(f"Task {task.id}'s log is on worker host `{task.host}`, and the Temporal server does "
-                            f"not answer ({exc}).") from exc
-        except ActivityFailureError as exc:
-            raise UserError(f"Task {task.id}'s log is on worker host `{task.host}`, which did not give it: "
-                            f"{_root_cause(exc)}.") from exc
+        return await self._read(task, offset, limit)
 
     async def close(self) -> None:
         self._client = None
@@ -607,6 +658,11 @@ class _Seen:
 
     def __init__(self) -> None:
         self.attempt = ""  # the attempt of the turn the counts are of
+        self.log_at = 0  # where in the host's log the next read of new lines starts
+        self.log_where = ""  # that log's path on its host
+        self.lines_read_at = 0.0
+        self.tail: deque[str] = deque(maxlen=TAIL_LINES)  # the agent's last lines, for the status card
+        self.tail_changed = False
         self.milestones = -1  # not read from the store yet
         self.lines = 0
         self.waiting_since: float | None = None

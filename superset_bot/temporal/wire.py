@@ -2,9 +2,11 @@
 workflows, activities, signals and queues, the ids of workflows, and the plain dataclasses they carry
 (Temporal's JSON converter encodes them). Imported by workflow code: nothing here does I/O.
 
-No log text ever goes into a workflow's input or result (the workflow's history keeps those for
-good): a turn's result carries the exit, the progress figures and the milestones; the agent's last
-lines travel only in heartbeats.
+No log text goes into a workflow's input, result or heartbeats (the workflow's history keeps the
+first two for good, and a heartbeat's last details when an attempt times out): they carry the exit,
+the progress figures, the agent's current step and the milestones. The agent's lines, its final
+message and the checks' output are read by the bot with standalone activities (`READ_LOG`,
+`READ_TURN`), which belong to no workflow.
 """
 
 from __future__ import annotations
@@ -21,12 +23,18 @@ DROP = "superset.drop_worktree"  # on a host's queue: remove a task's worktree a
 # on a host's queue, started by the bot as a standalone activity (no workflow: the log text it returns
 # is in no workflow's history): a piece of a task's log
 READ_LOG = "superset.read_log"
+READ_TURN = "superset.read_turn"  # the same: how the task's last turn ended there, with its text (final message, checks)
+
+TEXT_FIELDS = ("tail", "final_text", "error", "denials")  # the parts of a progress snapshot that are log text
+
+
+def bare(progress: dict[str, Any]) -> dict[str, Any]:
+    """A progress snapshot (`ProgressSnapshot.to_dict()`) without its log text: for heartbeats and results."""
+    return {key: value for key, value in progress.items() if key not in TEXT_FIELDS}
 
 CANCEL_SIGNAL = "cancel"  # (actor) stop the turn's agent; the turn ends as cancelled
 ELSEWHERE_SIGNAL = "retry_elsewhere"  # the turn's host is gone: run the turn again on another one
 
-LINES_IN_BEAT = 12  # the agent's last lines a heartbeat carries
-LINE_CHARS = 400  # a longer line is cut in a heartbeat
 MILESTONES_KEPT = 40  # milestones of one turn a heartbeat or result carries
 
 
@@ -85,10 +93,9 @@ class Beat:
     status: str  # preparing | running | finishing
     pid: int | None = None
     log_pos: int = 0
-    lines: list[str] = field(default_factory=list)  # the agent's last lines (redacted, cut)
-    lines_seen: int = 0  # how many lines the turn has had in all (the last of `lines` is number lines_seen)
+    lines_seen: int = 0  # how many lines the agent has written in this attempt (the bot reads new ones)
     milestones: list[list[Any]] = field(default_factory=list)  # [number, kind, text, ok], the last ones
-    progress: dict[str, Any] = field(default_factory=dict)  # ProgressSnapshot.to_dict()
+    progress: dict[str, Any] = field(default_factory=dict)  # bare(ProgressSnapshot.to_dict())
     attempt: str = ""  # which attempt of the turn ("activity id:attempt"): milestones and lines count in it
 
 
@@ -102,8 +109,7 @@ class TurnResult:
     exit_code: int | None = None
     head: str | None = None  # the branch's commit as pushed; None: nothing pushed (it never got a worktree)
     pushed: str | None = None  # why nothing was pushed, when it was not
-    progress: dict[str, Any] = field(default_factory=dict)
-    checks: dict[str, Any] | None = None  # the review's checks view
+    progress: dict[str, Any] = field(default_factory=dict)  # bare: READ_TURN has the rest
     session_id: str | None = None
     started_at: float | None = None
     finished_at: float | None = None
@@ -116,6 +122,15 @@ class LogRequest:
     task_id: str  # the bot's id of the task; the host reads its own last run of it
     offset: int
     limit: int
+    follow: bool = False  # from the last `limit` bytes when `offset` is further behind (following a run)
+
+
+@dataclass
+class TurnDetails:
+    """READ_TURN's answer: the text of how the task's last turn on a host ended."""
+
+    progress: dict[str, Any] = field(default_factory=dict)  # the whole snapshot, final message and tail too
+    checks: dict[str, Any] | None = None  # the review's checks view
 
 
 @dataclass

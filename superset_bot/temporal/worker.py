@@ -67,7 +67,7 @@ async def serve(settings: Settings, stop: asyncio.Event, ready: asyncio.Event | 
         shared = Worker(client, task_queue=queue, workflows=[TurnWorkflow, DropWorkflow], activities=[host.place],
                         max_cached_workflows=0, graceful_shutdown_timeout=SHUTDOWN_GRACE)
         own = Worker(client, task_queue=wire.host_queue(queue, name),
-                     activities=[host.run_turn, host.drop, host.read_log],
+                     activities=[host.run_turn, host.drop, host.read_log, host.read_turn],
                      max_concurrent_activities=max(100, settings.max_concurrent * 4),
                      max_heartbeat_throttle_interval=HEARTBEAT_THROTTLE,
                      default_heartbeat_throttle_interval=HEARTBEAT_THROTTLE,

@@ -68,3 +68,13 @@ def test_read_chunk_cuts_at_a_whole_line_and_says_what_was_dropped(tmp_path: Pat
     assert after.end == 114  # the end: the last line as it is
     assert read_chunk(log, 999, 10, redactor).text == ""  # past the end: nothing
     assert read_chunk(tmp_path / "none", 0, 10, redactor).size == 0  # no log yet
+
+
+def test_a_follower_far_behind_gets_the_last_whole_lines(tmp_path: Path) -> None:
+    log = tmp_path / "log"
+    log.mkdir()
+    (log / f"{0:020d}.log").write_bytes(b"".join(b"line %03d\n" % n for n in range(100)))  # 9 bytes a line
+    chunk = read_chunk(log, 0, 50, Redactor([]), follow=True)
+    assert chunk.text.splitlines()[0] == "line 095" and chunk.text.endswith("line 099\n")
+    assert chunk.end == chunk.size == 900 and chunk.offset == 855
+    assert read_chunk(log, 891, 50, Redactor([]), follow=True).text == "line 099\n"  # close enough: as asked

@@ -17,22 +17,23 @@ def task(task_id: str = "abc123", **kw: object) -> Task:
     return Task(id=task_id, repo="demo", prompt="p", preset="edit", **kw)  # type: ignore[arg-type]
 
 
-def test_a_beat_holds_the_last_lines_milestones_progress_and_status() -> None:
-    relay = TurnRelay("w1", "abc123")
+def test_a_beat_holds_milestones_progress_and_status_but_no_log_text() -> None:
+    relay = TurnRelay("w1", "abc123", "act-1:1")
     assert relay.beat().status == "preparing"
     relay(Milestone(task(), "worktree_ready", "Worktree ready"))
     relay(StateChanged(task(state=RUNNING, pid=42), "preparing", "bot"))
-    long_line = "x" * (wire.LINE_CHARS + 50)
-    relay(OutputLines(task(), tuple(f"line {n}" for n in range(30)) + (long_line,), "agent", dropped=5))
+    relay(OutputLines(task(), tuple(f"line {n} sk-secret" for n in range(30)), "agent", dropped=5))
     relay(OutputLines(task(), ("npm ci output",), "setup"))  # setup lines are not the agent's
-    relay(ProgressChanged(task(), ProgressSnapshot(phase="working", tokens_in=10)))
+    relay(ProgressChanged(task(), ProgressSnapshot(phase="working", tokens_in=10, tail=("line 29 sk-secret",),
+                                                   final_text="All done: sk-secret", error="boom")))
     relay(Milestone(task("other1"), "worktree_ready", "someone else's"))  # another task's: ignored
     beat = relay.beat(log_pos=77)
-    assert (beat.host, beat.status, beat.pid, beat.log_pos) == ("w1", "running", 42, 77)
-    assert beat.lines_seen == 36 and len(beat.lines) == wire.LINES_IN_BEAT
-    assert beat.lines[-1] == "x" * wire.LINE_CHARS and beat.lines[0] == "line 19"
+    assert (beat.host, beat.status, beat.pid, beat.log_pos, beat.attempt) == ("w1", "running", 42, 77, "act-1:1")
+    assert beat.lines_seen == 35  # how many, never what: the bot reads them from the host's log
     assert beat.milestones == [[1, "worktree_ready", "Worktree ready", True]]
     assert beat.progress["phase"] == "working" and beat.progress["tokens_in"] == 10
+    assert "sk-secret" not in repr(beat) and "boom" not in repr(beat)
+    assert not set(wire.TEXT_FIELDS) & set(beat.progress)
     relay(StateChanged(task(state=FINISHED), "running", "bot"))
     assert relay.beat().status == "finishing"
 
