@@ -253,7 +253,12 @@ class TemporalRunner:
                 while not waiter.done():
                     await asyncio.wait({waiter}, timeout=WATCH_EVERY)
                     if not waiter.done():
-                        task = await self._look(task, handle, seen)
+                        try:
+                            task = await self._look(task, handle, seen)
+                        except asyncio.CancelledError:
+                            raise
+                        except Exception:  # a look that broke must not end the turn's follower: its result settles it
+                            log.exception("task %s: could not relay the turn's heartbeat", task.id)
                 result = waiter.result()
                 break
             except WorkflowFailureError as exc:
@@ -318,8 +323,8 @@ class TemporalRunner:
                     "on another host, from its branch as last pushed."), ok=False))
                 await self.engine.store.add_event(task.id, BOT_ACTOR, "host_lost", {"host": host, "turn": task.turn})
             elif not gone and pending.state == PendingActivityState.PENDING_ACTIVITY_STATE_STARTED and \
-                    self._said_lost.get(task.turn or "") == task.host:
-                del self._said_lost[task.turn or ""]
+                    task.turn in self._said_lost and self._said_lost[task.turn] == task.host:
+                del self._said_lost[task.turn]
                 self.engine.publish(Milestone(task, "host_back", f"Worker host `{task.host}` is back; the turn goes on."))
         return task
 

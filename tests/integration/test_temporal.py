@@ -5,10 +5,11 @@ machines have: a worker killed with kill -9 mid-run, a bot restart, a server out
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +25,7 @@ from superset_bot.domain.events import Milestone, OutputLines, ProgressChanged, 
 from superset_bot.engine.errors import UserError
 from superset_bot.engine.pool import MARKER
 from superset_bot.housekeeping.jobs import Housekeeper
-from superset_bot.store import CANCELLED, DISCARDED, FINISHED, MERGED, PRUNED, QUEUED, RUNNING
+from superset_bot.store import CANCELLED, DISCARDED, FINISHED, MERGED, PRUNED, QUEUED, RUNNING, Task
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -53,6 +54,26 @@ async def remote_bot(harness: MakeHarness, tmp_path: Path, make_repo: RepoFactor
     })
 
 
+@contextlib.asynccontextmanager
+async def temporal_rig(harness: MakeHarness, tmp_path: Path, make_repo: RepoFactory, server: TemporalServer, *,
+                       hosts: tuple[str, ...] = ("w1", "w2"), extra: dict[str, dict[str, Any]] | None = None,
+                       clock: Callable[[], float] = time.time,
+                       **host_env: str) -> AsyncIterator[tuple[Harness, dict[str, WorkerProcess], Path]]:
+    """Worker processes on a queue of their own and a bot sending them its tasks: (bot, hosts, gate file)."""
+    queue = new_queue()
+    gate = tmp_path / "gate"
+    presets_dir = write_presets(tmp_path / "host-presets", extra or presets(tmp_path, gate))
+    async with workers(tmp_path, presets_dir, server, queue, hosts, **host_env) as running:
+        yield await remote_bot(harness, tmp_path, make_repo, server, queue, gate, extra=extra, clock=clock), running, gate
+
+
+async def first_run(h: Harness) -> Task:
+    """A gated task (its gate open) run to its review: RUNS.md holds "first run"."""
+    first = await h.settled((await h.engine.spawn("first run", requester="U1", preset="gated")).id, timeout=120)
+    assert first.state == FINISHED, first.reason
+    return first
+
+
 def said(h: Harness, task_id: str, kind: str) -> list[str]:
     return [m.text for m in h.of(task_id, Milestone) if m.kind == kind]
 
@@ -64,11 +85,7 @@ def worker_task_ids(w: WorkerProcess) -> set[str]:
 
 async def test_spawn_to_merge_through_two_workers(harness: MakeHarness, tmp_path: Path, make_repo: RepoFactory,
                                                   temporal_server: TemporalServer) -> None:
-    queue = new_queue()
-    gate = tmp_path / "gate"
-    presets_dir = write_presets(tmp_path / "host-presets", presets(tmp_path, gate))
-    async with workers(tmp_path, presets_dir, temporal_server, queue, ("w1", "w2")) as hosts:
-        h = await remote_bot(harness, tmp_path, make_repo, temporal_server, queue, gate)
+    async with temporal_rig(harness, tmp_path, make_repo, temporal_server) as (h, hosts, gate):
         task = await h.engine.spawn("add the feature", requester="U1", preset="edit")
         done = await h.settled(task.id, timeout=120)
         assert done.state == FINISHED, done.reason
@@ -96,11 +113,7 @@ async def test_spawn_to_merge_through_two_workers(harness: MakeHarness, tmp_path
 
 async def test_cancel_reaches_the_agent_on_its_host(harness: MakeHarness, tmp_path: Path, make_repo: RepoFactory,
                                                     temporal_server: TemporalServer) -> None:
-    queue = new_queue()
-    gate = tmp_path / "gate"
-    presets_dir = write_presets(tmp_path / "host-presets", presets(tmp_path, gate))
-    async with workers(tmp_path, presets_dir, temporal_server, queue, ("w1", "w2")) as hosts:
-        h = await remote_bot(harness, tmp_path, make_repo, temporal_server, queue, gate)
+    async with temporal_rig(harness, tmp_path, make_repo, temporal_server) as (h, hosts, gate):
         task = await h.engine.spawn("wait at the gate", requester="U1", preset="gated")
         running = await h.engine.wait_for(task.id, {RUNNING}, timeout=120)
         pid = await agent_pid(hosts[running.host or ""], task.id)
@@ -129,15 +142,9 @@ def alive(pgid: int) -> bool:
 
 async def test_follow_up_runs_on_the_host_holding_the_worktree(
         harness: MakeHarness, tmp_path: Path, make_repo: RepoFactory, temporal_server: TemporalServer) -> None:
-    queue = new_queue()
-    gate = tmp_path / "gate"
-    gate.touch()
-    presets_dir = write_presets(tmp_path / "host-presets", presets(tmp_path, gate))
-    async with workers(tmp_path, presets_dir, temporal_server, queue, ("w1", "w2")):
-        h = await remote_bot(harness, tmp_path, make_repo, temporal_server, queue, gate)
-        task = await h.engine.spawn("first run", requester="U1", preset="gated")
-        first = await h.settled(task.id, timeout=120)
-        assert first.state == FINISHED, first.reason
+    async with temporal_rig(harness, tmp_path, make_repo, temporal_server) as (h, hosts, gate):
+        gate.touch()
+        first = task = await first_run(h)
         await h.engine.followup(task.id, "second run", "U1")
         second = await h.settled(task.id, timeout=120)
         assert second.state == FINISHED, second.reason
@@ -147,11 +154,7 @@ async def test_follow_up_runs_on_the_host_holding_the_worktree(
 
 async def test_worker_killed_mid_run_is_noticed_and_the_task_resumes_when_it_returns(
         harness: MakeHarness, tmp_path: Path, make_repo: RepoFactory, temporal_server: TemporalServer) -> None:
-    queue = new_queue()
-    gate = tmp_path / "gate"
-    presets_dir = write_presets(tmp_path / "host-presets", presets(tmp_path, gate))
-    async with workers(tmp_path, presets_dir, temporal_server, queue, ("w1", "w2")) as hosts:
-        h = await remote_bot(harness, tmp_path, make_repo, temporal_server, queue, gate)
+    async with temporal_rig(harness, tmp_path, make_repo, temporal_server) as (h, hosts, gate):
         task = await h.engine.spawn("wait at the gate", requester="U1", preset="gated")
         running = await h.engine.wait_for(task.id, {RUNNING}, timeout=120)
         host = hosts[running.host or ""]
@@ -170,11 +173,7 @@ async def test_worker_killed_mid_run_is_noticed_and_the_task_resumes_when_it_ret
 
 async def test_retry_on_another_host_after_a_worker_is_gone(
         harness: MakeHarness, tmp_path: Path, make_repo: RepoFactory, temporal_server: TemporalServer) -> None:
-    queue = new_queue()
-    gate = tmp_path / "gate"
-    presets_dir = write_presets(tmp_path / "host-presets", presets(tmp_path, gate))
-    async with workers(tmp_path, presets_dir, temporal_server, queue, ("w1", "w2")) as hosts:
-        h = await remote_bot(harness, tmp_path, make_repo, temporal_server, queue, gate)
+    async with temporal_rig(harness, tmp_path, make_repo, temporal_server) as (h, hosts, gate):
         task = await h.engine.spawn("wait at the gate", requester="U1", preset="gated")
         running = await h.engine.wait_for(task.id, {RUNNING}, timeout=120)
         gone = hosts[running.host or ""]
@@ -201,18 +200,14 @@ async def stop_agents_of(host: WorkerProcess) -> None:
 
 async def test_a_bot_restart_follows_the_same_turn(harness: MakeHarness, tmp_path: Path, make_repo: RepoFactory,
                                                   temporal_server: TemporalServer) -> None:
-    queue = new_queue()
-    gate = tmp_path / "gate"
-    presets_dir = write_presets(tmp_path / "host-presets", presets(tmp_path, gate))
-    async with workers(tmp_path, presets_dir, temporal_server, queue, ("w1", "w2")):
-        h = await remote_bot(harness, tmp_path, make_repo, temporal_server, queue, gate)
+    async with temporal_rig(harness, tmp_path, make_repo, temporal_server) as (h, hosts, gate):
         task = await h.engine.spawn("wait at the gate", requester="U1", preset="gated")
         await h.engine.wait_for(task.id, {RUNNING}, timeout=120)
         await h.engine.stop()  # as a bot process stopping: the turn goes on on its host
         gate.touch()
         again = await harness(presets(tmp_path, gate), repo=h.repo, env={
             "SUPERSET_RUNNER": "temporal", "SUPERSET_TEMPORAL_ADDRESS": temporal_server.address,
-            "SUPERSET_TEMPORAL_TASK_QUEUE": queue, "SUPERSET_TEMPORAL_HEARTBEAT": HEARTBEAT,
+            "SUPERSET_TEMPORAL_TASK_QUEUE": h.settings.temporal_task_queue, "SUPERSET_TEMPORAL_HEARTBEAT": HEARTBEAT,
             "SUPERSET_REMOTE": "origin"})
         done = await again.settled(task.id, timeout=120)
         assert done.state == FINISHED, done.reason
@@ -247,11 +242,7 @@ async def test_a_server_outage_pauses_the_task_and_it_goes_on_after(
 
 async def test_discard_removes_the_work_everywhere(harness: MakeHarness, tmp_path: Path, make_repo: RepoFactory,
                                                    temporal_server: TemporalServer) -> None:
-    queue = new_queue()
-    gate = tmp_path / "gate"
-    presets_dir = write_presets(tmp_path / "host-presets", presets(tmp_path, gate))
-    async with workers(tmp_path, presets_dir, temporal_server, queue, ("w1", "w2")) as hosts:
-        h = await remote_bot(harness, tmp_path, make_repo, temporal_server, queue, gate)
+    async with temporal_rig(harness, tmp_path, make_repo, temporal_server) as (h, hosts, gate):
         task = await h.engine.spawn("add the feature", requester="U1", preset="edit")
         done = await h.settled(task.id, timeout=120)
         assert done.state == FINISHED, done.reason
@@ -268,11 +259,7 @@ async def test_discard_removes_the_work_everywhere(harness: MakeHarness, tmp_pat
 async def test_placement_prefers_a_host_that_has_the_repo(harness: MakeHarness, tmp_path: Path,
                                                           make_repo: RepoFactory,
                                                           temporal_server: TemporalServer) -> None:
-    queue = new_queue()
-    gate = tmp_path / "gate"
-    presets_dir = write_presets(tmp_path / "host-presets", presets(tmp_path, gate))
-    async with workers(tmp_path, presets_dir, temporal_server, queue, ("w1", "w2")) as hosts:
-        h = await remote_bot(harness, tmp_path, make_repo, temporal_server, queue, gate)
+    async with temporal_rig(harness, tmp_path, make_repo, temporal_server) as (h, hosts, gate):
         first = await h.settled((await h.engine.spawn("one", requester="U1", preset="edit")).id, timeout=120)
         cloned = first.host
         for prompt in ("two", "three", "four"):
@@ -284,15 +271,9 @@ async def test_placement_prefers_a_host_that_has_the_repo(harness: MakeHarness, 
 
 async def test_a_follow_up_to_a_host_that_is_gone_is_said_and_moves(
         harness: MakeHarness, tmp_path: Path, make_repo: RepoFactory, temporal_server: TemporalServer) -> None:
-    queue = new_queue()
-    gate = tmp_path / "gate"
-    gate.touch()
-    presets_dir = write_presets(tmp_path / "host-presets", presets(tmp_path, gate))
-    async with workers(tmp_path, presets_dir, temporal_server, queue, ("w1", "w2")) as hosts:
-        h = await remote_bot(harness, tmp_path, make_repo, temporal_server, queue, gate)
-        task = await h.engine.spawn("first run", requester="U1", preset="gated")
-        first = await h.settled(task.id, timeout=120)
-        assert first.state == FINISHED, first.reason
+    async with temporal_rig(harness, tmp_path, make_repo, temporal_server) as (h, hosts, gate):
+        gate.touch()
+        first = task = await first_run(h)
         hosts[first.host or ""].kill()
         await h.engine.followup(task.id, "second run", "U1")
         # the turn waits on the queue of a host nobody serves: after a while the thread says so
@@ -310,11 +291,7 @@ async def test_a_task_after_a_local_merge_starts_from_the_merge(
         harness: MakeHarness, tmp_path: Path, make_repo: RepoFactory, temporal_server: TemporalServer) -> None:
     """Local delivery moves only the bot's main: the next task starts there all the same, although the
     remote the hosts clone from has never seen that commit."""
-    queue = new_queue()
-    gate = tmp_path / "gate"
-    presets_dir = write_presets(tmp_path / "host-presets", presets(tmp_path, gate))
-    async with workers(tmp_path, presets_dir, temporal_server, queue, ("w1", "w2")):
-        h = await remote_bot(harness, tmp_path, make_repo, temporal_server, queue, gate)
+    async with temporal_rig(harness, tmp_path, make_repo, temporal_server) as (h, hosts, gate):
         first = await h.settled((await h.engine.spawn("one", requester="U1", preset="edit")).id, timeout=120)
         merged = await h.engine.merge(first.id, "U1")
         assert merged.state == MERGED
@@ -331,13 +308,9 @@ async def test_update_from_base_reaches_the_worktree_on_its_host(
     """The bot merges the base into the branch (no worktree here) and pushes it; the host holding the
     worktree fast-forwards it at the next turn and the agent's session goes on there; a conflict is
     committed with its markers and sent to the agent."""
-    queue = new_queue()
-    gate = tmp_path / "gate"
-    gate.touch()
-    presets_dir = write_presets(tmp_path / "host-presets", presets(tmp_path, gate))
-    async with workers(tmp_path, presets_dir, temporal_server, queue, ("w1", "w2")) as hosts:
-        h = await remote_bot(harness, tmp_path, make_repo, temporal_server, queue, gate)
-        task = await h.settled((await h.engine.spawn("first run", requester="U1", preset="gated")).id, timeout=120)
+    async with temporal_rig(harness, tmp_path, make_repo, temporal_server) as (h, hosts, gate):
+        gate.touch()
+        task = await first_run(h)
         # main moves on: a file of its own, and RUNS.md, which the task's branch also wrote
         commit_file(h.repo, "other.txt", "from main\n", "main gets other.txt")
         commit_file(h.repo, "RUNS.md", "main's own line\n", "main writes RUNS.md too")
@@ -369,11 +342,7 @@ async def test_a_repo_without_a_remote_gets_a_clear_answer(harness: MakeHarness,
 
 async def test_a_host_keeps_warm_worktrees_of_the_repos_it_cloned(
         harness: MakeHarness, tmp_path: Path, make_repo: RepoFactory, temporal_server: TemporalServer) -> None:
-    queue = new_queue()
-    gate = tmp_path / "gate"
-    presets_dir = write_presets(tmp_path / "host-presets", presets(tmp_path, gate))
-    async with workers(tmp_path, presets_dir, temporal_server, queue, ("w1",), SUPERSET_POOL_SIZE="1") as hosts:
-        h = await remote_bot(harness, tmp_path, make_repo, temporal_server, queue, gate)
+    async with temporal_rig(harness, tmp_path, make_repo, temporal_server, hosts=("w1",), SUPERSET_POOL_SIZE="1") as (h, hosts, gate):
         first = await h.settled((await h.engine.spawn("one", requester="U1", preset="edit")).id, timeout=120)
         assert not any("(warm" in text for text in said(h, first.id, "worktree_ready"))  # cloned just now
         admin = hosts["w1"].data / "clones" / "demo" / ".git" / "worktrees"
@@ -387,12 +356,9 @@ async def test_a_host_keeps_warm_worktrees_of_the_repos_it_cloned(
 async def test_the_log_comes_from_its_host_redacted_there(harness: MakeHarness, tmp_path: Path,
                                                           make_repo: RepoFactory,
                                                           temporal_server: TemporalServer) -> None:
-    queue = new_queue()
-    gate = tmp_path / "gate"
-    both = {**presets(tmp_path, gate), "secret": agent_preset("secret"), "chatty": chatty(8000)}
-    presets_dir = write_presets(tmp_path / "host-presets", both)
-    async with workers(tmp_path, presets_dir, temporal_server, queue, ("w1",), MY_API_TOKEN=SECRET):
-        h = await remote_bot(harness, tmp_path, make_repo, temporal_server, queue, gate, extra=both)
+    both = {**presets(tmp_path, tmp_path / "gate"), "secret": agent_preset("secret"), "chatty": chatty(8000)}
+    async with temporal_rig(harness, tmp_path, make_repo, temporal_server, hosts=("w1",), extra=both,
+                            MY_API_TOKEN=SECRET) as (h, _, _):
         secret = await h.settled((await h.engine.spawn("say it", requester="U1", preset="secret")).id, timeout=120)
         _, log = await h.engine.log_of(secret.id)
         assert "the token is [redacted]" in log.text and SECRET not in log.text
@@ -404,11 +370,7 @@ async def test_the_log_comes_from_its_host_redacted_there(harness: MakeHarness, 
 
 async def test_a_move_leaves_a_turn_whose_host_answers_where_it_is(
         harness: MakeHarness, tmp_path: Path, make_repo: RepoFactory, temporal_server: TemporalServer) -> None:
-    queue = new_queue()
-    gate = tmp_path / "gate"
-    presets_dir = write_presets(tmp_path / "host-presets", presets(tmp_path, gate))
-    async with workers(tmp_path, presets_dir, temporal_server, queue, ("w1", "w2")):
-        h = await remote_bot(harness, tmp_path, make_repo, temporal_server, queue, gate)
+    async with temporal_rig(harness, tmp_path, make_repo, temporal_server) as (h, hosts, gate):
         task = await h.engine.spawn("wait at the gate", requester="U1", preset="gated")
         running = await h.engine.wait_for(task.id, {RUNNING}, timeout=120)
         with pytest.raises(UserError, match="is answering; its turn stays there"):
@@ -420,15 +382,9 @@ async def test_a_move_leaves_a_turn_whose_host_answers_where_it_is(
 
 async def test_a_follow_up_its_host_refuses_fails_and_says_why(
         harness: MakeHarness, tmp_path: Path, make_repo: RepoFactory, temporal_server: TemporalServer) -> None:
-    queue = new_queue()
-    gate = tmp_path / "gate"
-    gate.touch()
-    presets_dir = write_presets(tmp_path / "host-presets", presets(tmp_path, gate))
-    async with workers(tmp_path, presets_dir, temporal_server, queue, ("w1",)) as hosts:
-        h = await remote_bot(harness, tmp_path, make_repo, temporal_server, queue, gate)
-        first = await h.settled((await h.engine.spawn("first run", requester="U1", preset="gated")).id,
-                                timeout=120)
-        assert first.state == FINISHED, first.reason
+    async with temporal_rig(harness, tmp_path, make_repo, temporal_server, hosts=("w1",)) as (h, hosts, gate):
+        gate.touch()
+        first = await first_run(h)
         # the host restarts needing more free disk than it has: it refuses the follow-up
         w1 = hosts["w1"]
         await w1.stop()
@@ -443,12 +399,8 @@ async def test_a_follow_up_its_host_refuses_fails_and_says_why(
 
 async def test_a_stale_task_on_a_host_is_pruned_there(harness: MakeHarness, tmp_path: Path, make_repo: RepoFactory,
                                                       temporal_server: TemporalServer) -> None:
-    queue = new_queue()
-    gate = tmp_path / "gate"
     clock = FakeClock()
-    presets_dir = write_presets(tmp_path / "host-presets", presets(tmp_path, gate))
-    async with workers(tmp_path, presets_dir, temporal_server, queue, ("w1",)) as hosts:
-        h = await remote_bot(harness, tmp_path, make_repo, temporal_server, queue, gate, clock=clock)
+    async with temporal_rig(harness, tmp_path, make_repo, temporal_server, hosts=("w1",), clock=clock) as (h, hosts, gate):
         task = await h.settled((await h.engine.spawn("one", requester="U1", preset="edit")).id, timeout=120)
         worktrees = hosts["w1"].data / "worktrees" / "demo"
         assert any(worktrees.glob(f"{task.id}*"))
