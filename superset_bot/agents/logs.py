@@ -45,10 +45,12 @@ def _line_after(segments: list[tuple[int, Path, int]], pos: int) -> int:
     return pos
 
 
-def read_chunk(log_dir: Path, offset: int, limit: int, redactor: Redactor, follow: bool = False) -> LogChunk:
+def read_chunk(log_dir: Path, offset: int, limit: int, redactor: Redactor, follow: bool = False,
+               whole: bool = False) -> LogChunk:
     """At most `limit` bytes (LOG_CHUNK at most) of the run's log from `offset`, cut after the last
     whole line unless the end was reached, redacted; a part the output cap dropped is said in one line.
     `follow`: a reader further behind than `limit` gets the last whole lines within `limit` instead.
+    `whole`: a line still being written at the end is left for the next read too (so no secret is cut).
     Blocking: run it off the event loop. Raises OSError."""
     limit = max(1, min(limit, LOG_CHUNK))
     segments = _segments(log_dir)
@@ -74,9 +76,12 @@ def read_chunk(log_dir: Path, offset: int, limit: int, redactor: Redactor, follo
         pos += len(got)
         if len(data) >= limit:
             break
-    if pos < size and b"\n" in data:
+    if (pos < size or whole) and b"\n" in data and not data.endswith(b"\n"):
         keep = data.rindex(b"\n") + 1
         pos -= len(data) - keep
         del data[keep:]
+    elif whole and pos == size and data and not data.endswith(b"\n") and len(data) < limit:
+        pos -= len(data)  # one unfinished line and nothing else: wait for its end
+        data.clear()
     text = note + redactor.redact(data.decode("utf-8", errors="replace"))
     return LogChunk(text, begin, pos, size, str(log_dir))

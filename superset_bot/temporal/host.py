@@ -200,23 +200,30 @@ class WorkerHost:
         local_id = await self._local_id(turn.task_id)
         relay.follow(local_id)
         task = await store.get_task(local_id)
-        begun = task is not None and (await store.get_meta(marker) == local_id or (
-            task.state in ACTIVE_STATES and activity.info().attempt > 1))  # (killed before the mark was written)
+        mark = await store.get_meta(marker)
+        # begun by an earlier attempt of this turn (a follow-up is marked "pending" until it is queued)
+        begun = task is not None and task.state not in CLOSED_STATES and (
+            mark == local_id or (mark == f"pending:{local_id}" and task.state in ACTIVE_STATES))
         if task is not None and begun:
             if not (task.state == FAILED and (task.reason or "").startswith(RESTARTED_WHILE)):
-                return task  # begun by an earlier attempt of this turn: follow it
+                return task  # follow it
             # this host was killed while it prepared the worktree: that attempt left nothing to go on
             # from, and the retried turn starts again (as a copy of its own, below)
         elif (task is not None and turn.followup and task.state in REVIEWABLE_STATES
                 and await self._caught_up(task, turn.start)):
-            moved = await engine.followup(local_id, turn.followup, turn.requester)  # raises when refused here
+            await store.set_meta(marker, f"pending:{local_id}")
+            try:
+                moved = await engine.followup(local_id, turn.followup, turn.requester)
+            except UserError:  # refused here (its disk, its budget): not begun
+                await store.set_meta(marker, "")
+                raise
             await store.set_meta(marker, local_id)
             return moved
         if task is not None:  # an older copy here (its turn moved elsewhere meanwhile): put it away
             if task.state not in CLOSED_STATES:
                 with contextlib.suppress(UserError):
                     await engine.discard(local_id, "bot")
-            local_id = f"{turn.task_id}r{turn.run}a{activity.info().attempt}"
+            local_id = f"{turn.task_id}r{turn.run}a{activity.info().attempt}{activity.info().activity_id[-4:]}"
             relay.follow(local_id)
         fresh = Task(id=local_id, repo=turn.repo, prompt=turn.prompt, preset=turn.preset, requester=turn.requester,
                      base_branch=turn.base_branch, base_commit=turn.start, pending_prompt=turn.followup)
@@ -287,7 +294,7 @@ class WorkerHost:
         redactor = self.engine.env.redactor_for(self.engine.presets.get(task.preset))
         try:
             return await asyncio.to_thread(read_chunk, Path(task.run_dir) / "log", want.offset, want.limit, redactor,
-                                           want.follow)
+                                           want.follow, want.whole)
         except OSError as exc:
             raise ApplicationError(f"host {self.name} cannot read the log: {exc.strerror or exc}", type="NoLog",
                                    non_retryable=True) from exc

@@ -24,7 +24,7 @@ from temporalio.common import RetryPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from superset_bot.agents.formats import Progress
+from superset_bot.agents.formats import AgentParser, Progress, make_parser
 from superset_bot.domain.events import HOST_LOST, Milestone, OutputLines, ProgressChanged
 from superset_bot.domain.logs import LogChunk
 from superset_bot.domain.progress import TAIL_LINES, ProgressSnapshot
@@ -64,6 +64,8 @@ log = logging.getLogger(__name__)
 
 FETCH_RETRIES = (1.0, 3.0, 0.0)  # seconds after each failed fetch of a finished turn's branch
 LINES_EVERY = 1.0  # seconds between reads of a running agent's new lines from its host
+LINES_WAIT = 5.0  # seconds a host gets to send them
+LINES_BACKOFF = 10.0  # seconds before a host that did not send them is asked again
 LINES_READ = 64 * 1024  # bytes of new lines one read brings at most (a chattier agent shows its latest)
 OUTPUT_SHOWN = 200  # lines one output event carries
 LOG_WAIT = 20.0  # seconds a host gets to answer for a piece of a log
@@ -242,11 +244,18 @@ class TemporalRunner:
 
     async def _follow(self, task: Task) -> None:
         """Relay the turn's heartbeats until its workflow ends, then settle the task from its result."""
+        seen = _Seen()
+        try:
+            await self._follow_with(task, seen)
+        finally:
+            if seen.reader is not None:
+                seen.reader.cancel()
+
+    async def _follow_with(self, task: Task, seen: _Seen) -> None:
         assert task.turn
         client = await self.client()
         handle: WorkflowHandle[Any, wire.TurnResult] = client.get_workflow_handle(task.turn,
                                                                                     result_type=wire.TurnResult)
-        seen = _Seen()
         while True:
             waiter = asyncio.create_task(handle.result())
             try:
@@ -289,8 +298,12 @@ class TemporalRunner:
             return task
         self._server_back(task)
         turns = [p for p in described.raw_description.pending_activities if p.activity_type.name == wire.RUN_TURN]
-        if not turns and task.state == PREPARING:  # no host has it yet (no worker may even run the workflow)
-            await self._placing(task, seen)
+        if not turns:
+            seen.waiting_since = None  # (a move: the next host's wait counts from when it has the turn)
+            if task.state == PREPARING:  # no host has it yet (no worker may even run the workflow)
+                await self._placing(task, seen)
+        else:
+            seen.placing_since, seen.said_placing = None, False
         for pending in turns:
             if pending.state == PendingActivityState.PENDING_ACTIVITY_STATE_CANCEL_REQUESTED:
                 continue  # an attempt being given up (moved elsewhere): the new one is what the thread follows
@@ -353,8 +366,9 @@ class TemporalRunner:
         if beat.attempt != seen.attempt:  # another attempt (a move, a host back): it counts from 1 again
             seen.attempt, seen.milestones, seen.lines = beat.attempt, -1, 0
         await self._milestones(task, beat.milestones, seen)
-        if beat.lines_seen > seen.lines:
-            await self._new_lines(task, beat.lines_seen, seen)
+        if beat.lines_seen > seen.lines and (seen.reader is None or seen.reader.done()):
+            # in the background: a slow host (or one gone) never holds up the looks at the turn
+            seen.reader = asyncio.create_task(self._new_lines(task, beat.lines_seen, seen))
         if beat.status == "running" and task.state == PREPARING:
             moved = await engine.transitions.transition(
                 task.id, RUNNING, BOT_ACTOR, expect={PREPARING}, started_at=engine.clock(), pending_prompt=None,
@@ -369,46 +383,59 @@ class TemporalRunner:
             task = await engine.store.update_task(task.id, progress=encode_progress(snapshot), log_pos=beat.log_pos)
         return task
 
-    async def _new_lines(self, task: Task, written: int, seen: _Seen, *, last: bool = False) -> None:
+    async def _new_lines(self, task: Task, written: int, seen: _Seen, *, last: bool = False,
+                         host: str | None = None) -> None:
         """The agent's new lines, read from its host's log (heartbeats carry no log text), at most once a
-        second per task (`last`: once more as the turn ends); a reader that fell behind gets the last
-        LINES_READ bytes."""
+        second per task (`last`: once more as the turn ends, with a last line that has no newline); a
+        reader that fell behind gets the last LINES_READ bytes; a host that does not answer is asked
+        again LINES_BACKOFF later."""
         if not last and time.monotonic() - seen.lines_read_at < LINES_EVERY:
             return
         seen.lines_read_at = time.monotonic()
         try:
-            chunk = await self._read(task, seen.log_at, LINES_READ, follow=True)
+            chunk = await self._read(task, seen.log_at, LINES_READ, follow=True, whole=not last, host=host,
+                                     wait=LINES_WAIT)
+            if seen.log_where and chunk.where != seen.log_where:  # another run's log (a move): from its start
+                seen.log_at, seen.parsed = 0, None
+                chunk = await self._read(task, 0, LINES_READ, follow=True, whole=not last, host=host,
+                                         wait=LINES_WAIT)
         except UserError as exc:
             log.debug("task %s: no new lines: %s", task.id, exc)
-            return
-        if seen.log_where and chunk.where != seen.log_where:  # another run's log (a move): from its start
-            seen.log_where, seen.log_at = chunk.where, 0
+            seen.lines_read_at = time.monotonic() + LINES_BACKOFF - LINES_EVERY
             return
         seen.log_where = chunk.where
-        text, end = chunk.text, chunk.end
-        if end == chunk.size and text and not text.endswith("\n"):  # a line being written: the next read has it
-            partial = text.rpartition("\n")[2]
-            text, end = text[: len(text) - len(partial)], end - len(partial.encode())
-        lines = text.splitlines()
-        seen.log_at = max(seen.log_at, end)
+        lines = chunk.text.splitlines()
+        seen.log_at = max(seen.log_at, chunk.end)
         seen.lines = written
         if lines:
             self.engine.publish(OutputLines(task, tuple(lines[-OUTPUT_SHOWN:]), "agent",
                                             max(0, len(lines) - OUTPUT_SHOWN)))
-            seen.tail.extend(lines)
+            # the card's tail as a local run shows it: the lines as the preset's format reads them
+            # (Claude Code's and Codex's are JSON events, not lines to show)
+            if seen.parsed is None:
+                preset = self.engine.presets.get(task.preset)
+                seen.parsed = (make_parser(preset.agent.format if preset else "plain"), Progress())
+            parser, progress = seen.parsed
+            for line in lines:
+                for event in parser(line):
+                    progress.apply(event)
+            seen.tail.clear()
+            seen.tail.extend(progress.snapshot().tail)
             seen.tail_changed = True
 
-    async def _read(self, task: Task, offset: int, limit: int, follow: bool = False) -> LogChunk:
+    async def _read(self, task: Task, offset: int, limit: int, follow: bool = False, whole: bool = False,
+                    host: str | None = None, wait: float = LOG_WAIT) -> LogChunk:
         """A piece of the log of the task's last run on its host (a standalone activity). Raises UserError."""
-        if not task.host:
+        host = host or task.host
+        if not host:
             raise UserError(f"Task {task.id} has not reached a worker host yet: there is no log.")
         try:
             client = await self.client()
             return await client.execute_activity(
-                wire.READ_LOG, wire.LogRequest(task.id, offset, limit, follow), result_type=LogChunk,
+                wire.READ_LOG, wire.LogRequest(task.id, offset, limit, follow, whole), result_type=LogChunk,
                 id=f"log-{task.id}-{uuid.uuid4().hex[:12]}",
-                task_queue=wire.host_queue(self.settings.temporal_task_queue, task.host),
-                schedule_to_close_timeout=timedelta(seconds=LOG_WAIT), retry_policy=RetryPolicy(maximum_attempts=1))
+                task_queue=wire.host_queue(self.settings.temporal_task_queue, host),
+                schedule_to_close_timeout=timedelta(seconds=wait), retry_policy=RetryPolicy(maximum_attempts=1))
         except (Unreachable, RPCError) as exc:
             raise UserError(f"Task {task.id}'s log is on worker host `{task.host}`, and the Temporal server does "
                             f"not answer ({exc}).") from exc
@@ -423,7 +450,7 @@ class TemporalRunner:
             return await client.execute_activity(
                 wire.READ_TURN, task.id, result_type=wire.TurnDetails, id=f"turn-details-{task.id}-{uuid.uuid4().hex[:12]}",
                 task_queue=wire.host_queue(self.settings.temporal_task_queue, host),
-                schedule_to_close_timeout=timedelta(seconds=LOG_WAIT), retry_policy=RetryPolicy(maximum_attempts=2))
+                schedule_to_close_timeout=timedelta(seconds=LINES_WAIT * 2), retry_policy=RetryPolicy(maximum_attempts=1))
         except (Unreachable, RPCError, ActivityFailureError) as exc:
             log.warning("task %s: host %s did not say how its turn ended: %s", task.id, host, exc)
             return None
@@ -471,8 +498,11 @@ class TemporalRunner:
         if state == CANCELLED and actor != BOT_ACTOR:
             reason = f"cancelled by {actor}" + (f" ({reason})" if reason and "host" in reason else "")
         # the result carries no log text: its final message, last lines and checks come from the host
-        if result.host and task.host:
-            await self._new_lines(task, seen.lines, seen, last=True)
+        if seen.reader is not None:
+            seen.reader.cancel()
+            await asyncio.gather(seen.reader, return_exceptions=True)
+        if result.host and result.head is not None:  # the host answered just now: its last lines
+            await self._new_lines(task, seen.lines, seen, last=True, host=result.host)
         details = await self._details(task, result.host) if result.host else None
         snapshot = ProgressSnapshot.from_dict(details.progress if details else {**result.progress,
                                                                                  "tail": list(seen.tail)})
@@ -585,8 +615,8 @@ class TemporalRunner:
         self._said_lost.pop(task.turn, None)
         self.engine.publish(Milestone(task, "retry_elsewhere",
                                       f"{actor} moved the task off `{task.host}`: it starts again on another host."))
-        if task.host:  # its copy there goes when the host is back (its agent too, if it still runs)
-            await self._drop(task, task.host)
+        # its copy on the old host stays until the task closes: the turn may come back to that host (the
+        # only one, or the first free), and then goes on there with the agent that ran on
         return task
 
     def _silent(self, pending: Any) -> bool:
@@ -607,8 +637,10 @@ class TemporalRunner:
                 await delete_branch(engine.repo_path(task.repo), self.remote_of(task.repo), task.branch)
             except (PushError, GitError) as exc:
                 await engine.store.add_event(task.id, BOT_ACTOR, "cleanup_failed", {"error": str(exc)})
-        if task.host:
-            await self._drop(task, task.host)
+        hosts = {task.host} | {str(e.detail.get("from")) for e in await engine.store.events(task.id)
+                               if e.action == "retry_elsewhere" and e.detail.get("from")}
+        for host in sorted(h for h in hosts if h):  # every host that held a copy, its agent too if one still runs
+            await self._drop(task, host)
 
     async def _drop(self, task: Task, host: str) -> None:
         """Have `host` remove its copy of the task (stopping its agent there if one still runs)."""
@@ -668,6 +700,8 @@ class _Seen:
         self.lines_read_at = 0.0
         self.tail: deque[str] = deque(maxlen=TAIL_LINES)  # the agent's last lines, for the status card
         self.tail_changed = False
+        self.reader: asyncio.Task[None] | None = None  # the read of new lines under way
+        self.parsed: tuple[AgentParser, Progress] | None = None  # the lines read, as the preset's format reads them
         self.milestones = -1  # not read from the store yet
         self.lines = 0
         self.waiting_since: float | None = None

@@ -123,6 +123,7 @@ class LogRequest:
     offset: int
     limit: int
     follow: bool = False  # from the last `limit` bytes when `offset` is further behind (following a run)
+    whole: bool = False  # whole lines only: a line being written is left for the next read
 
 
 @dataclass

@@ -78,3 +78,18 @@ def test_a_follower_far_behind_gets_the_last_whole_lines(tmp_path: Path) -> None
     assert chunk.text.splitlines()[0] == "line 095" and chunk.text.endswith("line 099\n")
     assert chunk.end == chunk.size == 900 and chunk.offset == 855
     assert read_chunk(log, 891, 50, Redactor([]), follow=True).text == "line 099\n"  # close enough: as asked
+
+
+def test_whole_lines_leave_a_line_being_written_for_the_next_read(tmp_path: Path) -> None:
+    log = tmp_path / "log"
+    log.mkdir()
+    segment = log / f"{0:020d}.log"
+    segment.write_bytes(b"first line\npartial sk-abcdefghij0123456789 still wri")
+    redactor = Redactor(["sk-abcdefghij0123456789"])
+    chunk = read_chunk(log, 0, 1000, redactor, follow=True, whole=True)
+    assert (chunk.text, chunk.end) == ("first line\n", 11)  # the secret's line is not cut in two
+    assert read_chunk(log, 11, 1000, redactor, follow=True, whole=True).text == ""  # still being written
+    segment.write_bytes(b"first line\npartial sk-abcdefghij0123456789 still writing\n")
+    assert read_chunk(log, 11, 1000, redactor, whole=True).text == "partial [redacted] still writing\n"
+    segment.write_bytes(b"first line\nno newline at the very end")
+    assert read_chunk(log, 11, 1000, redactor).text == "no newline at the very end"  # the last read takes it

@@ -15,7 +15,16 @@ from typing import Any
 
 import pytest
 from conftest import RepoFactory, git
-from support.engineharness import SECRET, FakeClock, Harness, MakeHarness, agent_preset, chatty, write_presets
+from support.engineharness import (
+    CLAUDE_SAMPLE,
+    SECRET,
+    FakeClock,
+    Harness,
+    MakeHarness,
+    agent_preset,
+    chatty,
+    write_presets,
+)
 from support.gitfiles import commit_file
 from support.remotes import with_remote
 from support.temporal import TemporalServer, WorkerProcess, new_queue, running_server, workers
@@ -425,3 +434,37 @@ async def test_with_no_worker_host_the_thread_hears_it_waits_and_it_starts_when_
     async with workers(tmp_path, presets_dir, temporal_server, queue, ("w1",)):
         done = await h.settled(task.id, timeout=120)
         assert done.state == FINISHED and done.host == "w1"
+
+
+async def test_the_card_shows_a_stream_json_agent_as_a_local_run_does(
+        harness: MakeHarness, tmp_path: Path, make_repo: RepoFactory, temporal_server: TemporalServer) -> None:
+    """Claude Code's output is JSON events: the running card's tail is what they say, not the JSON."""
+    slow = {"description": "claude stream, then a pause", "agent": {
+        "command": ["sh", "-c", f"cat {CLAUDE_SAMPLE}; sleep 4"], "format": "claude-stream-json"}}
+    async with temporal_rig(harness, tmp_path, make_repo, temporal_server, hosts=("w1",),
+                            extra={"slow": slow}) as (h, _, _):
+        task = await h.engine.spawn("talk in json", requester="U1", preset="slow")
+        done = await h.settled(task.id, timeout=120)
+        assert done.state == FINISHED, done.reason
+        running = [e.progress for e in h.of(task.id, ProgressChanged) if e.task.state == RUNNING and e.progress.tail]
+        assert running, "the card had the agent's lines while it ran"
+        assert not any(line.lstrip().startswith("{") for p in running for line in p.tail)
+        assert any(line.startswith("{") for e in h.of(task.id, OutputLines) for line in e.lines)  # raw, as locally
+        assert done.progress_snapshot().final_text  # the final message, read from the host as the turn ended
+
+
+async def test_a_move_with_no_other_host_comes_back_to_the_same_one(
+        harness: MakeHarness, tmp_path: Path, make_repo: RepoFactory, temporal_server: TemporalServer) -> None:
+    """Retry on another host when there is none: the host, once back, takes the turn again after a while,
+    with the agent that ran on meanwhile."""
+    async with temporal_rig(harness, tmp_path, make_repo, temporal_server, hosts=("w1",)) as (h, hosts, gate):
+        task = await h.engine.spawn("wait at the gate", requester="U1", preset="gated")
+        await h.engine.wait_for(task.id, {RUNNING}, timeout=120)
+        hosts["w1"].kill()
+        await eventually(lambda: said(h, task.id, "host_lost"), timeout=60)
+        await h.engine.retry_elsewhere(task.id, "U1")
+        await hosts["w1"].start()
+        gate.touch()
+        done = await h.settled(task.id, timeout=180)
+        assert done.state == FINISHED, done.reason
+        assert git(h.repo, "show", f"{done.branch}:RUNS.md").strip().endswith("wait at the gate")
