@@ -116,8 +116,9 @@ class Housekeeper:
         now = self.now()
         stale, grace = self.settings.stale_after, self.settings.prune_warning
         for task in tasks:
-            # a task on a worker host has its worktree there: pruning it has the host remove it
-            if task.state not in REVIEWABLE_STATES or not (task.worktree or (task.runner and task.host)):
+            # a task on worker hosts has its worktree there (or none, failed before a host took it): pruning
+            # it has the host remove it, and its branches go as a local task's do
+            if task.state not in REVIEWABLE_STATES or not (task.worktree or task.runner):
                 continue
             idle = now - task.last_activity
             label = f"task {task.id} ({task.state}, idle {format_duration(idle)})"

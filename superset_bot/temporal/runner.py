@@ -632,7 +632,8 @@ class TemporalRunner:
         """The task closed: its worktree on its host goes (when the host is reachable; later otherwise), and
         the branch the hosts pushed it on, unless the remote is where its work is delivered (push, pr)."""
         engine = self.engine
-        if task.branch and engine.deliver_for(task) == "local":
+        preset = engine.presets.get(task.preset)
+        if task.branch and engine.deliver_for(task) == "local" and not (preset and preset.keep_branch):
             try:
                 await delete_branch(engine.repo_path(task.repo), self.remote_of(task.repo), task.branch)
             except (PushError, GitError) as exc:

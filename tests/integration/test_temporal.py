@@ -339,7 +339,8 @@ async def test_update_from_base_reaches_the_worktree_on_its_host(
 async def test_a_repo_without_a_remote_gets_a_clear_answer(harness: MakeHarness, tmp_path: Path,
                                                            temporal_server: TemporalServer) -> None:
     gate = tmp_path / "gate"
-    h = await harness(presets(tmp_path, gate), env={
+    clock = FakeClock()
+    h = await harness(presets(tmp_path, gate), clock=clock, env={
         "SUPERSET_RUNNER": "temporal", "SUPERSET_TEMPORAL_ADDRESS": temporal_server.address,
         "SUPERSET_TEMPORAL_TASK_QUEUE": new_queue()})
     task = await h.engine.spawn("no remote here", requester="U1", preset="edit")
@@ -347,6 +348,12 @@ async def test_a_repo_without_a_remote_gets_a_clear_answer(harness: MakeHarness,
     assert failed.state == "failed"
     assert "demo has no remote `origin`" in (failed.reason or "") and "SUPERSET_REMOTE" in (failed.reason or "")
     assert not git(h.repo, "branch", "--list", "superset/*")  # nothing left behind
+    # a task that never reached a host is pruned in time as any other
+    keeper = Housekeeper(h.engine)
+    clock.advance(60 * 3600)
+    await keeper.prune()
+    clock.advance(30 * 3600)
+    assert len((await keeper.prune()).pruned) == 1 and (await h.engine.get(task.id)).state == PRUNED
 
 
 async def test_a_host_keeps_warm_worktrees_of_the_repos_it_cloned(
