@@ -65,7 +65,7 @@ class LocalRunner:
         return await gitmerge.update_from_base(Path(task.worktree), target)
 
     async def worktree_gone(self, task: Task) -> str | None:
-        if task.worktree and Path(task.worktree).is_dir():
+        if task.worktree is not None and await asyncio.to_thread(Path(task.worktree).is_dir):
             return None
         return f"Task {task.id} has no worktree any more; spawn a new task instead."
 

@@ -88,7 +88,6 @@ class TemporalRunner:
         self._connecting = asyncio.Lock()
         self._said_down: set[str] = set()  # tasks told the Temporal server does not answer
         self._said_lost: dict[str, str] = {}  # turn -> the host it was said to have lost
-        self._said_failing: set[tuple[str, str]] = set()  # (turn, error) said once
 
     async def client(self) -> Client:
         async with self._connecting:
@@ -309,8 +308,8 @@ class TemporalRunner:
                 continue  # an attempt being given up (moved elsewhere): the new one is what the thread follows
             failure = pending.last_failure
             if failure.message and not failure.HasField("timeout_failure_info") and \
-                    (task.turn or "", failure.message) not in self._said_failing:
-                self._said_failing.add((task.turn or "", failure.message))  # not a silent host: an error on it
+                    failure.message not in seen.failures:
+                seen.failures.add(failure.message)  # not a silent host: an error on it, said once
                 self.engine.publish(Milestone(task, "turn_failing", (
                     f"The turn failed on worker host `{task.host or '?'}` and is tried again: "
                     f"{strip_credentials(failure.message)[:500]}"), ok=False))
@@ -705,6 +704,7 @@ class _Seen:
         self.parsed: tuple[AgentParser, Progress] | None = None  # the lines read, as the preset's format reads them
         self.milestones = -1  # not read from the store yet
         self.lines = 0
+        self.failures: set[str] = set()  # errors of the turn's attempts the thread was told of
         self.waiting_since: float | None = None
         self.placing_since: float | None = None  # since when placement looks for a host
         self.said_placing = False  # since when the turn waits for its host to pick it up

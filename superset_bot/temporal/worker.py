@@ -39,6 +39,13 @@ def host_name(settings: Settings) -> str:
     return "".join(c if c.isalnum() or c in "._-" else "-" for c in name) or "worker"
 
 
+def _clones_in(folder: Path) -> dict[str, Path]:
+    """The clones a host made before it stopped, by repo name."""
+    if not folder.is_dir():
+        return {}
+    return {path.name: path for path in sorted(folder.iterdir()) if (path / ".git").is_dir()}
+
+
 def host_settings(settings: Settings, clones: dict[str, Path]) -> Settings:
     """The host engine's settings: its repos are its clones (filled in as work arrives), its agents local."""
     return dataclasses.replace(settings, repos=clones, default_repo=None, runner="local")
@@ -48,8 +55,7 @@ async def serve(settings: Settings, stop: asyncio.Event, ready: asyncio.Event | 
     """Run the worker host until `stop` is set."""
     name = host_name(settings)
     clones_dir = settings.data_dir / "clones"
-    repos = {path.name: path for path in sorted(clones_dir.glob("*")) if (path / ".git").is_dir()} \
-        if clones_dir.is_dir() else {}
+    repos = await asyncio.to_thread(_clones_in, clones_dir)
     client = await Client.connect(settings.temporal_address, namespace=settings.temporal_namespace)
     async with open_engine(host_settings(settings, repos)) as engine:
         await engine.start()  # re-attaches the agents a killed worker left running
